@@ -1,0 +1,171 @@
+package assemble
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/gantry-dev/gantry/manifests"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// base is a resolved base: an index of platform images or a single image.
+type base struct {
+	ref       string // as given
+	digest    v1.Hash
+	index     v1.ImageIndex // nil for a single-manifest base
+	image     v1.Image      // set for a single-manifest base
+	rawIndex  []byte
+	mediaType string
+}
+
+// platformImage is one platform's image of a base.
+type platformImage struct {
+	platform *v1.Platform
+	image    v1.Image
+	digest   v1.Hash
+}
+
+// resolveBase reads a base's top manifest: from a registry, or from an OCI
+// layout given as oci:DIR[:tag|@digest].
+func (e *Engine) resolveBase(ctx context.Context, ref string) (*base, error) {
+	if dir, ok := strings.CutPrefix(ref, "oci:"); ok {
+		return resolveLayoutBase(ref, dir)
+	}
+	r, err := name.ParseReference(ref, e.nameOptions()...)
+	if err != nil {
+		return nil, fmt.Errorf("base %q is not a valid image reference: %w", ref, err)
+	}
+	desc, err := remote.Get(r, e.remoteOptions(ctx)...)
+	if err != nil {
+		return nil, fmt.Errorf("base %s: %w", ref, registryError(err))
+	}
+	b := &base{ref: ref, digest: desc.Digest, mediaType: string(desc.MediaType)}
+	if desc.MediaType.IsIndex() {
+		if b.index, err = desc.ImageIndex(); err != nil {
+			return nil, fmt.Errorf("base %s: %w", ref, err)
+		}
+		b.rawIndex = desc.Manifest
+		return b, nil
+	}
+	if b.image, err = desc.Image(); err != nil {
+		return nil, fmt.Errorf("base %s: %w", ref, err)
+	}
+	return b, nil
+}
+
+func resolveLayoutBase(ref, spec string) (*base, error) {
+	dir, sel := spec, ""
+	if i := strings.LastIndex(spec, "@sha256:"); i >= 0 {
+		dir, sel = spec[:i], spec[i+1:]
+	} else if i := strings.LastIndex(spec, ":"); i > strings.LastIndex(spec, "/") {
+		dir, sel = spec[:i], spec[i+1:]
+	}
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("base %s: %s is not an OCI layout: %w", ref, dir, err)
+	}
+	top, err := p.ImageIndex()
+	if err != nil {
+		return nil, fmt.Errorf("base %s: %w", ref, err)
+	}
+	im, err := top.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("base %s: %w", ref, err)
+	}
+	var found []v1.Descriptor
+	var names []string
+	for _, d := range im.Manifests {
+		rn := d.Annotations["org.opencontainers.image.ref.name"]
+		names = append(names, rn)
+		switch {
+		case sel == "":
+			found = append(found, d)
+		case strings.HasPrefix(sel, "sha256:") && d.Digest.String() == sel,
+			rn == sel || strings.HasSuffix(rn, ":"+sel):
+			found = append(found, d)
+		}
+	}
+	if len(found) != 1 {
+		what := "no image named " + sel
+		if sel == "" {
+			what = fmt.Sprintf("%d images; add :tag or @digest", len(found))
+		}
+		return nil, fmt.Errorf("base %s: layout %s has %s (it has %q)", ref, dir, what, names)
+	}
+	d := found[0]
+	b := &base{ref: ref, digest: d.Digest, mediaType: string(d.MediaType)}
+	if d.MediaType.IsIndex() {
+		if b.index, err = top.ImageIndex(d.Digest); err != nil {
+			return nil, fmt.Errorf("base %s: %w", ref, err)
+		}
+		if b.rawIndex, err = b.index.RawManifest(); err != nil {
+			return nil, fmt.Errorf("base %s: %w", ref, err)
+		}
+		return b, nil
+	}
+	if b.image, err = top.Image(d.Digest); err != nil {
+		return nil, fmt.Errorf("base %s: %w", ref, err)
+	}
+	return b, nil
+}
+
+// platforms lists the base's platform images that want selects (all when
+// want is empty), skipping attestation manifests.
+func (b *base) platforms(want []v1.Platform) ([]platformImage, error) {
+	if b.index == nil {
+		cf, err := b.image.ConfigFile()
+		if err != nil {
+			return nil, fmt.Errorf("base %s: reading config: %w", b.ref, err)
+		}
+		p := cf.Platform()
+		for _, w := range want {
+			if !manifests.Matches(p, w) {
+				return nil, fmt.Errorf("base %s is a single %s image; it has no platform %s", b.ref, manifests.PlatformString(p), manifests.PlatformString(&w))
+			}
+		}
+		return []platformImage{{platform: p, image: b.image, digest: b.digest}}, nil
+	}
+	im, err := b.index.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("base %s: %w", b.ref, err)
+	}
+	var out []platformImage
+	var have []string
+	matched := make([]bool, len(want))
+	for _, d := range im.Manifests {
+		if manifests.IsAttestation(d) {
+			continue
+		}
+		if !d.MediaType.IsImage() {
+			return nil, fmt.Errorf("base %s: index entry %s has media type %s; only image manifests are supported", b.ref, d.Digest, d.MediaType)
+		}
+		have = append(have, manifests.PlatformString(d.Platform))
+		take := len(want) == 0
+		for i, w := range want {
+			if manifests.Matches(d.Platform, w) {
+				take, matched[i] = true, true
+			}
+		}
+		if !take {
+			continue
+		}
+		img, err := b.index.Image(d.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("base %s: platform %s: %w", b.ref, manifests.PlatformString(d.Platform), err)
+		}
+		out = append(out, platformImage{platform: d.Platform, image: img, digest: d.Digest})
+	}
+	for i, ok := range matched {
+		if !ok {
+			return nil, fmt.Errorf("base %s has no platform %s; it has %s", b.ref, manifests.PlatformString(&want[i]), strings.Join(have, ", "))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("base %s has no platform images", b.ref)
+	}
+	return out, nil
+}

@@ -1,0 +1,243 @@
+// Package assemble plans and runs a build: it reads gantry.yaml, resolves
+// each image's base per platform, builds the new layers, writes the new
+// configs and manifests, and hands the results to sinks (registry, OCI
+// layout, tarball).
+package assemble
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// File is gantry.yaml.
+type File struct {
+	// Compression applies to every image unless an image sets its own.
+	Compression      string        `yaml:"compression"`
+	CompressionLevel int           `yaml:"compressionLevel"`
+	Images           []ImageConfig `yaml:"images"`
+}
+
+// ImageConfig is one image in gantry.yaml.
+type ImageConfig struct {
+	Name             string             `yaml:"name"`
+	Base             string             `yaml:"base"`
+	Platforms        []string           `yaml:"platforms"`
+	Layers           []LayerConfig      `yaml:"layers"`
+	User             *UserConfig        `yaml:"user"`
+	Env              yaml.MapSlice      `yaml:"env"`
+	Entrypoint       []string           `yaml:"entrypoint"`
+	Cmd              []string           `yaml:"cmd"`
+	Workdir          string             `yaml:"workdir"`
+	Labels           map[string]string  `yaml:"labels"`
+	Annotations      map[string]string  `yaml:"annotations"`
+	Ports            []any              `yaml:"ports"`
+	Volumes          []string           `yaml:"volumes"`
+	StopSignal       string             `yaml:"stopSignal"`
+	Healthcheck      *HealthcheckConfig `yaml:"healthcheck"`
+	Tags             []string           `yaml:"tags"`
+	MaxSize          string             `yaml:"maxSize"`
+	Compression      string             `yaml:"compression"`
+	CompressionLevel int                `yaml:"compressionLevel"`
+}
+
+// LayerConfig is one new layer: a directory or files, where they go, and
+// who owns them.
+type LayerConfig struct {
+	Name        string       `yaml:"name"`
+	From        string       `yaml:"from"`
+	To          string       `yaml:"to"`
+	Files       []FileConfig `yaml:"files"`
+	Owner       string       `yaml:"owner"`
+	FileMode    string       `yaml:"fileMode"`
+	DirMode     string       `yaml:"dirMode"`
+	Include     []string     `yaml:"include"`
+	Exclude     []string     `yaml:"exclude"`
+	Precompress bool         `yaml:"precompress"`
+}
+
+// FileConfig is a single file of a layer.
+type FileConfig struct {
+	From string `yaml:"from"`
+	To   string `yaml:"to"`
+}
+
+// UserConfig is the account to create and run as.
+type UserConfig struct {
+	Name  string   `yaml:"name"`
+	UID   *int     `yaml:"uid"`
+	Group string   `yaml:"group"`
+	GID   *int     `yaml:"gid"`
+	Home  string   `yaml:"home"`
+	Shell string   `yaml:"shell"`
+	Owns  []string `yaml:"owns"`
+}
+
+// HealthcheckConfig is Docker's HEALTHCHECK. Test is a string (shell form)
+// or a list (exec form, or starting with CMD / CMD-SHELL / NONE).
+type HealthcheckConfig struct {
+	Test        any    `yaml:"test"`
+	Interval    string `yaml:"interval"`
+	Timeout     string `yaml:"timeout"`
+	StartPeriod string `yaml:"startPeriod"`
+	Retries     *int   `yaml:"retries"`
+}
+
+// ConfigError is a problem in the config file, with where it is.
+type ConfigError struct {
+	File string
+	Line int
+	Path string // e.g. images[0].layers[1].from
+	Msg  string
+}
+
+func (e *ConfigError) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
+	}
+	if e.Path != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, e.Path, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", loc, e.Msg)
+}
+
+// configSource is a decoded config file and what is needed to point at its
+// lines.
+type configSource struct {
+	name string
+	dir  string
+	ast  *ast.File
+}
+
+func (s *configSource) errorf(p, format string, args ...any) *ConfigError {
+	return &ConfigError{File: s.name, Line: s.line(p), Path: p, Msg: fmt.Sprintf(format, args...)}
+}
+
+// line finds the line of a path such as images[0].layers[1].from, or of its
+// nearest ancestor present in the file.
+func (s *configSource) line(p string) int {
+	if s.ast == nil {
+		return 0
+	}
+	for p != "" {
+		yp, err := yaml.PathString("$." + p)
+		if err == nil {
+			if n, err := yp.FilterFile(s.ast); err == nil && n != nil {
+				return n.GetToken().Position.Line
+			}
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return 0
+}
+
+// LoadFile reads, expands and strictly decodes a config file.
+func LoadFile(name string, getenv func(string) (string, bool)) (*File, *configSource, error) {
+	raw, err := os.ReadFile(name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading config: %w", err)
+	}
+	src := &configSource{name: name, dir: filepath.Dir(name)}
+	expanded, err := expandEnv(raw, getenv)
+	if err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			ce.File = name
+		}
+		return nil, nil, err
+	}
+	if f, err := parser.ParseBytes(expanded, 0); err == nil {
+		src.ast = f
+	}
+	var file File
+	dec := yaml.NewDecoder(bytes.NewReader(expanded), yaml.DisallowUnknownField(), yaml.UseOrderedMap())
+	if err := dec.Decode(&file); err != nil {
+		var ye yaml.Error
+		if errors.As(err, &ye) && ye.GetToken() != nil {
+			msg := strings.TrimSpace(ye.GetMessage())
+			return nil, nil, &ConfigError{File: name, Line: ye.GetToken().Position.Line, Msg: msg + hint(msg)}
+		}
+		return nil, nil, &ConfigError{File: name, Msg: strings.ReplaceAll(err.Error(), "\n", " ")}
+	}
+	return &file, src, nil
+}
+
+func hint(msg string) string {
+	if strings.Contains(msg, "unknown field") {
+		return " (see the config reference in README.md)"
+	}
+	return ""
+}
+
+// expandEnv replaces ${VAR} and ${VAR:-default} with the environment's
+// values; $$ is a literal $. A bare $VAR is left alone (shell commands in
+// healthchecks use it). An unset ${VAR} without a default is an error.
+func expandEnv(in []byte, getenv func(string) (string, bool)) ([]byte, error) {
+	var out bytes.Buffer
+	line := 1
+	for i := 0; i < len(in); i++ {
+		c := in[i]
+		if c == '\n' {
+			line++
+		}
+		if c != '$' || i+1 >= len(in) {
+			out.WriteByte(c)
+			continue
+		}
+		switch in[i+1] {
+		case '$':
+			out.WriteByte('$')
+			i++
+			continue
+		case '{':
+		default:
+			out.WriteByte(c)
+			continue
+		}
+		end := bytes.IndexByte(in[i:], '}')
+		if end < 0 || bytes.IndexByte(in[i:i+end], '\n') >= 0 {
+			return nil, &ConfigError{Line: line, Msg: "unterminated ${ in variable reference"}
+		}
+		expr := string(in[i+2 : i+end])
+		name, def, hasDef := strings.Cut(expr, ":-")
+		if !validVarName(name) {
+			return nil, &ConfigError{Line: line, Msg: fmt.Sprintf("${%s}: not a variable name (write $${ for a literal ${)", expr)}
+		}
+		v, ok := getenv(name)
+		switch {
+		case ok && (v != "" || !hasDef):
+			out.WriteString(v)
+		case hasDef:
+			out.WriteString(def)
+		default:
+			return nil, &ConfigError{Line: line, Msg: fmt.Sprintf("${%s} is not set; set it in the environment or write ${%s:-default}", name, name)}
+		}
+		i += end
+	}
+	return out.Bytes(), nil
+}
+
+func validVarName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9' {
+			continue
+		}
+		return false
+	}
+	return true
+}

@@ -1,0 +1,272 @@
+package layers
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/gzip"
+)
+
+// Builder makes layers from entries in one streaming pass:
+// entries → tar → sha256 (diffID) → compressor → sha256 (digest) + size →
+// blob file in the cache. A layer whose selector is already cached is
+// returned without reading any file contents.
+type Builder struct {
+	Cache       *Cache
+	Compression Compression
+	// MTime is written as every entry's modification time.
+	MTime time.Time
+
+	filesRead atomic.Int64
+	hits      atomic.Int64
+	misses    atomic.Int64
+}
+
+// Stats counts what a Builder did.
+type Stats struct{ FilesRead, Hits, Misses int64 }
+
+// Stats reports the files read and cache hits and misses so far.
+func (b *Builder) Stats() Stats {
+	return Stats{FilesRead: b.filesRead.Load(), Hits: b.hits.Load(), Misses: b.misses.Load()}
+}
+
+// Selector is the cache key of a layer: its options and every entry's
+// metadata (path, type, size, source mtime, mode, owner, link target).
+func (b *Builder) Selector(entries []Entry) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "gantry-layer-v1\n%s\n%d\n", b.Compression.Key(), b.MTime.Unix())
+	var num [8]byte
+	putInt := func(v int64) { binary.BigEndian.PutUint64(num[:], uint64(v)); h.Write(num[:]) }
+	for i := range entries {
+		e := &entries[i]
+		h.Write([]byte(e.Name))
+		h.Write([]byte{0, e.Type})
+		putInt(e.Mode)
+		putInt(int64(e.UID))
+		putInt(int64(e.GID))
+		putInt(e.Size)
+		h.Write([]byte(e.Linkname))
+		h.Write([]byte{0})
+		if e.Source != "" {
+			putInt(e.SourceMTime.UnixNano())
+		}
+		if e.Gzip {
+			h.Write([]byte{'z'})
+		}
+		if e.Data != nil {
+			d := sha256.Sum256(e.Data)
+			h.Write(d[:])
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Build returns the layer made of entries (sorted by name), from the cache
+// when its selector is there.
+func (b *Builder) Build(ctx context.Context, entries []Entry) (*Layer, error) {
+	sel := b.Selector(entries)
+	if l := b.Cache.lookup(sel, b.Compression); l != nil {
+		b.hits.Add(1)
+		return l, nil
+	}
+	b.misses.Add(1)
+	l, err := b.write(ctx, entries)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Cache.store(sel, b.Compression, l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (b *Builder) write(ctx context.Context, entries []Entry) (l *Layer, err error) {
+	tmp, err := os.CreateTemp(b.Cache.Dir()+"/tmp", "layer-*")
+	if err != nil {
+		return nil, fmt.Errorf("creating layer file in cache: %w", err)
+	}
+	defer func() {
+		if tmp != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+
+	// compressed side: compressor → (digest hash, byte count, file)
+	fileBuf := bufio.NewWriterSize(tmp, 1<<20)
+	digest := sha256.New()
+	compressed := &countingWriter{w: io.MultiWriter(fileBuf, digest)}
+	zw, err := b.Compression.newWriter(compressed)
+	if err != nil {
+		return nil, fmt.Errorf("starting %s compressor: %w", b.Compression.Algorithm, err)
+	}
+	// uncompressed side: tar → (diffID hash, compressor)
+	diffID := sha256.New()
+	uncompressed := &countingWriter{w: io.MultiWriter(zw, diffID)}
+	tarBuf := bufio.NewWriterSize(uncompressed, 256<<10)
+
+	if err := b.writeTar(ctx, tarBuf, entries); err != nil {
+		zw.Close()
+		return nil, err
+	}
+	if err := tarBuf.Flush(); err != nil {
+		zw.Close()
+		return nil, fmt.Errorf("compressing layer: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("compressing layer: %w", err)
+	}
+	if err := fileBuf.Flush(); err != nil {
+		return nil, fmt.Errorf("writing layer to cache: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("writing layer to cache: %w", err)
+	}
+	l = &Layer{
+		digest:           hashOf(digest),
+		diffID:           hashOf(diffID),
+		size:             compressed.n,
+		uncompressedSize: uncompressed.n,
+		compression:      b.Compression.Algorithm,
+	}
+	l.path = b.Cache.blobPath(l.digest)
+	if err := os.Rename(tmp.Name(), l.path); err != nil {
+		return nil, fmt.Errorf("storing layer in cache: %w", err)
+	}
+	tmp = nil
+	return l, nil
+}
+
+func hashOf(h hash.Hash) v1.Hash {
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
+}
+
+// WriteTar writes the deterministic tar stream of entries to w.
+func (b *Builder) WriteTar(ctx context.Context, w io.Writer, entries []Entry) error {
+	return b.writeTar(ctx, w, entries)
+}
+
+func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry) error {
+	tw := tar.NewWriter(w)
+	mtime := b.MTime.UTC().Truncate(time.Second)
+	for i := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		e := &entries[i]
+		switch {
+		case e.Gzip:
+			data, err := b.gzipFile(e)
+			if err != nil {
+				return err
+			}
+			h := e.header(mtime)
+			h.Size = int64(len(data))
+			if err := tw.WriteHeader(h); err != nil {
+				return fmt.Errorf("writing %s to layer: %w", e.Name, err)
+			}
+			if _, err := tw.Write(data); err != nil {
+				return fmt.Errorf("writing %s to layer: %w", e.Name, err)
+			}
+		case e.Data != nil:
+			h := e.header(mtime)
+			h.Size = int64(len(e.Data))
+			if err := tw.WriteHeader(h); err != nil {
+				return fmt.Errorf("writing %s to layer: %w", e.Name, err)
+			}
+			if _, err := tw.Write(e.Data); err != nil {
+				return fmt.Errorf("writing %s to layer: %w", e.Name, err)
+			}
+		default:
+			if err := tw.WriteHeader(e.header(mtime)); err != nil {
+				return fmt.Errorf("writing %s to layer: %w", e.Name, err)
+			}
+			if e.Type == tar.TypeReg && e.Source != "" {
+				if err := b.copyFile(tw, e); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("finishing layer tar: %w", err)
+	}
+	return nil
+}
+
+// errChanged reports a source that changed between the walk and the read.
+var errChanged = errors.New("changed while the layer was being built; rebuild when it is stable")
+
+// copyFile copies e's source into tw, failing if the file is not the one
+// that was walked (size or mtime changed) or changes while it is read.
+func (b *Builder) copyFile(w io.Writer, e *Entry) error {
+	f, err := os.Open(e.Source)
+	if err != nil {
+		return fmt.Errorf("layer source %s: %w", e.Source, unwrapPathError(err))
+	}
+	defer f.Close()
+	b.filesRead.Add(1)
+	if err := sameFile(f, e); err != nil {
+		return err
+	}
+	n, err := io.Copy(w, io.LimitReader(f, e.Size))
+	if err != nil {
+		return fmt.Errorf("reading layer source %s: %w", e.Source, err)
+	}
+	if n != e.Size {
+		return fmt.Errorf("layer source %s: %w (was %d bytes, read %d)", e.Source, errChanged, e.Size, n)
+	}
+	return sameFile(f, e)
+}
+
+func sameFile(f *os.File, e *Entry) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("layer source %s: %w", e.Source, err)
+	}
+	if fi.Size() != e.Size || !fi.ModTime().Equal(e.SourceMTime) {
+		return fmt.Errorf("layer source %s: %w", e.Source, errChanged)
+	}
+	return nil
+}
+
+// gzipFile returns the deterministic gzip of e's source: best compression,
+// no name and no mtime in the header.
+func (b *Builder) gzipFile(e *Entry) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.copyFile(zw, e); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("precompressing %s: %w", e.Source, err)
+	}
+	return buf.Bytes(), nil
+}

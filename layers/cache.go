@@ -1,0 +1,120 @@
+package layers
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Cache is a directory of content-addressed layer blobs and the records that
+// map a layer's selector (a hash of its entries' metadata and options) to
+// them. Every file appears by rename, so concurrent builds sharing a cache
+// never see a half-written entry.
+type Cache struct{ dir string }
+
+// DefaultCacheDir is $XDG_CACHE_HOME/gantry (or the platform's equivalent).
+func DefaultCacheDir() (string, error) {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("finding the user cache directory (pass --cache-dir): %w", err)
+	}
+	return filepath.Join(d, "gantry"), nil
+}
+
+// OpenCache creates (if needed) and opens the cache at dir.
+func OpenCache(dir string) (*Cache, error) {
+	for _, sub := range []string{"blobs/sha256", "layers", "base", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("creating cache directory: %w", err)
+		}
+	}
+	return &Cache{dir: dir}, nil
+}
+
+// Dir is the cache's root directory.
+func (c *Cache) Dir() string { return c.dir }
+
+func (c *Cache) blobPath(h v1.Hash) string {
+	return filepath.Join(c.dir, "blobs", h.Algorithm, h.Hex)
+}
+
+// record is what a selector maps to.
+type record struct {
+	Digest           v1.Hash `json:"digest"`
+	DiffID           v1.Hash `json:"diffID"`
+	Size             int64   `json:"size"`
+	UncompressedSize int64   `json:"uncompressedSize"`
+	Compression      string  `json:"compression"`
+	// BlobModTime is the blob file's mtime when it was written: a blob that
+	// was since truncated or rewritten no longer matches and is a miss.
+	BlobModTime int64 `json:"blobModTime"`
+}
+
+// lookup returns the layer stored under selector, or nil on a miss. A record
+// whose blob is missing, of the wrong size or rewritten is a miss.
+func (c *Cache) lookup(selector string, comp Compression) *Layer {
+	b, err := os.ReadFile(filepath.Join(c.dir, "layers", selector+".json"))
+	if err != nil {
+		return nil
+	}
+	var r record
+	if json.Unmarshal(b, &r) != nil || r.Compression != comp.Key() {
+		return nil
+	}
+	fi, err := os.Stat(c.blobPath(r.Digest))
+	if err != nil || fi.Size() != r.Size || fi.ModTime().UnixNano() != r.BlobModTime {
+		return nil
+	}
+	return &Layer{
+		digest: r.Digest, diffID: r.DiffID, size: r.Size, uncompressedSize: r.UncompressedSize,
+		path: c.blobPath(r.Digest), compression: comp.Algorithm, cached: true,
+	}
+}
+
+func (c *Cache) store(selector string, comp Compression, l *Layer) error {
+	fi, err := os.Stat(l.path)
+	if err != nil {
+		return fmt.Errorf("caching layer %s: %w", l.digest, err)
+	}
+	b, err := json.Marshal(record{
+		Digest: l.digest, DiffID: l.diffID, Size: l.size, UncompressedSize: l.uncompressedSize,
+		Compression: comp.Key(), BlobModTime: fi.ModTime().UnixNano(),
+	})
+	if err != nil {
+		return err
+	}
+	return c.writeFile(filepath.Join(c.dir, "layers", selector+".json"), b)
+}
+
+// writeFile writes b to name atomically (temp file, then rename).
+func (c *Cache) writeFile(name string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Join(c.dir, "tmp"), "rec-*")
+	if err != nil {
+		return fmt.Errorf("writing cache: %w", err)
+	}
+	_, werr := f.Write(b)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("writing cache file %s: %w", name, err)
+	}
+	if err := os.Rename(f.Name(), name); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("writing cache file %s: %w", name, err)
+	}
+	return nil
+}
+
+// readFile reads a cache file; a missing one is (nil, nil).
+func (c *Cache) readFile(name string) ([]byte, error) {
+	b, err := os.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}

@@ -1,0 +1,1 @@
+self.__BUILD_MANIFEST={"__rewrites":{"afterFiles":[],"beforeFiles":[],"fallback":[]},"/":["static/chunks/pages/index-a4d07e3c9b12f865.js"],"/404":[],"sortedPages":["/","/404"]};self.__BUILD_MANIFEST_CB&&self.__BUILD_MANIFEST_CB();
