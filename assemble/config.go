@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,7 +164,7 @@ func LoadFile(name string, getenv func(string) (string, bool)) (*File, *configSo
 	}
 	var file File
 	dec := yaml.NewDecoder(bytes.NewReader(expanded), yaml.DisallowUnknownField(), yaml.UseOrderedMap())
-	if err := dec.Decode(&file); err != nil {
+	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file, reported as having no images
 		var ye yaml.Error
 		if errors.As(err, &ye) && ye.GetToken() != nil {
 			msg := strings.TrimSpace(ye.GetMessage())

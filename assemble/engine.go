@@ -342,6 +342,7 @@ func (e *Engine) buildPlatform(ctx context.Context, s ImageSpec, bs *base, p pla
 		return nil, pr, fmt.Errorf("listing base layers: %w", err)
 	}
 	fsys := layers.NewBaseFS(e.cache, baseLayers)
+	fsys.Tail = e.tail
 	var newLayers []v1.Layer
 	var diffIDs []v1.Hash
 	var uncompressed int64
@@ -380,7 +381,13 @@ func (e *Engine) buildPlatform(ctx context.Context, s ImageSpec, bs *base, p pla
 		}
 		maps.Copy(patch.Labels, e.annotations(s, bs.ref, p.digest))
 	}
-	rawCfg, err := p.image.RawConfigFile()
+	// The manifest names the config; go-containerregistry's ConfigName would
+	// download it to hash it.
+	bm, err := p.image.Manifest()
+	if err != nil {
+		return nil, pr, fmt.Errorf("reading base manifest: %w", err)
+	}
+	rawCfg, err := e.cache.Blob(bm.Config.Digest, p.image.RawConfigFile)
 	if err != nil {
 		return nil, pr, fmt.Errorf("reading base config: %w", err)
 	}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/gantry-dev/gantry/layers"
 	"github.com/gantry-dev/gantry/manifests"
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -63,7 +65,10 @@ func (src *configSource) specs(f *File) ([]ImageSpec, error) {
 	for i, ic := range f.Images {
 		p := fmt.Sprintf("images[%d]", i)
 		if ic.Compression == "" {
-			ic.Compression, ic.CompressionLevel = f.Compression, f.CompressionLevel
+			ic.Compression = f.Compression
+			if ic.CompressionLevel == 0 {
+				ic.CompressionLevel = f.CompressionLevel
+			}
 		}
 		s, err := src.imageSpec(p, ic)
 		if err != nil {
@@ -80,8 +85,12 @@ func (src *configSource) specs(f *File) ([]ImageSpec, error) {
 
 func (src *configSource) imageSpec(p string, ic ImageConfig) (ImageSpec, error) {
 	s := ImageSpec{
-		Name: ic.Name, Base: ic.Base, Entrypoint: ic.Entrypoint, Cmd: ic.Cmd, Workdir: ic.Workdir,
-		Labels: ic.Labels, Annotations: ic.Annotations, StopSignal: ic.StopSignal, Tags: ic.Tags,
+		Name: ic.Name, Base: ic.Base, Workdir: ic.Workdir, StopSignal: ic.StopSignal,
+		Entrypoint:  src.seqText(p+".entrypoint", ic.Entrypoint),
+		Cmd:         src.seqText(p+".cmd", ic.Cmd),
+		Tags:        src.seqText(p+".tags", ic.Tags),
+		Labels:      src.mapText(p+".labels", ic.Labels),
+		Annotations: src.mapText(p+".annotations", ic.Annotations),
 	}
 	if !imageNameRE.MatchString(ic.Name) {
 		return s, src.errorf(p+".name", "%q is not a valid repository name (lowercase letters, digits, . _ - and /)", ic.Name)
@@ -103,7 +112,7 @@ func (src *configSource) imageSpec(p string, ic ImageConfig) (ImageSpec, error) 
 		}
 		s.Platforms = append(s.Platforms, plat)
 	}
-	for j, t := range ic.Tags {
+	for j, t := range s.Tags {
 		if !tagRE.MatchString(t) {
 			return s, src.errorf(fmt.Sprintf("%s.tags[%d]", p, j), "%q is not a valid tag (letters, digits, _ . -, at most 128)", t)
 		}
@@ -121,9 +130,9 @@ func (src *configSource) imageSpec(p string, ic ImageConfig) (ImageSpec, error) 
 		s.Layers = append(s.Layers, ls)
 	}
 	if u := ic.User; u != nil {
-		user, err := userSpec(u)
+		user, field, err := userSpec(u)
 		if err != nil {
-			return s, src.errorf(p+".user", "%v", err)
+			return s, src.errorf(p+".user"+field, "%v", err)
 		}
 		s.User = &user
 		for j, d := range u.Owns {
@@ -139,8 +148,14 @@ func (src *configSource) imageSpec(p string, ic ImageConfig) (ImageSpec, error) 
 			return s, src.errorf(p+".env."+k, "%q is not a valid environment variable name", k)
 		}
 		v := ""
-		if kv.Value != nil {
-			v = fmt.Sprint(kv.Value)
+		switch val := kv.Value.(type) {
+		case nil:
+		case string:
+			v = val
+		case []any, yaml.MapSlice, map[string]any:
+			return s, src.errorf(p+".env."+k, "give a string, number or boolean, not a list or mapping")
+		default:
+			v = src.scalarText(src.mapEntry(p+".env", k), fmt.Sprint(kv.Value))
 		}
 		s.Env = append(s.Env, k+"="+v)
 	}
@@ -161,7 +176,7 @@ func (src *configSource) imageSpec(p string, ic ImageConfig) (ImageSpec, error) 
 		return s, src.errorf(p+".workdir", "%q is not an absolute path", ic.Workdir)
 	}
 	if hc := ic.Healthcheck; hc != nil {
-		h, field, err := healthcheckSpec(hc)
+		h, field, err := src.healthcheckSpec(p+".healthcheck", hc)
 		if err != nil {
 			return s, src.errorf(p+".healthcheck."+field, "%v", err)
 		}
@@ -246,9 +261,10 @@ func (src *configSource) source(p, from, to string) (layers.Source, error) {
 	return layers.Source{From: host, To: to}, nil
 }
 
-func userSpec(u *UserConfig) (layers.User, error) {
+// userSpec returns the user and, with an error, the field at fault (".uid").
+func userSpec(u *UserConfig) (layers.User, string, error) {
 	if u.UID == nil {
-		return layers.User{}, fmt.Errorf("uid is required")
+		return layers.User{}, "", fmt.Errorf("uid is required")
 	}
 	user := layers.User{Name: u.Name, UID: *u.UID, Group: u.Group, GID: *u.UID, Home: u.Home, Shell: u.Shell}
 	if u.GID != nil {
@@ -257,7 +273,20 @@ func userSpec(u *UserConfig) (layers.User, error) {
 	if user.Group == "" {
 		user.Group = user.Name
 	}
-	return user, ValidateUser(user)
+	err := ValidateUser(user)
+	field := ""
+	switch {
+	case err == nil:
+	case !posixNameRE.MatchString(user.Name):
+		field = ".name"
+	case u.Group != "" && !posixNameRE.MatchString(user.Group):
+		field = ".group"
+	case user.UID < 0 || user.UID > 65534:
+		field = ".uid"
+	case u.GID != nil:
+		field = ".gid"
+	}
+	return user, field, err
 }
 
 func ValidateUser(u layers.User) error {
@@ -275,21 +304,21 @@ func ValidateUser(u layers.User) error {
 	return nil
 }
 
-func healthcheckSpec(hc *HealthcheckConfig) (*manifests.Healthcheck, string, error) {
+func (src *configSource) healthcheckSpec(p string, hc *HealthcheckConfig) (*manifests.Healthcheck, string, error) {
 	h := &manifests.Healthcheck{}
 	switch t := hc.Test.(type) {
 	case string:
 		h.Test = manifests.ShellOrExec(t)
 	case []any:
 		var args []string
-		for _, a := range t {
-			args = append(args, fmt.Sprint(a))
+		for j, a := range t {
+			args = append(args, src.scalarText(src.node(fmt.Sprintf("%s.test[%d]", p, j)), fmt.Sprint(a)))
 		}
 		h.Test = manifests.HealthcheckTest(args)
 	default:
 		return nil, "test", fmt.Errorf("give a command: a string (shell form) or a list (exec form)")
 	}
-	if len(h.Test) == 0 {
+	if len(h.Test) == 0 || h.Test[0] != "NONE" && (len(h.Test) < 2 || strings.TrimSpace(strings.Join(h.Test[1:], "")) == "") {
 		return nil, "test", fmt.Errorf("empty command")
 	}
 	for _, d := range []struct {
@@ -355,10 +384,12 @@ func ParseSize(s string) (int64, error) {
 	for _, u := range units {
 		if num, ok := strings.CutSuffix(t, u.suffix); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
-			if err != nil || f <= 0 {
+			n := f * u.mult
+			// !(n < 2^63) also rejects NaN and +Inf; under a byte would be 0 (no limit).
+			if err != nil || n < 1 || !(n < 1<<63) {
 				break
 			}
-			return int64(f * u.mult), nil
+			return int64(n), nil
 		}
 	}
 	return 0, fmt.Errorf("size %q: want a number with a unit, such as 200MB or 1.5GiB", s)
@@ -414,12 +445,83 @@ func Load(file string, getenv func(string) (string, bool), o LoadOptions) ([]Ima
 		return specs, nil
 	}
 	var out []ImageSpec
+	picked := map[string]bool{}
 	for _, n := range o.Images {
 		i, ok := byName[n]
 		if !ok {
 			return nil, fmt.Errorf("--image %s: %s has no such image (it has %s)", n, file, strings.Join(names, ", "))
 		}
-		out = append(out, specs[i])
+		if !picked[n] {
+			picked[n] = true
+			out = append(out, specs[i])
+		}
 	}
 	return out, nil
+}
+
+// The decoder types plain scalars before they reach string fields, so 1.10
+// would become "1.1", 0755 "493" and 0x1F "31". For numbers and booleans the
+// text in the file is what was meant: scalarText, seqText and mapText put it
+// back.
+
+// node returns the node at a path such as images[0].cmd[1], or nil.
+func (src *configSource) node(p string) ast.Node {
+	if src.ast == nil {
+		return nil
+	}
+	yp, err := yaml.PathString("$." + p)
+	if err != nil {
+		return nil
+	}
+	n, err := yp.FilterFile(src.ast)
+	if err != nil {
+		return nil
+	}
+	return n
+}
+
+// mapEntry returns the value node of key in the mapping at p, or nil.
+func (src *configSource) mapEntry(p, key string) ast.Node {
+	m, ok := src.node(p).(*ast.MappingNode)
+	if !ok {
+		return nil
+	}
+	for _, kv := range m.Values {
+		if kv.Key != nil && kv.Key.GetToken() != nil && kv.Key.GetToken().Value == key {
+			return kv.Value
+		}
+	}
+	return nil
+}
+
+// scalarText returns n's source text when it is a number or boolean and
+// decoded (the decoder's string for it) otherwise.
+func (src *configSource) scalarText(n ast.Node, decoded string) string {
+	switch n.(type) {
+	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.InfinityNode, *ast.NanNode:
+		return n.GetToken().Value
+	}
+	return decoded
+}
+
+func (src *configSource) seqText(p string, vals []string) []string {
+	if vals == nil {
+		return nil
+	}
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = src.scalarText(src.node(fmt.Sprintf("%s[%d]", p, i)), v)
+	}
+	return out
+}
+
+func (src *configSource) mapText(p string, vals map[string]string) map[string]string {
+	if vals == nil {
+		return nil
+	}
+	out := make(map[string]string, len(vals))
+	for k, v := range vals {
+		out[k] = src.scalarText(src.mapEntry(p, k), v)
+	}
+	return out
 }

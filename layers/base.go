@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -47,6 +49,10 @@ type BaseFS struct {
 	index  []*baseIndex
 	// Scanned counts layers read from their blobs (not from the cache).
 	Scanned int
+	// Tail, when set, reads the last n bytes of a layer's compressed blob
+	// (e.g. with an HTTP range request), so the uncompressed size of a gzip
+	// layer is known from its trailer without downloading it.
+	Tail func(ctx context.Context, l v1.Layer, n int64) ([]byte, error)
 }
 
 // NewBaseFS returns a BaseFS over layers (bottom first).
@@ -94,14 +100,55 @@ func (ix *baseIndex) hides(name string) bool {
 	return false
 }
 
-// UncompressedSize is the size of layer i's tar stream (reading the layer
-// unless its index is cached).
+// UncompressedSize is the size of layer i's tar stream. It comes from the
+// layer's cached index, else from the gzip trailer (ISIZE, via Tail), else
+// from reading the layer.
 func (b *BaseFS) UncompressedSize(ctx context.Context, i int) (int64, error) {
+	if b.index[i] == nil && b.Tail != nil {
+		if n, ok := b.trailerSize(ctx, b.layers[i]); ok {
+			return n, nil
+		}
+	}
 	ix, err := b.layerIndex(ctx, i)
 	if err != nil {
 		return 0, err
 	}
 	return ix.UncompressedSize, nil
+}
+
+// trailerSize reads a gzip layer's ISIZE (the uncompressed size mod 2^32),
+// cached by digest. Layers of 4 GiB or more, or not gzip, are not sized so.
+func (b *BaseFS) trailerSize(ctx context.Context, l v1.Layer) (int64, bool) {
+	dig, err := l.Digest()
+	if err != nil {
+		return 0, false
+	}
+	file := filepath.Join(b.cache.Dir(), "base", dig.Hex+".size")
+	if raw, err := b.cache.readFile(file); err == nil && raw != nil {
+		if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+			return n, true
+		}
+	}
+	if raw, err := b.cache.readFile(filepath.Join(b.cache.Dir(), "base", dig.Hex+".json.gz")); err == nil && raw != nil {
+		return 0, false // an index is cached: exact and free
+	}
+	mt, err := l.MediaType()
+	size, serr := l.Size()
+	if err != nil || serr != nil || !strings.HasSuffix(string(mt), "gzip") || size < 20 || size >= 1<<32 {
+		return 0, false
+	}
+	tail, err := b.Tail(ctx, l, 4)
+	if err != nil || len(tail) != 4 {
+		return 0, false
+	}
+	n := int64(binary.LittleEndian.Uint32(tail))
+	if n < 1024 { // a tar stream is at least 1 KiB: this is not a plain gzip trailer
+		return 0, false
+	}
+	if err := b.cache.writeFile(file, []byte(strconv.FormatInt(n, 10))); err != nil {
+		return 0, false
+	}
+	return n, true
 }
 
 func (b *BaseFS) layerIndex(ctx context.Context, i int) (*baseIndex, error) {

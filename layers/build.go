@@ -46,8 +46,16 @@ func (b *Builder) Stats() Stats {
 // Selector is the cache key of a layer: its options and every entry's
 // metadata (path, type, size, source mtime, mode, owner, link target).
 func (b *Builder) Selector(entries []Entry) string {
+	comp, err := b.Compression.Normalize()
+	if err != nil {
+		comp = b.Compression
+	}
+	return b.selector(comp, entries)
+}
+
+func (b *Builder) selector(comp Compression, entries []Entry) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "gantry-layer-v1\n%s\n%d\n", b.Compression.Key(), b.MTime.Unix())
+	fmt.Fprintf(h, "gantry-layer-v1\n%s\n%d\n", comp.Key(), b.MTime.Unix())
 	var num [8]byte
 	putInt := func(v int64) { binary.BigEndian.PutUint64(num[:], uint64(v)); h.Write(num[:]) }
 	for i := range entries {
@@ -77,17 +85,22 @@ func (b *Builder) Selector(entries []Entry) string {
 // Build returns the layer made of entries (sorted by name), from the cache
 // when its selector is there.
 func (b *Builder) Build(ctx context.Context, entries []Entry) (*Layer, error) {
-	sel := b.Selector(entries)
-	if l := b.Cache.lookup(sel, b.Compression); l != nil {
+	// A zero Compression means the defaults (not gzip level 0, which stores).
+	comp, err := b.Compression.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	sel := b.selector(comp, entries)
+	if l := b.Cache.lookup(sel, comp); l != nil {
 		b.hits.Add(1)
 		return l, nil
 	}
 	b.misses.Add(1)
-	l, err := b.write(ctx, entries)
+	l, err := b.write(ctx, comp, entries)
 	if err != nil {
 		return nil, err
 	}
-	if err := b.Cache.store(sel, b.Compression, l); err != nil {
+	if err := b.Cache.store(sel, comp, l); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -104,7 +117,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *Builder) write(ctx context.Context, entries []Entry) (l *Layer, err error) {
+func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry) (l *Layer, err error) {
 	tmp, err := os.CreateTemp(b.Cache.Dir()+"/tmp", "layer-*")
 	if err != nil {
 		return nil, fmt.Errorf("creating layer file in cache: %w", err)
@@ -120,9 +133,9 @@ func (b *Builder) write(ctx context.Context, entries []Entry) (l *Layer, err err
 	fileBuf := bufio.NewWriterSize(tmp, 1<<20)
 	digest := sha256.New()
 	compressed := &countingWriter{w: io.MultiWriter(fileBuf, digest)}
-	zw, err := b.Compression.newWriter(compressed)
+	zw, err := comp.newWriter(compressed)
 	if err != nil {
-		return nil, fmt.Errorf("starting %s compressor: %w", b.Compression.Algorithm, err)
+		return nil, fmt.Errorf("starting %s compressor: %w", comp.Algorithm, err)
 	}
 	// uncompressed side: tar → (diffID hash, compressor)
 	diffID := sha256.New()
@@ -151,7 +164,7 @@ func (b *Builder) write(ctx context.Context, entries []Entry) (l *Layer, err err
 		diffID:           hashOf(diffID),
 		size:             compressed.n,
 		uncompressedSize: uncompressed.n,
-		compression:      b.Compression.Algorithm,
+		compression:      comp.Algorithm,
 	}
 	l.path = b.Cache.blobPath(l.digest)
 	if err := os.Rename(tmp.Name(), l.path); err != nil {

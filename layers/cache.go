@@ -1,6 +1,7 @@
 package layers
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -117,4 +118,31 @@ func (c *Cache) readFile(name string) ([]byte, error) {
 		return nil, nil
 	}
 	return b, err
+}
+
+// Blob returns the content-addressed blob h from the cache, or fetches,
+// verifies and stores it. It is for small blobs such as base configs, so a
+// rebuild need not download them again.
+func (c *Cache) Blob(h v1.Hash, fetch func() ([]byte, error)) ([]byte, error) {
+	p := c.blobPath(h)
+	if b, err := os.ReadFile(p); err == nil {
+		if got, _, err := v1.SHA256(bytes.NewReader(b)); err == nil && got == h {
+			return b, nil
+		}
+	}
+	b, err := fetch()
+	if err != nil {
+		return nil, err
+	}
+	got, _, err := v1.SHA256(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	if got != h {
+		return nil, fmt.Errorf("blob %s has digest %s", h, got)
+	}
+	if err := c.writeFile(p, b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }

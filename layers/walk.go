@@ -213,7 +213,9 @@ func addEntry(s Spec, out map[string]Entry, e Entry) {
 		gz := e
 		gz.Name += ".gz"
 		gz.Gzip = true
-		if _, exists := out[gz.Name]; !exists {
+		// a sibling generated from an earlier source's file is replaced; a
+		// ".gz" the sources hold themselves is kept
+		if old, exists := out[gz.Name]; !exists || old.Gzip {
 			out[gz.Name] = gz
 		}
 	}

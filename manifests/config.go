@@ -36,9 +36,13 @@ func HealthcheckTest(args []string) []string {
 }
 
 // ShellOrExec parses a command line as Dockerfile does: a JSON array is exec
-// form (returned as it is), anything else is shell form (["CMD-SHELL", s]).
+// form (returned as it is), NONE disables the base's healthcheck, anything
+// else is shell form (["CMD-SHELL", s]).
 func ShellOrExec(s string) []string {
 	s = strings.TrimSpace(s)
+	if s == "NONE" {
+		return []string{"NONE"}
+	}
 	var arr []string
 	if strings.HasPrefix(s, "[") && json.Unmarshal([]byte(s), &arr) == nil {
 		return HealthcheckTest(arr)
@@ -56,8 +60,8 @@ type History struct {
 // the base's value alone.
 type ConfigPatch struct {
 	Env          []string // K=V, merged over the base's (same key replaced in place)
-	Entrypoint   []string // nil keeps the base's
-	Cmd          []string // nil keeps the base's
+	Entrypoint   []string // nil keeps the base's; non-nil (even empty) replaces it
+	Cmd          []string // nil keeps the base's, unless Entrypoint is set (as in Dockerfile, a new ENTRYPOINT drops the base's CMD)
 	WorkingDir   string
 	User         string
 	Labels       map[string]string
@@ -77,6 +81,9 @@ func PatchConfig(raw []byte, p ConfigPatch) ([]byte, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &top); err != nil {
 		return nil, fmt.Errorf("parsing base image config: %w", err)
+	}
+	if top == nil {
+		return nil, fmt.Errorf("parsing base image config: null is not an object")
 	}
 	cfg := map[string]json.RawMessage{}
 	if c, ok := top["config"]; ok && string(c) != "null" {
@@ -107,6 +114,9 @@ func PatchConfig(raw []byte, p ConfigPatch) ([]byte, error) {
 	}
 	if p.Cmd != nil {
 		try(set(cfg, "Cmd", p.Cmd))
+	} else if p.Entrypoint != nil {
+		// The base's CMD was written as arguments for the base's ENTRYPOINT.
+		delete(cfg, "Cmd")
 	}
 	if p.WorkingDir != "" {
 		try(set(cfg, "WorkingDir", p.WorkingDir))

@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -62,7 +63,11 @@ func Append(base v1.Image, config []byte, layers []v1.Layer, o AppendOptions) (*
 	all := append([]v1.Layer(nil), baseLayers...)
 	if o.Family == OCI {
 		for i := range descs {
-			descs[i].MediaType = toOCI(descs[i].MediaType)
+			mt := toOCI(descs[i].MediaType)
+			if mt != descs[i].MediaType {
+				descs[i].MediaType = mt
+				all[i] = withMediaType(all[i], mt)
+			}
 		}
 	}
 	for _, l := range layers {
@@ -95,12 +100,30 @@ func Append(base v1.Image, config []byte, layers []v1.Layer, o AppendOptions) (*
 	if o.Family == Docker {
 		delete(m, "annotations")
 	}
+	delete(m, "subject") // the new image refers to nothing the base referred to
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
 	return FromRaw(raw, config, all)
 }
+
+// withMediaType returns l reporting media type mt (a layer whose Docker
+// descriptor became its OCI twin: same bytes, same digest), so that Layers()
+// agrees with the manifest. A remote layer stays mountable.
+func withMediaType(l v1.Layer, mt types.MediaType) v1.Layer {
+	if ml, ok := l.(*remote.MountableLayer); ok {
+		return &remote.MountableLayer{Layer: typedLayer{ml.Layer, mt}, Reference: ml.Reference}
+	}
+	return typedLayer{l, mt}
+}
+
+type typedLayer struct {
+	v1.Layer
+	mt types.MediaType
+}
+
+func (l typedLayer) MediaType() (types.MediaType, error) { return l.mt, nil }
 
 func setJSON(m map[string]json.RawMessage, k string, v any) {
 	b, err := json.Marshal(v)
@@ -116,6 +139,9 @@ func FromRaw(rawManifest, config []byte, layers []v1.Layer) (*Image, error) {
 	m, err := v1.ParseManifest(bytes.NewReader(rawManifest))
 	if err != nil {
 		return nil, fmt.Errorf("parsing manifest: %w", err)
+	}
+	if len(layers) != len(m.Layers) {
+		return nil, fmt.Errorf("manifest lists %d layers but %d were given", len(m.Layers), len(layers))
 	}
 	img := &Image{raw: rawManifest, manifest: m, config: config, layers: layers, byDigest: map[v1.Hash]v1.Layer{}}
 	for i, l := range layers {
