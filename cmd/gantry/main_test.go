@@ -1,0 +1,472 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+const (
+	example    = "../../testdata/taskflow/gantry.yaml"
+	nginxBase  = "../../testdata/bases/nginx-alpine"
+	pythonBase = "../../testdata/bases/python-slim"
+	dockerBase = "../../testdata/bases/docker-v2"
+)
+
+// gantry runs the CLI in process and returns its exit code, stdout and
+// stderr.
+func gantry(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	env := func(k string) (string, bool) {
+		if k == "HOME" || k == "PATH" {
+			return os.LookupEnv(k)
+		}
+		return "", false
+	}
+	code := run(context.Background(), args, strings.NewReader(""), &out, &errb, env)
+	return code, out.String(), errb.String()
+}
+
+// realRegistry starts Debian's docker-registry (CNCF distribution) on a
+// free loopback port with filesystem storage.
+func realRegistry(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("docker-registry is not installed; .ci/run installs it")
+		}
+		t.Skip("docker-registry (Debian package) not installed")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; ; i++ {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i > 100 {
+			t.Fatalf("docker-registry did not start on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return addr
+}
+
+func pushLayout(t *testing.T, dir, ref string) {
+	t.Helper()
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, _ := p.ImageIndex()
+	im, _ := top.IndexManifest()
+	idx, err := top.ImageIndex(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(r, idx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func tool(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed; .ci/run installs it", name)
+		}
+		t.Skipf("%s not installed", name)
+	}
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+type result struct {
+	Name       string
+	References []string
+	Digest     string
+	MediaType  string
+	Platforms  []struct {
+		Platform                         string
+		Digest                           string
+		CompressedSize, UncompressedSize int64
+	}
+}
+
+func parseResults(t *testing.T, stdout string) []result {
+	t.Helper()
+	var out []result
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	for {
+		var r result
+		if err := dec.Decode(&r); errors.Is(err, io.EOF) {
+			return out
+		} else if err != nil {
+			t.Fatalf("stdout is not JSON objects: %v\n%s", err, stdout)
+		}
+		out = append(out, r)
+	}
+}
+
+// TestBuildTaskFlowRealRegistry is the issue's "done when": the example is
+// pushed to a real registry process as two-platform indexes, read back with
+// skopeo and crane, and a second build gives the same digests.
+func TestBuildTaskFlowRealRegistry(t *testing.T) {
+	reg := realRegistry(t)
+	pushLayout(t, nginxBase, reg+"/library/nginx:alpine")
+	pushLayout(t, pythonBase, reg+"/library/python:3.13-slim")
+	args := []string{"build", "-f", example, "--push", reg + "/taskflow",
+		"--base", "taskflow-frontend=" + reg + "/library/nginx:alpine",
+		"--base", "taskflow-backend=" + reg + "/library/python:3.13-slim",
+		"--json", "--cache-dir", t.TempDir()}
+	code, stdout, stderr := gantry(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	results := parseResults(t, stdout)
+	if len(results) != 2 {
+		t.Fatalf("%d results: %s", len(results), stdout)
+	}
+	for _, r := range results {
+		ref := reg + "/taskflow/" + r.Name + ":latest"
+		if len(r.References) != 1 || r.References[0] != ref {
+			t.Errorf("%s: references %q", r.Name, r.References)
+		}
+		if len(r.Platforms) != 2 || r.Platforms[0].UncompressedSize <= r.Platforms[0].CompressedSize {
+			t.Errorf("%s: platforms %+v", r.Name, r.Platforms)
+		}
+		// skopeo reads the index: two platforms, no attestations
+		var idx struct {
+			MediaType string
+			Manifests []struct {
+				Digest   string
+				Platform struct{ Architecture, OS string }
+			}
+		}
+		raw := tool(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+ref)
+		if err := json.Unmarshal([]byte(raw), &idx); err != nil {
+			t.Fatal(err)
+		}
+		if len(idx.Manifests) != 2 || idx.Manifests[0].Platform.Architecture != "amd64" || idx.Manifests[1].Platform.Architecture != "arm64" {
+			t.Errorf("%s: skopeo sees %s", r.Name, raw)
+		}
+		// skopeo's view of the arm64 image config
+		var cfg struct {
+			Config struct {
+				User        string
+				Env         []string
+				Healthcheck struct{ Interval, Timeout int64 }
+			} `json:"config"`
+		}
+		raw = tool(t, "skopeo", "inspect", "--tls-verify=false", "--override-arch", "arm64", "--config", "--raw", "docker://"+ref)
+		if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Config.User != "1001:1001" || cfg.Config.Healthcheck.Interval != 10e9 || cfg.Config.Healthcheck.Timeout != 5e9 {
+			t.Errorf("%s: config %s", r.Name, raw)
+		}
+		// crane flattens the amd64 filesystem: check owners and /etc/passwd
+		export := filepath.Join(t.TempDir(), "fs.tar")
+		tool(t, "crane", "export", "--insecure", "--platform", "linux/amd64", ref, export)
+		files := readTar(t, export)
+		root := map[string]string{"taskflow-frontend": "usr/share/nginx/html/", "taskflow-backend": "app/"}[r.Name]
+		n := 0
+		for p, h := range files {
+			if strings.HasPrefix(p, root) && !strings.HasPrefix(p, "app/logs") && !strings.HasPrefix(p, "app/config") {
+				n++
+				if h.Uid != 1001 || h.Gid != 1001 {
+					if r.Name == "taskflow-frontend" && (p == root+"50x.html") {
+						continue // the base's own file, left as the base has it
+					}
+					t.Errorf("%s: %s owned %d:%d", r.Name, p, h.Uid, h.Gid)
+				}
+			}
+		}
+		if n < 5 {
+			t.Errorf("%s: only %d files under /%s", r.Name, n, root)
+		}
+		passwd := string(files["etc/passwd"].content)
+		if !strings.HasPrefix(passwd, "root:x:0:0:") || !strings.Contains(passwd, "\nappuser:x:1001:1001:") {
+			t.Errorf("%s: /etc/passwd:\n%s", r.Name, passwd)
+		}
+	}
+
+	// A second build: same digests, and nothing uploaded (same references).
+	code, stdout2, stderr := gantry(t, args...)
+	if code != 0 {
+		t.Fatalf("second build: exit %d: %s", code, stderr)
+	}
+	for i, r := range parseResults(t, stdout2) {
+		if r.Digest != results[i].Digest {
+			t.Errorf("%s: second build %s, first %s", r.Name, r.Digest, results[i].Digest)
+		}
+	}
+}
+
+type tarFile struct {
+	*tar.Header
+	content []byte
+}
+
+func readTar(t *testing.T, file string) map[string]tarFile {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]tarFile{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b []byte
+		if h.Name == "etc/passwd" || h.Name == "manifest.json" {
+			b, _ = io.ReadAll(tr)
+		}
+		out[strings.TrimSuffix(strings.TrimPrefix(h.Name, "./"), "/")] = tarFile{h, b}
+	}
+}
+
+func TestExitCodesAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	badField := write("bad.yaml", "images:\n  - name: web\n    base: oci:x\n    colour: blue\n")
+	missingDir := write("missing.yaml", "images:\n  - name: web\n    base: nginx:alpine\n    layers:\n      - from: nowhere\n        to: /srv\n")
+	goodish := write("good.yaml", "images:\n  - name: web\n    base: "+dir+"/nope-layout\n")
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"unknown field", []string{"build", "-f", badField}, exitUsage, []string{"bad.yaml:4", "colour"}},
+		{"missing directory", []string{"build", "-f", missingDir}, exitUsage, []string{"missing.yaml:5", "images[0].layers[0].from", "nowhere does not exist"}},
+		{"missing config", []string{"build", "-f", filepath.Join(dir, "none.yaml")}, exitBuild, []string{"none.yaml", "no such file"}},
+		{"bad flag", []string{"build", "--frobnicate"}, exitUsage, []string{"unknown flag: --frobnicate"}},
+		{"unreachable registry", []string{"append", "--base", "127.0.0.1:1/library/nginx:alpine", "--cache-dir", dir}, exitRegistry, []string{"base 127.0.0.1:1/library/nginx:alpine", "connection refused", "is the registry running"}},
+		{"bad layer flag", []string{"append", "--base", "oci:" + nginxBase, "--layer", "nothing-here"}, exitUsage, []string{"--layer \"nothing-here\": want SRC:DEST"}},
+		{"bad user", []string{"append", "--base", "oci:" + nginxBase, "--user", "App User:1001"}, exitUsage, []string{"not a valid POSIX name"}},
+		{"tar needs one platform", []string{"append", "--base", "oci:" + nginxBase, "-o", "tar:" + filepath.Join(dir, "x.tar"), "--cache-dir", dir}, exitBuild, []string{"holds one platform", "--platform"}},
+		{"layout base missing", []string{"build", "-f", goodish, "--cache-dir", dir}, exitBuild, []string{"nope-layout"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := gantry(t, tc.args...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr: %s", code, tc.code, stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout not empty: %q", stdout)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "gantry: error: ") {
+				t.Errorf("last stderr line %q", last)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(last, w) {
+					t.Errorf("error %q lacks %q", last, w)
+				}
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.tar")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed tar output left %s behind", filepath.Join(dir, "x.tar"))
+	}
+}
+
+// TestAppendOutputs covers append's flags and the two file outputs: an OCI
+// layout that skopeo and umoci read, and a docker-loadable tarball.
+func TestAppendOutputs(t *testing.T) {
+	dir := t.TempDir()
+	site := filepath.Join(dir, "site")
+	os.MkdirAll(filepath.Join(site, "css"), 0o755)
+	os.WriteFile(filepath.Join(site, "index.html"), []byte("<h1>hello</h1>"), 0o644)
+	os.WriteFile(filepath.Join(site, "css", "a.css"), []byte("h1{}"), 0o644)
+	out := filepath.Join(dir, "layout")
+	code, stdout, stderr := gantry(t, "append", "--base", "oci:"+nginxBase+":alpine",
+		"--layer", site+":/usr/share/nginx/html", "--owner", "1001:1001",
+		"--user", "appuser:1001:appgroup:1001", "--own", "/var/cache/nginx",
+		"--env", "NODE_ENV=production", "--port", "8080", "--volume", "/tmp/app",
+		"--healthcheck", "wget -q -O /dev/null http://127.0.0.1:8080/health",
+		"--healthcheck-interval", "10s", "--healthcheck-timeout", "5s",
+		"--cmd", "nginx,-g,daemon off;", "--label", "team=web",
+		"--name", "site", "-o", "oci:"+out, "--json", "--cache-dir", filepath.Join(dir, "cache"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	rs := parseResults(t, stdout)
+	if len(rs) != 1 || len(rs[0].Platforms) != 2 || rs[0].References[0] != "oci:"+out+":site:latest" {
+		t.Fatalf("results: %s", stdout)
+	}
+	raw := tool(t, "skopeo", "inspect", "--raw", "--config", "oci:"+out+":site:latest")
+	var cfg struct {
+		Config struct {
+			User         string
+			Env, Cmd     []string
+			ExposedPorts map[string]any
+			Labels       map[string]string
+			Healthcheck  struct {
+				Test              []string
+				Interval, Timeout int64
+			}
+		} `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.Config
+	if c.User != "1001:1001" || c.Healthcheck.Test[0] != "CMD-SHELL" || c.Healthcheck.Interval != 10e9 || c.Healthcheck.Timeout != 5e9 ||
+		strings.Join(c.Cmd, "|") != "nginx|-g|daemon off;" || c.Labels["team"] != "web" || c.ExposedPorts["8080/tcp"] == nil {
+		t.Errorf("config: %s", raw)
+	}
+	if _, err := exec.LookPath("umoci"); err == nil {
+		// umoci unpacks one platform's image: copy it out with skopeo first
+		one := filepath.Join(dir, "one")
+		tool(t, "skopeo", "copy", "oci:"+out+":site:latest", "oci:"+one+":site")
+		bundle := filepath.Join(dir, "bundle")
+		tool(t, "umoci", "unpack", "--rootless", "--image", one+":site", bundle)
+		b, err := os.ReadFile(filepath.Join(bundle, "rootfs", "usr/share/nginx/html/index.html"))
+		if err != nil || string(b) != "<h1>hello</h1>" {
+			t.Errorf("unpacked index.html: %q %v", b, err)
+		}
+	}
+
+	// tar: one platform, docker load format
+	tarFile := filepath.Join(dir, "site.tar")
+	code, _, stderr = gantry(t, "append", "--base", "oci:"+nginxBase+":alpine", "--layer", site+":/srv",
+		"--platform", "linux/arm64", "-o", "tar:"+tarFile, "--tag", "v1", "--cache-dir", filepath.Join(dir, "cache"))
+	if code != 0 {
+		t.Fatalf("tar: exit %d: %s", code, stderr)
+	}
+	files := readTar(t, tarFile)
+	var manifest []struct{ RepoTags, Layers []string }
+	if err := json.Unmarshal(files["manifest.json"].content, &manifest); err != nil {
+		t.Fatalf("manifest.json: %v", err)
+	}
+	if len(manifest) != 1 || len(manifest[0].Layers) != 3 || !strings.HasSuffix(manifest[0].RepoTags[0], "nginx-alpine:v1") {
+		t.Errorf("manifest.json: %+v", manifest)
+	}
+}
+
+// TestDockerBaseKeepsFamily: a Docker v2 single-manifest base gives a
+// Docker v2 single-manifest result, and the base's Healthcheck fields that
+// go-containerregistry does not model (StartInterval) survive.
+func TestDockerBaseKeepsFamily(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hi"), 0o644)
+	out := filepath.Join(dir, "out")
+	code, stdout, stderr := gantry(t, "append", "--base", "oci:"+dockerBase, "--layer", filepath.Join(dir, "hello.txt")+":/srv/hello.txt",
+		"-o", "oci:"+out, "--json", "--cache-dir", filepath.Join(dir, "cache"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	r := parseResults(t, stdout)[0]
+	if r.MediaType != "application/vnd.docker.distribution.manifest.v2+json" || len(r.Platforms) != 1 {
+		t.Fatalf("result %+v", r)
+	}
+	p, _ := layout.FromPath(out)
+	top, _ := p.ImageIndex()
+	im, _ := top.IndexManifest()
+	img, err := top.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := img.Manifest()
+	for _, l := range m.Layers {
+		if l.MediaType != "application/vnd.docker.image.rootfs.diff.tar.gzip" {
+			t.Errorf("layer media type %s in a Docker manifest", l.MediaType)
+		}
+	}
+	if m.Config.MediaType != "application/vnd.docker.container.image.v1+json" {
+		t.Errorf("config media type %s", m.Config.MediaType)
+	}
+	cfg, _ := img.RawConfigFile()
+	if !bytes.Contains(cfg, []byte(`"StartInterval":2000000000`)) {
+		t.Errorf("base healthcheck StartInterval lost: %s", cfg)
+	}
+
+	// zstd turns the whole image into OCI media types
+	code, stdout, stderr = gantry(t, "append", "--base", "oci:"+dockerBase, "--layer", filepath.Join(dir, "hello.txt")+":/srv/hello.txt",
+		"-o", "oci:"+filepath.Join(dir, "zstd"), "--compression", "zstd", "--json", "--cache-dir", filepath.Join(dir, "cache"))
+	if code != 0 {
+		t.Fatalf("zstd: exit %d: %s", code, stderr)
+	}
+	if r := parseResults(t, stdout)[0]; r.MediaType != "application/vnd.oci.image.manifest.v1+json" {
+		t.Errorf("zstd result %s", r.MediaType)
+	}
+	if !strings.Contains(stderr, "zstd layers need OCI media types") {
+		t.Errorf("no note about the OCI conversion: %s", stderr)
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	code, stdout, _ := gantry(t, "version")
+	if code != 0 || !strings.HasPrefix(stdout, "gantry ") {
+		t.Errorf("version: %d %q", code, stdout)
+	}
+	for _, cmd := range []string{"build", "append"} {
+		code, stdout, _ := gantry(t, cmd, "--help")
+		for _, flag := range []string{"--platform", "--push", "--output", "--insecure", "--json", "--tag", "--cache-dir", "--compression"} {
+			if !strings.Contains(stdout, flag) {
+				t.Errorf("%s --help lacks %s", cmd, flag)
+			}
+		}
+		if code != 0 || !strings.Contains(stdout, "Examples:") {
+			t.Errorf("%s --help: %d %q", cmd, code, stdout)
+		}
+	}
+}
