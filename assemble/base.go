@@ -31,7 +31,7 @@ type platformImage struct {
 
 // resolveBase reads a base's top manifest: from a registry, or from an OCI
 // layout given as oci:DIR[:tag|@digest].
-func (e *Engine) resolveBase(ctx context.Context, ref string) (*base, error) {
+func (e *Engine) resolveBase(ctx context.Context, ref string, mirrors map[string]string) (*base, error) {
 	if dir, ok := strings.CutPrefix(ref, "oci:"); ok {
 		return resolveLayoutBase(ref, dir)
 	}
@@ -39,9 +39,18 @@ func (e *Engine) resolveBase(ctx context.Context, ref string) (*base, error) {
 	if err != nil {
 		return nil, fmt.Errorf("base %q is not a valid image reference: %w", ref, err)
 	}
-	desc, err := remote.Get(r, e.remoteOptions(ctx)...)
-	if err != nil {
-		return nil, fmt.Errorf("base %s: %w", ref, registryError(err))
+	var desc *remote.Descriptor
+	if m, ok := e.mirrorOf(r, mirrors); ok {
+		if desc, err = remote.Get(m, e.remoteOptions(ctx)...); err != nil {
+			e.log.Warn("mirror failed; pulling from the registry itself", "base", ref, "mirror", m.String(), "error", registryError(err, m.Context().String()))
+		} else {
+			e.log.Info("base pulled through mirror", "base", ref, "mirror", m.String())
+		}
+	}
+	if desc == nil {
+		if desc, err = remote.Get(r, e.remoteOptions(ctx)...); err != nil {
+			return nil, fmt.Errorf("base %s: %w", ref, registryError(err, r.Context().String()))
+		}
 	}
 	b := &base{ref: ref, digest: desc.Digest, mediaType: string(desc.MediaType)}
 	if desc.MediaType.IsIndex() {
@@ -168,4 +177,33 @@ func (b *base) platforms(want []v1.Platform) ([]platformImage, error) {
 		return nil, fmt.Errorf("base %s has no platform images", b.ref)
 	}
 	return out, nil
+}
+
+// mirrorOf returns r as pulled through a mirror, if one is configured for
+// its registry (options override the config file's).
+func (e *Engine) mirrorOf(r name.Reference, fromFile map[string]string) (name.Reference, bool) {
+	reg := r.Context().RegistryStr()
+	var mirror string
+	for _, m := range []map[string]string{fromFile, e.opts.Mirrors} {
+		for k, v := range m {
+			if sameRegistry(k, reg) {
+				mirror = v
+			}
+		}
+	}
+	if mirror == "" {
+		return nil, false
+	}
+	s := strings.TrimSuffix(mirror, "/") + "/" + r.Context().RepositoryStr()
+	if d, ok := r.(name.Digest); ok {
+		s += "@" + d.DigestStr()
+	} else {
+		s += ":" + r.Identifier()
+	}
+	m, err := name.ParseReference(s, e.nameOptions()...)
+	if err != nil {
+		e.log.Warn("ignoring mirror", "mirror", mirror, "error", err)
+		return nil, false
+	}
+	return m, true
 }

@@ -21,9 +21,12 @@ import (
 // File is gantry.yaml.
 type File struct {
 	// Compression applies to every image unless an image sets its own.
-	Compression      string        `yaml:"compression"`
-	CompressionLevel int           `yaml:"compressionLevel"`
-	Images           []ImageConfig `yaml:"images"`
+	Compression      string `yaml:"compression"`
+	CompressionLevel int    `yaml:"compressionLevel"`
+	// Mirrors pulls bases of a registry through a mirror, e.g.
+	// docker.io: mirror.local:5000/dockerhub.
+	Mirrors map[string]string `yaml:"mirrors"`
+	Images  []ImageConfig     `yaml:"images"`
 }
 
 // ImageConfig is one image in gantry.yaml.
@@ -105,10 +108,14 @@ func (e *ConfigError) Error() string {
 		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
 	}
 	if e.Path != "" {
-		return fmt.Sprintf("%s: %s: %s", loc, e.Path, e.Msg)
+		return oneLine.Replace(fmt.Sprintf("%s: %s: %s", loc, e.Path, e.Msg))
 	}
-	return fmt.Sprintf("%s: %s", loc, e.Msg)
+	return oneLine.Replace(fmt.Sprintf("%s: %s", loc, e.Msg))
 }
+
+// oneLine escapes line breaks, which a path or value in the file may hold,
+// so that an error is always one line.
+var oneLine = strings.NewReplacer("\n", `\n`, "\r", `\r`)
 
 // configSource is a decoded config file and what is needed to point at its
 // lines.

@@ -35,8 +35,17 @@ type Options struct {
 	// and its credential helpers).
 	Keychain authn.Keychain
 	// Transport is the base HTTP transport (default: a tuned clone of
-	// remote.DefaultTransport).
+	// remote.DefaultTransport, trusting the system roots and CACert).
 	Transport http.RoundTripper
+	// CACert is a PEM file of extra CA certificates to trust.
+	CACert string
+	// Credentials, when set, are used for their registry before Keychain.
+	Credentials *Credentials
+	// Mirrors maps a registry (docker.io) to a mirror host[/prefix] that
+	// bases are pulled through; references keep naming the original.
+	Mirrors map[string]string
+	// Retry bounds retries of registry requests.
+	Retry RetryPolicy
 	// Jobs is the number of concurrent uploads (default 8).
 	Jobs int
 	// Epoch is the time written as every mtime and as the config's created
@@ -76,14 +85,8 @@ func NewEngine(o Options) (*Engine, error) {
 	if o.Keychain == nil {
 		o.Keychain = authn.DefaultKeychain
 	}
-	if o.Transport == nil {
-		t := remote.DefaultTransport.(*http.Transport).Clone()
-		t.WriteBufferSize = 64 << 10
-		t.ReadBufferSize = 64 << 10
-		if o.Insecure {
-			t.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // asked for with --insecure
-		}
-		o.Transport = t
+	if c := o.Credentials; c != nil {
+		o.Keychain = staticKeychain{creds: *c, next: o.Keychain}
 	}
 	if o.Jobs <= 0 {
 		o.Jobs = 8
@@ -91,6 +94,11 @@ func NewEngine(o Options) (*Engine, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	t, err := NewTransport(o)
+	if err != nil {
+		return nil, err
+	}
+	o.Transport = t
 	if o.UserAgent == "" {
 		o.UserAgent = "gantry"
 	}
@@ -151,6 +159,11 @@ func (e *Engine) remoteOptions(ctx context.Context) []remote.Option {
 		remote.WithTransport(e.opts.Transport),
 		remote.WithUserAgent(e.opts.UserAgent),
 		remote.WithJobs(e.opts.Jobs),
+		// gantry's transport retries answers (honouring Retry-After);
+		// go-containerregistry retries dropped connections and restarts
+		// failed uploads from a new session.
+		remote.WithRetryStatusCodes(),
+		remote.WithRetryBackoff(remote.Backoff{Duration: e.opts.Retry.withDefaults().Base, Factor: 2, Jitter: 0.25, Steps: 4}),
 	}
 }
 
@@ -171,28 +184,45 @@ func (e *RegistryError) Error() string {
 
 func (e *RegistryError) Unwrap() error { return e.Err }
 
-// registryError turns a registry failure into one line saying what the
-// registry answered and what to do.
-func registryError(err error) error {
+// RegistryErrorFor is registryError for callers outside the package.
+func RegistryErrorFor(err error, where string) error { return registryError(err, where) }
+
+// registryError turns a registry failure on where (a registry or
+// repository) into one line: what the registry answered and what to do.
+func registryError(err error, where string) error {
 	var re *RegistryError
 	if errors.As(err, &re) {
 		return err
 	}
+	host, _, _ := strings.Cut(where, "/")
 	var te *transport.Error
 	var ne net.Error
 	switch {
-	case errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden):
-		return &RegistryError{err, "check the credentials for this registry: docker login, or ~/.docker/config.json"}
-	case errors.As(err, &te) && te.StatusCode == http.StatusNotFound:
-		return &RegistryError{err, "check the name and tag"}
 	case errors.As(err, &te):
-		return &RegistryError{err, ""}
+		msg := fmt.Sprintf("%d %s on %s", te.StatusCode, strings.ToLower(http.StatusText(te.StatusCode)), where)
+		if len(te.Errors) > 0 {
+			msg += ": " + strings.ToLower(te.Errors[0].Message)
+		}
+		var hint string
+		switch te.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			hint = fmt.Sprintf("check the credentials for %s: gantry login %s, docker login, or --registry-user", host, host)
+		case http.StatusNotFound:
+			hint = "check the name and tag"
+		case http.StatusTooManyRequests:
+			hint = "the registry is rate-limiting; retry later or use a mirror (--mirror)"
+		}
+		return &RegistryError{errors.New(msg), hint}
+	case errors.Is(err, context.Canceled):
+		return err
+	case tlsHint(err) != "":
+		return &RegistryError{fmt.Errorf("%s: %w", where, err), tlsHint(err)}
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return &RegistryError{err, "pass --insecure for a plain-HTTP registry"}
+		return &RegistryError{fmt.Errorf("%s: %w", where, err), "pass --insecure for a plain-HTTP registry"}
 	case errors.As(err, &ne), errors.Is(err, syscall.ECONNREFUSED):
-		return &RegistryError{err, "is the registry running and reachable? use --insecure for a plain-HTTP registry"}
+		return &RegistryError{fmt.Errorf("%s: %w", where, err), "is the registry running and reachable? use --insecure for a plain-HTTP registry"}
 	}
-	return &RegistryError{err, ""}
+	return &RegistryError{fmt.Errorf("%s: %w", where, err), ""}
 }
 
 // Built is one assembled image, ready for sinks.
@@ -241,7 +271,7 @@ func (e *Engine) Build(ctx context.Context, specs []ImageSpec) ([]*Built, error)
 
 func (e *Engine) buildImage(ctx context.Context, s ImageSpec) (*Built, error) {
 	start := time.Now()
-	bs, err := e.resolveBase(ctx, s.Base)
+	bs, err := e.resolveBase(ctx, s.Base, s.Mirrors)
 	if err != nil {
 		return nil, err
 	}

@@ -368,7 +368,7 @@ func TestBuildFailuresPushNothing(t *testing.T) {
 			specs: func() []ImageSpec {
 				return loadExample(t, map[string]string{"taskflow-frontend": good["taskflow-frontend"], "taskflow-backend": reg.host + "/library/nope:1"})
 			},
-			want: []string{"image taskflow-backend", "base " + reg.host + "/library/nope:1", "MANIFEST_UNKNOWN", "check the name and tag"},
+			want: []string{"image taskflow-backend", "base " + reg.host + "/library/nope:1", "404 not found on " + reg.host + "/library/nope: manifest unknown", "check the name and tag"},
 		},
 		{
 			name:   "unreachable registry",

@@ -49,7 +49,7 @@ func (e *Engine) Run(ctx context.Context, specs []ImageSpec, sinks ...Sink) ([]R
 			if err != nil {
 				abort()
 				if errors.Is(err, context.Canceled) {
-					return nil, fmt.Errorf("interrupted while writing %s: %w", b.Spec.Name, err)
+					return nil, fmt.Errorf("interrupted while writing %s: no tag was written and no output left behind (blobs already uploaded stay unreferenced in the registry): %w", b.Spec.Name, err)
 				}
 				return nil, err
 			}
@@ -57,7 +57,7 @@ func (e *Engine) Run(ctx context.Context, specs []ImageSpec, sinks ...Sink) ([]R
 		}
 	}
 	for _, s := range sinks {
-		if err := s.Commit(); err != nil {
+		if err := s.Commit(ctx); err != nil {
 			abort()
 			return nil, err
 		}

@@ -24,7 +24,7 @@ import (
 type Sink interface {
 	Prepare(ctx context.Context, images []*Built) error
 	Write(ctx context.Context, b *Built) (refs []string, err error)
-	Commit() error
+	Commit(ctx context.Context) error
 	Abort()
 }
 
@@ -50,8 +50,14 @@ func (d Destinations) tags(b *Built) []string {
 
 // registrySink pushes to a registry with the engine's single pusher.
 type registrySink struct {
-	e    *Engine
-	dest Destinations
+	e       *Engine
+	dest    Destinations
+	pending []pendingTag
+}
+
+type pendingTag struct {
+	ref name.Reference
+	t   remote.Taggable
 }
 
 // RegistrySink pushes every image to dest with one pusher: blobs shared by
@@ -98,7 +104,7 @@ func (s *registrySink) Prepare(ctx context.Context, images []*Built) error {
 			}
 			seen[repo] = true
 			if err := remote.CheckPushPermission(r, s.e.opts.Keychain, s.e.opts.Transport); err != nil {
-				return fmt.Errorf("cannot push to %s: %w", repo, registryError(err))
+				return fmt.Errorf("cannot push to %s: %w", repo, registryError(err, repo))
 			}
 		}
 	}
@@ -110,24 +116,49 @@ func (s *registrySink) Prepare(ctx context.Context, images []*Built) error {
 	return nil
 }
 
+// Write uploads every blob and manifest of b by digest; its tags are
+// written by Commit, after every image of the run is in place, so a failure
+// or an interrupt never leaves a tag pointing at something incomplete.
 func (s *registrySink) Write(ctx context.Context, b *Built) ([]string, error) {
 	refs, err := s.refs(b)
 	if err != nil {
 		return nil, err
 	}
+	done := map[string]bool{}
 	var out []string
 	for _, r := range refs {
-		if err := s.e.pusher.Push(ctx, r, b.Taggable()); err != nil {
-			return out, fmt.Errorf("pushing %s: %w", r, registryError(err))
+		repo := r.Context()
+		if !done[repo.String()] {
+			done[repo.String()] = true
+			if err := s.e.pusher.Push(ctx, repo.Digest(b.Digest.String()), b.Taggable()); err != nil {
+				return nil, fmt.Errorf("pushing %s: %w", repo, registryError(err, repo.String()))
+			}
 		}
-		s.e.log.Info("pushed", "ref", r.String(), "digest", b.Digest)
+		s.pending = append(s.pending, pendingTag{r, b.Taggable()})
 		out = append(out, r.String())
 	}
 	return out, nil
 }
 
-func (s *registrySink) Commit() error { return nil }
-func (s *registrySink) Abort()        {}
+func (s *registrySink) Commit(ctx context.Context) error {
+	for i, p := range s.pending {
+		if err := s.e.pusher.Push(ctx, p.ref, p.t); err != nil {
+			var tagged []string
+			for _, q := range s.pending[:i] {
+				tagged = append(tagged, q.ref.String())
+			}
+			what := "no tag was written"
+			if len(tagged) > 0 {
+				what = "tagged before the failure: " + strings.Join(tagged, ", ")
+			}
+			return fmt.Errorf("tagging %s (%s): %w", p.ref, what, registryError(err, p.ref.Context().String()))
+		}
+		s.e.log.Info("pushed", "ref", p.ref.String())
+	}
+	return nil
+}
+
+func (s *registrySink) Abort() {}
 
 // layoutSink writes every image into one OCI image layout. A new layout is
 // written beside its final path and renamed into place; an existing one gets
@@ -301,7 +332,7 @@ func (s *layoutSink) writeBlob(h v1.Hash, size int64, open func() (io.ReadCloser
 	return os.Rename(f.Name(), dst)
 }
 
-func (s *layoutSink) Commit() error {
+func (s *layoutSink) Commit(ctx context.Context) error {
 	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
 	if raw, err := os.ReadFile(filepath.Join(s.work, "index.json")); err == nil {
 		old, err := v1.ParseIndexManifest(bytes.NewReader(raw))
@@ -396,7 +427,7 @@ func (s *tarballSink) Write(ctx context.Context, b *Built) ([]string, error) {
 	return out, nil
 }
 
-func (s *tarballSink) Commit() error {
+func (s *tarballSink) Commit(ctx context.Context) error {
 	if s.tmp == "" {
 		return nil
 	}

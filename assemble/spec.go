@@ -40,6 +40,8 @@ type ImageSpec struct {
 	Tags        []string
 	MaxSize     int64
 	Compression layers.Compression
+	// Mirrors from the config file: registry → mirror host[/prefix].
+	Mirrors map[string]string
 }
 
 // LayerSpec is one new layer.
@@ -74,6 +76,7 @@ func (src *configSource) specs(f *File) ([]ImageSpec, error) {
 		if err != nil {
 			return nil, err
 		}
+		s.Mirrors = f.Mirrors
 		if seen[s.Name] {
 			return nil, src.errorf(p+".name", "duplicate image name %q", s.Name)
 		}

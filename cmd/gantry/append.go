@@ -23,7 +23,7 @@ type appendFlags struct {
 	hcInterval, hcTimeout                     time.Duration
 }
 
-func newAppend(stdout, stderr io.Writer, getenv env) *cobra.Command {
+func newAppend(stdin io.Reader, stdout, stderr io.Writer, getenv env) *cobra.Command {
 	var (
 		c common
 		a appendFlags
@@ -50,7 +50,7 @@ unless --platform picks some.`,
 				return err
 			}
 			dest := assemble.Destinations{Ref: c.push, Tags: c.tags}
-			return c.runBuild(cmd.Context(), stdout, stderr, getenv, []assemble.ImageSpec{spec}, dest)
+			return c.runBuild(cmd.Context(), stdin, stdout, stderr, getenv, []assemble.ImageSpec{spec}, dest)
 		},
 	}
 	f := cmd.Flags()

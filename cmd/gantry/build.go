@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newBuild(stdout, stderr io.Writer, getenv env) *cobra.Command {
+func newBuild(stdin io.Reader, stdout, stderr io.Writer, getenv env) *cobra.Command {
 	var (
 		c      common
 		file   string
@@ -55,7 +55,7 @@ Each image's new layers are appended to every platform of its base (or those
 			if err != nil {
 				return err
 			}
-			return c.runBuild(cmd.Context(), stdout, stderr, getenv, specs, assemble.Destinations{Prefix: c.push, Tags: c.tags})
+			return c.runBuild(cmd.Context(), stdin, stdout, stderr, getenv, specs, assemble.Destinations{Prefix: c.push, Tags: c.tags})
 		},
 	}
 	f := cmd.Flags()

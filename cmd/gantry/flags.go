@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/gantry-dev/gantry/assemble"
 	"github.com/gantry-dev/gantry/layers"
 	"github.com/gantry-dev/gantry/manifests"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 )
@@ -33,6 +35,13 @@ type common struct {
 	jobs        int
 	verbose     bool
 	quiet       bool
+	progress    string
+	caCert      string
+	mirrors     []string
+	regUser     string
+	regPwStdin  bool
+	registry    string
+	digestFile  string
 }
 
 func (c *common) register(cmd *cobra.Command, pushHelp string) {
@@ -48,7 +57,14 @@ func (c *common) register(cmd *cobra.Command, pushHelp string) {
 	f.IntVar(&c.level, "compression-level", 0, "compression level (gzip 1-9, zstd 1-4; default 1)")
 	f.IntVar(&c.jobs, "jobs", 8, "concurrent uploads")
 	f.BoolVarP(&c.verbose, "verbose", "v", false, "log more detail to stderr")
-	f.BoolVarP(&c.quiet, "quiet", "q", false, "log only warnings and errors")
+	f.BoolVarP(&c.quiet, "quiet", "q", false, "print no progress, only warnings and errors")
+	f.StringVar(&c.progress, "progress", "auto", "progress on stderr: auto (bars on a terminal, else plain), tty, plain or none")
+	f.StringVar(&c.caCert, "ca-cert", "", "PEM file of extra CA certificates to trust (a private registry's CA)")
+	f.StringArrayVar(&c.mirrors, "mirror", nil, "pull bases of REGISTRY through MIRROR: REGISTRY=HOST[/prefix], e.g. docker.io=mirror.local:5000 (repeatable)")
+	f.StringVar(&c.regUser, "registry-user", "", "user name for --registry (default registry: the push destination's); or GANTRY_REGISTRY_USER")
+	f.BoolVar(&c.regPwStdin, "registry-password-stdin", false, "read the --registry-user password or token from stdin; or GANTRY_REGISTRY_PASSWORD")
+	f.StringVar(&c.registry, "registry", "", "registry the --registry-user credentials are for; or GANTRY_REGISTRY")
+	f.StringVar(&c.digestFile, "digest-file", "", "write REF@DIGEST lines for every pushed reference to this file (for signing tools)")
 }
 
 func (c *common) platforms() (plats []v1.Platform, all bool, err error) {
@@ -97,15 +113,74 @@ func dropTime(groups []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-func (c *common) engine(getenv env, log *slog.Logger) (*assemble.Engine, error) {
+func (c *common) engine(stdin io.Reader, getenv env, log *slog.Logger) (*assemble.Engine, error) {
 	epoch, err := assemble.EpochFromEnv(getenv.get)
 	if err != nil {
 		return nil, usageError{err}
 	}
+	mirrors := map[string]string{}
+	for _, m := range c.mirrors {
+		reg, host, ok := strings.Cut(m, "=")
+		if !ok || reg == "" || host == "" {
+			return nil, usagef("--mirror %q: want REGISTRY=HOST[/prefix], e.g. docker.io=mirror.local:5000", m)
+		}
+		mirrors[reg] = host
+	}
+	creds, err := c.credentials(stdin, getenv)
+	if err != nil {
+		return nil, err
+	}
 	return assemble.NewEngine(assemble.Options{
 		CacheDir: c.cacheDir, Insecure: c.insecure, Jobs: c.jobs, Epoch: epoch, Logger: log,
-		UserAgent: "gantry/" + version(),
+		UserAgent: "gantry/" + version(), CACert: c.caCert, Mirrors: mirrors, Credentials: creds,
 	})
+}
+
+// credentials reads --registry-user and its password (stdin), or
+// GANTRY_REGISTRY_USER and GANTRY_REGISTRY_PASSWORD. They are for --registry
+// (or GANTRY_REGISTRY), else for the push destination's registry.
+func (c *common) credentials(stdin io.Reader, getenv env) (*assemble.Credentials, error) {
+	user, password, reg := c.regUser, "", c.registry
+	if user == "" {
+		user = getenv.get("GANTRY_REGISTRY_USER")
+	}
+	if reg == "" {
+		reg = getenv.get("GANTRY_REGISTRY")
+	}
+	switch {
+	case c.regPwStdin:
+		b, err := io.ReadAll(io.LimitReader(stdin, 64<<10))
+		if err != nil {
+			return nil, fmt.Errorf("reading the registry password from stdin: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	default:
+		password = getenv.get("GANTRY_REGISTRY_PASSWORD")
+	}
+	if user == "" && password == "" {
+		return nil, nil
+	}
+	if user == "" || password == "" {
+		return nil, usagef("registry credentials need both a user (--registry-user or GANTRY_REGISTRY_USER) and a password (--registry-password-stdin or GANTRY_REGISTRY_PASSWORD)")
+	}
+	if reg == "" {
+		dest := c.push
+		if dest == "" {
+			return nil, usagef("--registry-user: name the registry with --registry (or GANTRY_REGISTRY), or push with --push")
+		}
+		reg = registryOf(dest)
+	}
+	return &assemble.Credentials{Registry: reg, Username: user, Password: password}, nil
+}
+
+// registryOf is the registry host of a reference or prefix, by Docker's
+// rule: a first part with a dot or a colon, or localhost, is a host.
+func registryOf(ref string) string {
+	first, _, _ := strings.Cut(ref, "/")
+	if strings.ContainsAny(first, ".:") || first == "localhost" {
+		return first
+	}
+	return name.DefaultRegistry
 }
 
 // sinks turns --push and --output into sinks; with neither, the result goes
@@ -161,9 +236,9 @@ func (c *common) report(w io.Writer, results []assemble.Result) error {
 }
 
 // runBuild is the part build and append share.
-func (c *common) runBuild(ctx context.Context, stdout, stderr io.Writer, getenv env, specs []assemble.ImageSpec, dest assemble.Destinations) error {
+func (c *common) runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, getenv env, specs []assemble.ImageSpec, dest assemble.Destinations) error {
 	log := c.logger(stderr)
-	e, err := c.engine(getenv, log)
+	e, err := c.engine(stdin, getenv, log)
 	if err != nil {
 		return err
 	}
@@ -174,6 +249,19 @@ func (c *common) runBuild(ctx context.Context, stdout, stderr io.Writer, getenv 
 	results, err := e.Run(ctx, specs, sinks...)
 	if err != nil {
 		return err
+	}
+	if c.digestFile != "" {
+		var b strings.Builder
+		for _, r := range results {
+			for _, ref := range r.References {
+				if !strings.HasPrefix(ref, "oci:") && !strings.HasPrefix(ref, "tar:") {
+					fmt.Fprintf(&b, "%s@%s\n", ref, r.Digest)
+				}
+			}
+		}
+		if err := os.WriteFile(c.digestFile, []byte(b.String()), 0o644); err != nil {
+			return fmt.Errorf("--digest-file: %w", err)
+		}
 	}
 	return c.report(stdout, results)
 }

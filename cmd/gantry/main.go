@@ -38,7 +38,7 @@ func (e env) get(k string) string { v, _ := e(k); return v }
 
 // run is the whole CLI, with its inputs and outputs passed in.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv env) int {
-	root := newRoot(stdout, stderr, getenv)
+	root := newRoot(stdin, stdout, stderr, getenv)
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -71,7 +71,7 @@ func exitCode(err error) int {
 	return exitBuild
 }
 
-func newRoot(stdout, stderr io.Writer, getenv env) *cobra.Command {
+func newRoot(stdin io.Reader, stdout, stderr io.Writer, getenv env) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "gantry",
 		Short: "Assemble container images from directories, without a Docker daemon",
@@ -86,6 +86,7 @@ it as an OCI layout or a docker-loadable tarball. No daemon, no RUN, no root.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see gantry %s --help)", err, c.Name())}
 	})
-	root.AddCommand(newBuild(stdout, stderr, getenv), newAppend(stdout, stderr, getenv), newVersion(stdout))
+	root.AddCommand(newBuild(stdin, stdout, stderr, getenv), newAppend(stdin, stdout, stderr, getenv),
+		newLogin(stdin, stdout, stderr, getenv), newLogout(stderr, getenv), newVersion(stdout))
 	return root
 }

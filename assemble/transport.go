@@ -1,0 +1,278 @@
+package assemble
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// RetryPolicy bounds how gantry retries a registry request.
+type RetryPolicy struct {
+	// Attempts is the most tries of one request (default 6).
+	Attempts int
+	// Base is the first backoff; each next one doubles, with ±25% jitter
+	// (default 500ms).
+	Base time.Duration
+	// MaxWait caps one wait, including a server's Retry-After (default 30s).
+	MaxWait time.Duration
+	// Budget caps the total time spent waiting for one request (default 2m).
+	Budget time.Duration
+}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.Attempts <= 0 {
+		p.Attempts = 6
+	}
+	if p.Base <= 0 {
+		p.Base = 500 * time.Millisecond
+	}
+	if p.MaxWait <= 0 {
+		p.MaxWait = 30 * time.Second
+	}
+	if p.Budget <= 0 {
+		p.Budget = 2 * time.Minute
+	}
+	return p
+}
+
+// retryTransport retries 429 and 5xx answers (honouring Retry-After) and
+// dropped connections. A request with a body is retried only if the body can
+// be replayed (GetBody), and never after a connection dropped mid-upload:
+// go-containerregistry then restarts the whole upload from a new session, so
+// a registry never assembles a blob from two half-sent bodies.
+type retryTransport struct {
+	next   http.RoundTripper
+	policy RetryPolicy
+	log    *slog.Logger
+}
+
+func retryable(code int) bool {
+	return code == http.StatusTooManyRequests || code == http.StatusRequestTimeout ||
+		code == http.StatusInternalServerError || code == http.StatusBadGateway ||
+		code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
+}
+
+func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var waited time.Duration
+	for attempt := 1; ; attempt++ {
+		resp, err := t.next.RoundTrip(req)
+		last := attempt >= t.policy.Attempts
+		hasBody := req.Body != nil && req.Body != http.NoBody
+		var wait time.Duration
+		switch {
+		case err != nil:
+			if last || hasBody || req.Context().Err() != nil || permanent(err) {
+				return nil, err
+			}
+			wait = t.backoff(attempt)
+		case retryable(resp.StatusCode):
+			if last || (hasBody && req.GetBody == nil) {
+				return resp, nil
+			}
+			wait = t.backoff(attempt)
+			if ra := retryAfter(resp.Header.Get("Retry-After")); ra > 0 {
+				wait = ra
+			}
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+		default:
+			return resp, nil
+		}
+		wait = min(wait, t.policy.MaxWait)
+		if waited+wait > t.policy.Budget {
+			if err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%s %s: gave up after %d tries over %s: %s", req.Method, redactURL(req.URL.String()), attempt, waited.Round(time.Millisecond), http.StatusText(resp.StatusCode))
+		}
+		what := "error"
+		if err != nil {
+			what = err.Error()
+		} else {
+			what = resp.Status
+		}
+		t.log.Warn("retrying", "method", req.Method, "url", redactURL(req.URL.String()), "answer", what, "attempt", attempt, "wait", wait.Round(time.Millisecond))
+		timer := time.NewTimer(wait)
+		select {
+		case <-req.Context().Done():
+			timer.Stop()
+			return nil, req.Context().Err()
+		case <-timer.C:
+		}
+		waited += wait
+		if hasBody {
+			body, gerr := req.GetBody()
+			if gerr != nil {
+				return nil, gerr
+			}
+			req = req.Clone(req.Context())
+			req.Body = body
+		}
+	}
+}
+
+func (t *retryTransport) backoff(attempt int) time.Duration {
+	d := t.policy.Base << (attempt - 1)
+	jitter := 0.75 + rand.Float64()/2 //nolint:gosec // jitter, not security
+	return time.Duration(float64(d) * jitter)
+}
+
+// permanent reports network errors that a retry will not mend: nothing
+// listens there, or the name does not resolve.
+func permanent(err error) bool {
+	var dns *net.DNSError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dns) && dns.IsNotFound
+}
+
+// retryAfter parses a Retry-After header (seconds or an HTTP date).
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return time.Until(t)
+	}
+	return 0
+}
+
+// logTransport logs each HTTP exchange at debug level, without secrets.
+type logTransport struct {
+	next http.RoundTripper
+	log  *slog.Logger
+}
+
+func (t *logTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.next.RoundTrip(req)
+	attrs := []any{"method", req.Method, "url", redactURL(req.URL.String()), "took", time.Since(start).Round(time.Millisecond)}
+	if req.Header.Get("Authorization") != "" {
+		scheme, _, _ := strings.Cut(req.Header.Get("Authorization"), " ")
+		attrs = append(attrs, "authorization", scheme+" [redacted]")
+	}
+	if err != nil {
+		t.log.Debug("http", append(attrs, "error", err)...)
+		return nil, err
+	}
+	attrs = append(attrs, "status", resp.StatusCode)
+	if wa := resp.Header.Get("WWW-Authenticate"); wa != "" {
+		attrs = append(attrs, "www-authenticate", wa)
+	}
+	t.log.Debug("http", attrs...)
+	return resp, nil
+}
+
+// redactURL hides query values that can carry credentials (token, state).
+func redactURL(u string) string {
+	base, q, ok := strings.Cut(u, "?")
+	if !ok {
+		return u
+	}
+	var parts []string
+	for _, kv := range strings.Split(q, "&") {
+		k, _, _ := strings.Cut(kv, "=")
+		switch strings.ToLower(k) {
+		case "digest", "mount", "from", "n", "last":
+			parts = append(parts, kv)
+		default:
+			parts = append(parts, k+"=[redacted]")
+		}
+	}
+	return base + "?" + strings.Join(parts, "&")
+}
+
+// NewTransport is the HTTP transport for every registry request: tuned
+// buffers, the system roots plus CACert, retries, and debug logging.
+func NewTransport(o Options) (http.RoundTripper, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	base := o.Transport
+	if base == nil {
+		t := remote.DefaultTransport.(*http.Transport).Clone()
+		t.WriteBufferSize = 64 << 10
+		t.ReadBufferSize = 64 << 10
+		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if o.CACert != "" {
+			pool, err := x509.SystemCertPool()
+			if err != nil || pool == nil {
+				pool = x509.NewCertPool()
+			}
+			pem, err := os.ReadFile(o.CACert)
+			if err != nil {
+				return nil, fmt.Errorf("--ca-cert: %w", err)
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", o.CACert)
+			}
+			t.TLSClientConfig.RootCAs = pool
+		}
+		if o.Insecure {
+			t.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // asked for with --insecure
+		}
+		base = t
+	}
+	return &retryTransport{next: &logTransport{next: base, log: log}, policy: o.Retry.withDefaults(), log: log}, nil
+}
+
+// Credentials are a user name and password (or token) for one registry,
+// given on the command line or in GANTRY_REGISTRY_USER/PASSWORD.
+type Credentials struct {
+	Registry string // host[:port]; empty means the push destination's
+	Username string
+	Password string
+}
+
+// staticKeychain answers for one registry and defers to the next keychain
+// for the others.
+type staticKeychain struct {
+	creds Credentials
+	next  authn.Keychain
+}
+
+func (k staticKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	if sameRegistry(r.RegistryStr(), k.creds.Registry) {
+		return authn.FromConfig(authn.AuthConfig{Username: k.creds.Username, Password: k.creds.Password}), nil
+	}
+	return k.next.Resolve(r)
+}
+
+func sameRegistry(a, b string) bool {
+	norm := func(s string) string {
+		s = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(s, "https://"), "http://"), "/")
+		if s == "docker.io" || s == "registry-1.docker.io" {
+			return "index.docker.io"
+		}
+		return s
+	}
+	return norm(a) == norm(b)
+}
+
+// tlsHint explains a certificate error.
+func tlsHint(err error) string {
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var tv *tls.CertificateVerificationError
+	if errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) || errors.As(err, &tv) {
+		return "the registry's TLS certificate is not trusted: pass --ca-cert FILE with its CA, or --insecure"
+	}
+	return ""
+}
