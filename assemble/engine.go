@@ -51,8 +51,10 @@ type Options struct {
 	// Epoch is the time written as every mtime and as the config's created
 	// (default: $SOURCE_DATE_EPOCH, else 1970-01-01T00:00:00Z).
 	Epoch *time.Time
-	// Logger receives progress (default: discard).
+	// Logger receives log lines (default: discard).
 	Logger *slog.Logger
+	// Progress receives steps for progress bars or lines (default: none).
+	Progress Progress
 	// UserAgent names gantry to registries.
 	UserAgent string
 }
@@ -93,6 +95,9 @@ func NewEngine(o Options) (*Engine, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Progress == nil {
+		o.Progress = nopProgress{}
 	}
 	t, err := NewTransport(o)
 	if err != nil {
@@ -308,7 +313,12 @@ func (e *Engine) buildImage(ctx context.Context, s ImageSpec) (*Built, error) {
 		}
 		d, _ := l.Digest()
 		size, _ := l.Size()
-		e.log.Info("layer", "image", s.Name, "layer", ls.Name, "digest", d, "size", humanSize(size), "files", len(entries), "cached", l.Cached())
+		status := fmt.Sprintf("built %s (%s compressed, %d entries)", shortDigest(d.Hex), humanSize(size), len(entries))
+		if l.Cached() {
+			status = fmt.Sprintf("cached %s (%s)", shortDigest(d.Hex), humanSize(size))
+		}
+		e.opts.Progress.Event(s.Name+": layer "+ls.Name, status)
+		e.log.Debug("layer", "image", s.Name, "layer", ls.Name, "digest", d, "size", size, "entries", len(entries), "cached", l.Cached())
 		content = append(content, l.WithMediaType(layerType))
 		history = append(history, manifests.History{CreatedBy: "gantry: " + layerDescription(ls)})
 	}
@@ -321,6 +331,7 @@ func (e *Engine) buildImage(ctx context.Context, s ImageSpec) (*Built, error) {
 			return nil, fmt.Errorf("platform %s: %w", manifests.PlatformString(p.platform), err)
 		}
 		built.Platforms = append(built.Platforms, pr)
+		e.opts.Progress.Event(s.Name+" "+pr.Platform, fmt.Sprintf("%s, %s compressed, %s uncompressed", shortDigest(strings.TrimPrefix(pr.Digest, "sha256:")), humanSize(pr.CompressedSize), humanSize(pr.UncompressedSize)))
 		children = append(children, manifests.Child{Image: img, Platform: p.platform})
 		if bs.index == nil {
 			built.Image = img
@@ -340,7 +351,7 @@ func (e *Engine) buildImage(ctx context.Context, s ImageSpec) (*Built, error) {
 		built.MediaType = string(family.ManifestType())
 	}
 	built.Digest = digest
-	e.log.Info("built", "image", s.Name, "digest", digest, "platforms", len(plats), "took", time.Since(start).Round(time.Millisecond))
+	e.log.Debug("built", "image", s.Name, "digest", digest, "platforms", len(plats), "took", time.Since(start).Round(time.Millisecond))
 	return built, nil
 }
 
@@ -377,7 +388,7 @@ func (e *Engine) buildPlatform(ctx context.Context, s ImageSpec, bs *base, p pla
 	var diffIDs []v1.Hash
 	var uncompressed int64
 	for _, l := range content {
-		newLayers = append(newLayers, l)
+		newLayers = append(newLayers, e.tracked(s.Name, l))
 		diffIDs = append(diffIDs, mustDiffID(l))
 		uncompressed += l.UncompressedSize()
 	}
@@ -396,7 +407,7 @@ func (e *Engine) buildPlatform(ctx context.Context, s ImageSpec, bs *base, p pla
 			return nil, pr, fmt.Errorf("user layer: %w", err)
 		}
 		ul := l.WithMediaType(layerType)
-		newLayers = append(newLayers, ul)
+		newLayers = append(newLayers, e.tracked(s.Name, ul))
 		diffIDs = append(diffIDs, mustDiffID(ul))
 		uncompressed += ul.UncompressedSize()
 		patch.User = fmt.Sprintf("%d:%d", u.UID, u.GID)
@@ -448,6 +459,16 @@ func (e *Engine) buildPlatform(ctx context.Context, s ImageSpec, bs *base, p pla
 		return nil, pr, fmt.Errorf("image is %s uncompressed, %s over maxSize %s; nothing was pushed", humanSize(uncompressed), humanSize(uncompressed-s.MaxSize), humanSize(s.MaxSize))
 	}
 	return img, pr, nil
+}
+
+// tracked wraps a new layer so reading its blob (to upload or copy it) is
+// reported as progress.
+func (e *Engine) tracked(image string, l *layers.Layer) v1.Layer {
+	if _, ok := e.opts.Progress.(nopProgress); ok {
+		return l
+	}
+	d, _ := l.Digest()
+	return &trackedLayer{Layer: l, label: image + ": blob " + shortDigest(d.Hex), progress: e.opts.Progress}
 }
 
 func mustDiffID(l *layers.Layer) v1.Hash {

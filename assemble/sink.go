@@ -153,7 +153,7 @@ func (s *registrySink) Commit(ctx context.Context) error {
 			}
 			return fmt.Errorf("tagging %s (%s): %w", p.ref, what, registryError(err, p.ref.Context().String()))
 		}
-		s.e.log.Info("pushed", "ref", p.ref.String())
+		s.e.opts.Progress.Event("tag "+p.ref.String(), "pushed")
 	}
 	return nil
 }

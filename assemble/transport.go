@@ -229,7 +229,11 @@ func NewTransport(o Options) (http.RoundTripper, error) {
 		}
 		base = t
 	}
-	return &retryTransport{next: &logTransport{next: base, log: log}, policy: o.Retry.withDefaults(), log: log}, nil
+	var rt http.RoundTripper = &retryTransport{next: &logTransport{next: base, log: log}, policy: o.Retry.withDefaults(), log: log}
+	if o.Progress != nil {
+		rt = &progressTransport{next: rt, progress: o.Progress}
+	}
+	return rt, nil
 }
 
 // Credentials are a user name and password (or token) for one registry,

@@ -95,7 +95,7 @@ func (c *common) compressionOverride() (*layers.Compression, error) {
 	return &comp, nil
 }
 
-func (c *common) logger(stderr io.Writer) *slog.Logger {
+func (c *common) logger(w io.Writer) *slog.Logger {
 	level := slog.LevelInfo
 	switch {
 	case c.quiet:
@@ -103,7 +103,7 @@ func (c *common) logger(stderr io.Writer) *slog.Logger {
 	case c.verbose:
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: dropTime}))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: dropTime}))
 }
 
 func dropTime(groups []string, a slog.Attr) slog.Attr {
@@ -113,7 +113,7 @@ func dropTime(groups []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-func (c *common) engine(stdin io.Reader, getenv env, log *slog.Logger) (*assemble.Engine, error) {
+func (c *common) engine(stdin io.Reader, getenv env, log *slog.Logger, progress assemble.Progress) (*assemble.Engine, error) {
 	epoch, err := assemble.EpochFromEnv(getenv.get)
 	if err != nil {
 		return nil, usageError{err}
@@ -133,6 +133,7 @@ func (c *common) engine(stdin io.Reader, getenv env, log *slog.Logger) (*assembl
 	return assemble.NewEngine(assemble.Options{
 		CacheDir: c.cacheDir, Insecure: c.insecure, Jobs: c.jobs, Epoch: epoch, Logger: log,
 		UserAgent: "gantry/" + version(), CACert: c.caCert, Mirrors: mirrors, Credentials: creds,
+		Progress: progress,
 	})
 }
 
@@ -237,8 +238,13 @@ func (c *common) report(w io.Writer, results []assemble.Result) error {
 
 // runBuild is the part build and append share.
 func (c *common) runBuild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, getenv env, specs []assemble.ImageSpec, dest assemble.Destinations) error {
-	log := c.logger(stderr)
-	e, err := c.engine(stdin, getenv, log)
+	progress, err := newProgress(c.progress, c.quiet, stderr)
+	if err != nil {
+		return err
+	}
+	defer progress.Wait()
+	log := c.logger(progress.Writer())
+	e, err := c.engine(stdin, getenv, log, progress)
 	if err != nil {
 		return err
 	}

@@ -470,3 +470,52 @@ func TestVersionAndHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressModes: plain lines carry no control characters; the terminal
+// mode draws bars; --quiet prints nothing; stdout holds only the JSON.
+func TestProgressModes(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.txt"), bytes.Repeat([]byte("hello "), 1000), 0o644)
+	base := []string{"append", "--base", "oci:" + nginxBase, "--layer", dir + ":/srv", "--json"}
+	for _, mode := range []string{"plain", "tty", "quiet"} {
+		t.Run(mode, func(t *testing.T) {
+			args := append(append([]string(nil), base...), "-o", "oci:"+filepath.Join(t.TempDir(), "out"), "--cache-dir", t.TempDir())
+			if mode == "quiet" {
+				args = append(args, "--quiet")
+			} else {
+				args = append(args, "--progress", mode)
+			}
+			code, stdout, stderr := gantry(t, args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if rs := parseResults(t, stdout); len(rs) != 1 || len(rs[0].Platforms) != 2 {
+				t.Errorf("stdout is not the one JSON result: %q", stdout)
+			}
+			switch mode {
+			case "plain":
+				for _, c := range stderr {
+					if c < 0x20 && c != '\n' {
+						t.Fatalf("control character %q in plain output: %q", c, stderr)
+					}
+				}
+				for _, w := range []string{"nginx-alpine: layer /srv: built", "nginx-alpine linux/amd64:", "nginx-alpine linux/arm64/v8:", "nginx-alpine: blob ", ": sent "} {
+					if !strings.Contains(stderr, w) {
+						t.Errorf("plain output lacks %q:\n%s", w, stderr)
+					}
+				}
+			case "tty":
+				// bars: labels padded into one column, statuses beside them,
+				// redrawn in place (cursor-up escapes) once more than one
+				// frame is drawn
+				if !strings.Contains(stderr, "nginx-alpine: layer /srv  ") || !strings.Contains(stderr, "nginx-alpine linux/arm64/v8 ") || strings.Contains(stderr, "layer /srv: built") {
+					t.Errorf("terminal output has no bars: %q", stderr)
+				}
+			case "quiet":
+				if stderr != "" {
+					t.Errorf("--quiet printed %q", stderr)
+				}
+			}
+		})
+	}
+}
