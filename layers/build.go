@@ -167,6 +167,11 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry) 
 		compression:      comp.Algorithm,
 	}
 	l.path = b.Cache.blobPath(l.digest)
+	if b.Cache.hasBlob(l.digest, l.size) {
+		// The same bytes are stored already (for another selector): keep
+		// that file, whose mtime the other selector's record checks.
+		return l, nil
+	}
 	if err := os.Rename(tmp.Name(), l.path); err != nil {
 		return nil, fmt.Errorf("storing layer in cache: %w", err)
 	}

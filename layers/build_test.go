@@ -43,8 +43,8 @@ func detTree(t testing.TB, dir string) {
 	t.Helper()
 	r := rand.New(rand.NewChaCha8([32]byte{1, 2, 3}))
 	writeTree(t, dir, map[string]file{
-		"random.bin":         {data: string(randomBytes(r, 1<<20+300<<10))},
-		"text/big.txt":       {data: string(randomText(r, 256<<10))},
+		"random.bin":         {data: string(randomBytes(r, 1<<20+64<<10))}, // > 1 pgzip block
+		"text/big.dat":       {data: string(randomText(r, 128<<10))},
 		"text/small.txt":     {data: "small\n"},
 		"ünïcødé/文件.txt":     {data: "unicode"},
 		"empty":              {},
@@ -206,7 +206,7 @@ func TestBuildDeterministic(t *testing.T) {
 func TestBuildCompressionLevels(t *testing.T) {
 	r := rand.New(rand.NewChaCha8([32]byte{9}))
 	entries := []Entry{
-		{Name: "a.txt", Type: tar.TypeReg, Mode: 0o644, Data: randomText(r, 200<<10)},
+		{Name: "a.txt", Type: tar.TypeReg, Mode: 0o644, Data: randomText(r, 100<<10)},
 		{Name: "b.bin", Type: tar.TypeReg, Mode: 0o644, Data: randomBytes(r, 64<<10)},
 	}
 	cache := newCache(t)

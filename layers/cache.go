@@ -2,9 +2,11 @@ package layers
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -75,6 +77,21 @@ func (c *Cache) lookup(selector string, comp Compression) *Layer {
 		digest: r.Digest, diffID: r.DiffID, size: r.Size, uncompressedSize: r.UncompressedSize,
 		path: c.blobPath(r.Digest), compression: comp.Algorithm, cached: true,
 	}
+}
+
+// hasBlob reports whether the blob of digest h is stored intact: of the
+// given size and hashing to h.
+func (c *Cache) hasBlob(h v1.Hash, size int64) bool {
+	f, err := os.Open(c.blobPath(h))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Size() != size {
+		return false
+	}
+	_, err = io.Copy(io.Discard, &verifier{rc: f, h: sha256.New(), want: h, size: size, name: f.Name()})
+	return err == nil
 }
 
 func (c *Cache) store(selector string, comp Compression, l *Layer) error {

@@ -72,7 +72,8 @@ func merge(file []byte, fileName, what, name string, id int, line string, same f
 // base's /etc/passwd and /etc/group and gives u the directories owned. Each
 // file keeps the base's mode and owner; each owned directory keeps its mode
 // from the layers above the base (upper, keyed by name) or from the base,
-// and is created 0755 when neither has it.
+// and is created 0755 when neither has it. log (which may be nil) gets a
+// warning when the base has no /etc/passwd or /etc/group.
 func UserEntries(ctx context.Context, base *BaseFS, upper map[string]Entry, u User, owned []string, log *slog.Logger) ([]Entry, error) {
 	var out []Entry
 	for _, f := range []struct {
@@ -88,6 +89,9 @@ func UserEntries(ctx context.Context, base *BaseFS, upper map[string]Entry, u Us
 			return nil, err
 		}
 		if !ok || meta.Type != tar.TypeReg {
+			if log == nil {
+				log = slog.New(slog.DiscardHandler)
+			}
 			log.Warn("base image has no regular file there; creating one with root and the new user", "path", "/"+f.name)
 			meta, data = BaseFile{Type: tar.TypeReg, Mode: 0o644}, []byte(f.root)
 		}

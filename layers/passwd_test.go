@@ -1,0 +1,88 @@
+package layers
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMergePasswd(t *testing.T) {
+	app := User{Name: "app", UID: 1000, Group: "app", GID: 1000}
+	const root = "root:x:0:0:root:/root:/bin/sh\n"
+	tests := []struct {
+		name    string
+		base    string
+		u       User
+		want    string
+		wantErr []string
+	}{
+		{"append", root, app, root + "app:x:1000:1000::/:/sbin/nologin\n", nil},
+		{"home and shell", root, User{Name: "svc", UID: 10, GID: 20, Home: "/srv", Shell: "/bin/bash"}, root + "svc:x:10:20::/srv:/bin/bash\n", nil},
+		{"no trailing newline", strings.TrimSuffix(root, "\n"), app, root + "app:x:1000:1000::/:/sbin/nologin\n", nil},
+		{"empty file", "", app, "app:x:1000:1000::/:/sbin/nologin\n", nil},
+		{"blank lines and comments kept", "# users\n\n" + root, app, "# users\n\n" + root + "app:x:1000:1000::/:/sbin/nologin\n", nil},
+		{"commented-out clash is no clash", root + "#app:x:5:5::/:/bin/sh\n", app, root + "#app:x:5:5::/:/bin/sh\napp:x:1000:1000::/:/sbin/nologin\n", nil},
+		{"already there", root + "app:x:1000:1000::/:/sbin/nologin\n", app, root + "app:x:1000:1000::/:/sbin/nologin\n", nil},
+		{"already there, other home and shell", root + "app:x:1000:1000:App:/home/app:/bin/sh\nz:x:1:1::/:/x", app, root + "app:x:1000:1000:App:/home/app:/bin/sh\nz:x:1:1::/:/x", nil},
+		{"name with another uid", root + "app:x:1001:1000::/:/bin/sh\n", app, "", []string{"/etc/passwd", `"app"`, "already exists", "app:x:1001"}},
+		{"name with another gid", root + "app:x:1000:1001::/:/bin/sh\n", app, "", []string{`"app"`, "already exists"}},
+		{"uid of another user", root + "bob:x:1000:1000::/:/bin/sh\n", app, "", []string{"id 1000", `"bob"`}},
+		{"uid 0", root, User{Name: "admin", UID: 0, GID: 0}, "", []string{"id 0", `"root"`}},
+		{"root by name", root, User{Name: "root", UID: 1000, GID: 1000}, "", []string{`"root"`, "already exists"}},
+		{"short lines are skipped", "junk\nx:y\n", app, "junk\nx:y\napp:x:1000:1000::/:/sbin/nologin\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := MergePasswd([]byte(tt.base), tt.u)
+			checkMerge(t, got, err, tt.want, tt.wantErr)
+		})
+	}
+}
+
+func TestMergeGroup(t *testing.T) {
+	app := User{Name: "app", UID: 1000, Group: "app", GID: 1000}
+	const root = "root:x:0:\nwheel:x:10:root\n"
+	tests := []struct {
+		name    string
+		base    string
+		u       User
+		want    string
+		wantErr []string
+	}{
+		{"append", root, app, root + "app:x:1000:\n", nil},
+		{"group name differs from user", root, User{Name: "u", UID: 5, Group: "staff", GID: 50}, root + "staff:x:50:\n", nil},
+		{"no trailing newline", "root:x:0:", app, "root:x:0:\napp:x:1000:\n", nil},
+		{"empty file", "", app, "app:x:1000:\n", nil},
+		{"already there with members", root + "app:x:1000:alice,bob\n", app, root + "app:x:1000:alice,bob\n", nil},
+		{"already there, three fields", "app:x:1000", app, "app:x:1000", nil},
+		{"name with another gid", root + "app:x:2000:\n", app, "", []string{"/etc/group", "group", `"app"`, "already exists"}},
+		{"gid of another group", root + "other:x:1000:\n", app, "", []string{"/etc/group", "id 1000", `"other"`}},
+		{"gid 10", root, User{Group: "admins", GID: 10}, "", []string{"id 10", `"wheel"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := MergeGroup([]byte(tt.base), tt.u)
+			checkMerge(t, got, err, tt.want, tt.wantErr)
+		})
+	}
+}
+
+func checkMerge(t *testing.T, got []byte, err error, want string, wantErr []string) {
+	t.Helper()
+	if wantErr != nil {
+		if err == nil {
+			t.Fatalf("no error; got %q", got)
+		}
+		for _, w := range wantErr {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not contain %q", err, w)
+			}
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("error %v", err)
+	}
+	if string(got) != want {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+}
