@@ -31,13 +31,21 @@ type platformImage struct {
 
 // resolveBase reads a base's top manifest: from a registry, or from an OCI
 // layout given as oci:DIR[:tag|@digest].
-func (e *Engine) resolveBase(ctx context.Context, ref string, mirrors map[string]string) (*base, error) {
+func (e *Engine) resolveBase(ctx context.Context, ref string, mirrors map[string]string, pin *Pin) (*base, error) {
 	if dir, ok := strings.CutPrefix(ref, "oci:"); ok {
+		if pin != nil {
+			dir, _, _ = splitLayoutRef(dir)
+			dir += "@" + pin.Digest.String()
+		}
 		return resolveLayoutBase(ref, dir)
 	}
 	r, err := name.ParseReference(ref, e.nameOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("base %q is not a valid image reference: %w", ref, err)
+	}
+	if pin != nil {
+		// by digest: go-containerregistry checks the manifest against it
+		r = r.Context().Digest(pin.Digest.String())
 	}
 	var desc *remote.Descriptor
 	if m, ok := e.mirrorOf(r, mirrors); ok {
@@ -66,13 +74,19 @@ func (e *Engine) resolveBase(ctx context.Context, ref string, mirrors map[string
 	return b, nil
 }
 
-func resolveLayoutBase(ref, spec string) (*base, error) {
-	dir, sel := spec, ""
+// splitLayoutRef splits DIR[:tag|@digest].
+func splitLayoutRef(spec string) (dir, sel string, byDigest bool) {
 	if i := strings.LastIndex(spec, "@sha256:"); i >= 0 {
-		dir, sel = spec[:i], spec[i+1:]
-	} else if i := strings.LastIndex(spec, ":"); i > strings.LastIndex(spec, "/") {
-		dir, sel = spec[:i], spec[i+1:]
+		return spec[:i], spec[i+1:], true
 	}
+	if i := strings.LastIndex(spec, ":"); i > strings.LastIndex(spec, "/") {
+		return spec[:i], spec[i+1:], false
+	}
+	return spec, "", false
+}
+
+func resolveLayoutBase(ref, spec string) (*base, error) {
+	dir, sel, _ := splitLayoutRef(spec)
 	p, err := layout.FromPath(dir)
 	if err != nil {
 		return nil, fmt.Errorf("base %s: %s is not an OCI layout: %w", ref, dir, err)

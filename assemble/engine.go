@@ -203,6 +203,10 @@ func registryError(err error, where string) error {
 	var te *transport.Error
 	var ne net.Error
 	switch {
+	case tlsHint(err, host) != "":
+		// before a status: for a local registry, go-containerregistry also
+		// tries plain http, and a TLS server answers that with a 400
+		return &RegistryError{fmt.Errorf("%s: %w", where, err), tlsHint(err, host)}
 	case errors.As(err, &te):
 		msg := fmt.Sprintf("%d %s on %s", te.StatusCode, strings.ToLower(http.StatusText(te.StatusCode)), where)
 		if len(te.Errors) > 0 {
@@ -220,8 +224,6 @@ func registryError(err error, where string) error {
 		return &RegistryError{errors.New(msg), hint}
 	case errors.Is(err, context.Canceled):
 		return err
-	case tlsHint(err) != "":
-		return &RegistryError{fmt.Errorf("%s: %w", where, err), tlsHint(err)}
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return &RegistryError{fmt.Errorf("%s: %w", where, err), "pass --insecure for a plain-HTTP registry"}
 	case errors.As(err, &ne), errors.Is(err, syscall.ECONNREFUSED):
@@ -276,13 +278,18 @@ func (e *Engine) Build(ctx context.Context, specs []ImageSpec) ([]*Built, error)
 
 func (e *Engine) buildImage(ctx context.Context, s ImageSpec) (*Built, error) {
 	start := time.Now()
-	bs, err := e.resolveBase(ctx, s.Base, s.Mirrors)
+	bs, err := e.resolveBase(ctx, s.Base, s.Mirrors, s.Pin)
 	if err != nil {
 		return nil, err
 	}
 	plats, err := bs.platforms(s.Platforms)
 	if err != nil {
 		return nil, err
+	}
+	if s.Pin != nil {
+		if err := s.Pin.check(bs, plats); err != nil {
+			return nil, err
+		}
 	}
 	family := manifests.FamilyOf(types.MediaType(bs.mediaType))
 	if s.Compression.Algorithm == layers.Zstd && family == manifests.Docker {

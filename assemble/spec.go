@@ -42,6 +42,18 @@ type ImageSpec struct {
 	Compression layers.Compression
 	// Mirrors from the config file: registry → mirror host[/prefix].
 	Mirrors map[string]string
+	// BaseAsWritten is Base as the config file or --base gave it (a layout
+	// path relative to the config file), which the lock file records.
+	BaseAsWritten string
+	// Pin, from the lock file, fixes the base's digests.
+	Pin *Pin
+}
+
+func (s *ImageSpec) baseAsWritten() string {
+	if s.BaseAsWritten != "" {
+		return s.BaseAsWritten
+	}
+	return s.Base
 }
 
 // LayerSpec is one new layer.
@@ -88,7 +100,7 @@ func (src *configSource) specs(f *File) ([]ImageSpec, error) {
 
 func (src *configSource) imageSpec(p string, ic ImageConfig) (ImageSpec, error) {
 	s := ImageSpec{
-		Name: ic.Name, Base: ic.Base, Workdir: ic.Workdir, StopSignal: ic.StopSignal,
+		Name: ic.Name, Base: ic.Base, BaseAsWritten: ic.Base, Workdir: ic.Workdir, StopSignal: ic.StopSignal,
 		Entrypoint:  src.seqText(p+".entrypoint", ic.Entrypoint),
 		Cmd:         src.seqText(p+".cmd", ic.Cmd),
 		Tags:        src.seqText(p+".tags", ic.Tags),
@@ -432,7 +444,7 @@ func Load(file string, getenv func(string) (string, bool), o LoadOptions) ([]Ima
 		if !ok {
 			return nil, fmt.Errorf("--base %s=%s: %s has no image %q (it has %s)", n, ref, file, n, strings.Join(names, ", "))
 		}
-		specs[i].Base = ref
+		specs[i].Base, specs[i].BaseAsWritten = ref, ref
 	}
 	for i := range specs {
 		if o.AllPlatforms {

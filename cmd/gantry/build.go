@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"strings"
 
 	"github.com/gantry-dev/gantry/assemble"
 	"github.com/spf13/cobra"
@@ -14,6 +13,7 @@ func newBuild(stdin io.Reader, stdout, stderr io.Writer, getenv env) *cobra.Comm
 		file   string
 		images []string
 		bases  []string
+		locked bool
 	)
 	cmd := &cobra.Command{
 		Use:   "build [-f gantry.yaml]",
@@ -41,19 +41,25 @@ Each image's new layers are appended to every platform of its base (or those
 			if err != nil {
 				return err
 			}
-			over := map[string]string{}
-			for _, b := range bases {
-				n, ref, ok := strings.Cut(b, "=")
-				if !ok || n == "" || ref == "" {
-					return usagef("--base %q: want NAME=REF", b)
-				}
-				over[n] = ref
+			over, err := parseBases(bases)
+			if err != nil {
+				return err
 			}
 			specs, err := assemble.Load(file, getenv, assemble.LoadOptions{
 				Images: images, Bases: over, Platforms: plats, AllPlatforms: all, Compression: comp,
 			})
 			if err != nil {
 				return err
+			}
+			if locked {
+				lockFile := assemble.LockPath(file)
+				lock, err := assemble.ReadLock(lockFile)
+				if err != nil {
+					return usageError{err}
+				}
+				if err := assemble.ApplyLock(specs, lock, lockFile); err != nil {
+					return usageError{err}
+				}
 			}
 			return c.runBuild(cmd.Context(), stdin, stdout, stderr, getenv, specs, assemble.Destinations{Prefix: c.push, Tags: c.tags})
 		},
@@ -62,6 +68,7 @@ Each image's new layers are appended to every platform of its base (or those
 	f.StringVarP(&file, "file", "f", "gantry.yaml", "config file")
 	f.StringArrayVar(&images, "image", nil, "build only this image (repeatable)")
 	f.StringArrayVar(&bases, "base", nil, "override an image's base: NAME=REF (repeatable), e.g. to use a mirror")
+	f.BoolVar(&locked, "locked", false, "build the bases pinned in gantry.lock (see gantry lock); fail if it is missing or stale")
 	c.register(cmd, "push each image to PREFIX/NAME:TAG, e.g. ghcr.io/acme")
 	return cmd
 }

@@ -50,21 +50,40 @@ func (c *common) register(cmd *cobra.Command, pushHelp string) {
 	f.StringVar(&c.push, "push", "", pushHelp)
 	f.StringArrayVarP(&c.tags, "tag", "t", nil, "tag to write (repeatable; default: the config's tags, else latest)")
 	f.StringVarP(&c.output, "output", "o", "", "also write the result to oci:DIR (an OCI layout) or tar:FILE (docker load, one platform)")
-	f.BoolVar(&c.insecure, "insecure", false, "allow plain HTTP and unverified TLS registries (localhost is always allowed HTTP)")
 	f.BoolVar(&c.json, "json", false, "print results as JSON on stdout, one object per image")
 	f.StringVar(&c.cacheDir, "cache-dir", "", "layer cache directory (default: $XDG_CACHE_HOME/gantry)")
 	f.StringVar(&c.compression, "compression", "", "layer compression: gzip (default) or zstd (writes OCI media types)")
 	f.IntVar(&c.level, "compression-level", 0, "compression level (gzip 1-9, zstd 1-4; default 1)")
 	f.IntVar(&c.jobs, "jobs", 8, "concurrent uploads")
-	f.BoolVarP(&c.verbose, "verbose", "v", false, "log more detail to stderr")
-	f.BoolVarP(&c.quiet, "quiet", "q", false, "print no progress, only warnings and errors")
-	f.StringVar(&c.progress, "progress", "auto", "progress on stderr: auto (bars on a terminal, else plain), tty, plain or none")
+	f.StringVar(&c.digestFile, "digest-file", "", "write REF@DIGEST lines for every pushed reference to this file (for signing tools)")
+	c.registerRegistry(cmd)
+}
+
+// registerRegistry adds the flags of every command that talks to registries.
+func (c *common) registerRegistry(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.BoolVar(&c.insecure, "insecure", false, "allow plain HTTP and unverified TLS registries (localhost is always allowed HTTP)")
 	f.StringVar(&c.caCert, "ca-cert", "", "PEM file of extra CA certificates to trust (a private registry's CA)")
 	f.StringArrayVar(&c.mirrors, "mirror", nil, "pull bases of REGISTRY through MIRROR: REGISTRY=HOST[/prefix], e.g. docker.io=mirror.local:5000 (repeatable)")
 	f.StringVar(&c.regUser, "registry-user", "", "user name for --registry (default registry: the push destination's); or GANTRY_REGISTRY_USER")
 	f.BoolVar(&c.regPwStdin, "registry-password-stdin", false, "read the --registry-user password or token from stdin; or GANTRY_REGISTRY_PASSWORD")
 	f.StringVar(&c.registry, "registry", "", "registry the --registry-user credentials are for; or GANTRY_REGISTRY")
-	f.StringVar(&c.digestFile, "digest-file", "", "write REF@DIGEST lines for every pushed reference to this file (for signing tools)")
+	f.BoolVarP(&c.verbose, "verbose", "v", false, "log more detail to stderr, including each HTTP exchange (secrets redacted)")
+	f.BoolVarP(&c.quiet, "quiet", "q", false, "print no progress, only warnings and errors")
+	f.StringVar(&c.progress, "progress", "auto", "progress on stderr: auto (bars on a terminal, else plain), tty, plain or none")
+}
+
+// parseBases reads --base NAME=REF flags.
+func parseBases(bases []string) (map[string]string, error) {
+	over := map[string]string{}
+	for _, b := range bases {
+		n, ref, ok := strings.Cut(b, "=")
+		if !ok || n == "" || ref == "" {
+			return nil, usagef("--base %q: want NAME=REF", b)
+		}
+		over[n] = ref
+	}
+	return over, nil
 }
 
 func (c *common) platforms() (plats []v1.Platform, all bool, err error) {

@@ -87,6 +87,6 @@ it as an OCI layout or a docker-loadable tarball. No daemon, no RUN, no root.`,
 		return usageError{fmt.Errorf("%w (see gantry %s --help)", err, c.Name())}
 	})
 	root.AddCommand(newBuild(stdin, stdout, stderr, getenv), newAppend(stdin, stdout, stderr, getenv),
-		newLogin(stdin, stdout, stderr, getenv), newLogout(stderr, getenv), newVersion(stdout))
+		newLock(stdin, stdout, stderr, getenv), newLogin(stdin, stdout, stderr, getenv), newLogout(stderr, getenv), newVersion(stdout))
 	return root
 }

@@ -519,3 +519,103 @@ func TestProgressModes(t *testing.T) {
 		})
 	}
 }
+
+// TestLock: gantry lock pins the bases; build --locked builds exactly those
+// even after the tag moves, and fails clearly when the lock is missing or
+// stale.
+func TestLock(t *testing.T) {
+	reg := realRegistry(t)
+	pushLayout(t, nginxBase, reg+"/library/nginx:alpine")
+	pushLayout(t, pythonBase, reg+"/library/python:3.13-slim")
+	dir := t.TempDir()
+	cfg, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = bytes.ReplaceAll(cfg, []byte("docker.io/library/"), []byte(reg+"/library/"))
+	for _, sub := range []string{"frontend", "backend"} {
+		if err := os.Symlink(filepath.Join(mustAbs(t, "../../testdata/taskflow"), sub), filepath.Join(dir, sub)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(dir, "gantry.yaml")
+	os.WriteFile(file, cfg, 0o644)
+	cache := t.TempDir()
+
+	code, _, stderr := gantry(t, "build", "-f", file, "--locked", "--cache-dir", cache, "-o", "oci:"+filepath.Join(dir, "out0"))
+	if code != exitUsage || !strings.Contains(stderr, "gantry.lock does not exist: run gantry lock") {
+		t.Errorf("no lock: exit %d, %s", code, stderr)
+	}
+	code, stdout, stderr := gantry(t, "lock", "-f", file)
+	if code != 0 || strings.TrimSpace(stdout) != filepath.Join(dir, "gantry.lock") {
+		t.Fatalf("lock: exit %d, %q %s", code, stdout, stderr)
+	}
+	var lock struct {
+		Images map[string]struct {
+			Base, Digest string
+			Platforms    map[string]string
+		}
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, "gantry.lock"))
+	if err := json.Unmarshal(raw, &lock); err != nil {
+		t.Fatal(err)
+	}
+	fe := lock.Images["taskflow-frontend"]
+	if fe.Base != reg+"/library/nginx:alpine" || len(fe.Platforms) != 2 || !strings.HasPrefix(fe.Digest, "sha256:") {
+		t.Fatalf("lock: %s", raw)
+	}
+	if code, _, stderr := gantry(t, "lock", "-f", file); code != exitUsage || !strings.Contains(stderr, "--update") {
+		t.Errorf("second lock: exit %d, %s", code, stderr)
+	}
+
+	build := func(out string) (int, []result, string) {
+		code, stdout, stderr := gantry(t, "build", "-f", file, "--locked", "--json", "--cache-dir", cache, "-o", "oci:"+filepath.Join(dir, out))
+		if code != 0 {
+			return code, nil, stderr
+		}
+		return code, parseResults(t, stdout), stderr
+	}
+	code, before, stderr := build("out1")
+	if code != 0 {
+		t.Fatalf("locked build: exit %d: %s", code, stderr)
+	}
+	// the tag moves: nginx:alpine now points at the python base
+	pushLayout(t, pythonBase, reg+"/library/nginx:alpine")
+	code, after, stderr := build("out2")
+	if code != 0 {
+		t.Fatalf("locked build after the tag moved: exit %d: %s", code, stderr)
+	}
+	if after[0].Digest != before[0].Digest {
+		t.Errorf("locked build changed with the tag: %s → %s", before[0].Digest, after[0].Digest)
+	}
+	// an unlocked build follows the tag
+	code, stdout, stderr = gantry(t, "build", "-f", file, "--json", "--cache-dir", cache, "-o", "oci:"+filepath.Join(dir, "out3"))
+	if code != 0 {
+		t.Fatalf("unlocked: %s", stderr)
+	}
+	if r := parseResults(t, stdout); r[0].Digest == before[0].Digest {
+		t.Errorf("unlocked build did not follow the moved tag")
+	}
+	// a lock made for another base is stale
+	code, _, stderr = gantry(t, "build", "-f", file, "--locked", "--base", "taskflow-backend=oci:"+pythonBase, "--cache-dir", cache)
+	if code != exitUsage || !strings.Contains(stderr, "stale for image taskflow-backend") || !strings.Contains(stderr, "gantry lock --update") {
+		t.Errorf("stale lock: exit %d: %s", code, stderr)
+	}
+	// --update refreshes it
+	if code, _, stderr := gantry(t, "lock", "-f", file, "--update"); code != 0 {
+		t.Fatalf("lock --update: %s", stderr)
+	}
+	code, updated, stderr := build("out4")
+	if code != 0 || updated[0].Digest == before[0].Digest {
+		t.Errorf("after --update: exit %d %s", code, stderr)
+	}
+}
+
+func mustAbs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
