@@ -50,6 +50,22 @@ type ImageConfig struct {
 	MaxSize          string             `yaml:"maxSize"`
 	Compression      string             `yaml:"compression"`
 	CompressionLevel int                `yaml:"compressionLevel"`
+	// RuntimeEnv declares settings (secrets above all) that deployers must
+	// provide at run time; they are recorded as a label, never given values.
+	RuntimeEnv []RuntimeEnvConfig `yaml:"runtimeEnv"`
+	// Policy relaxations: each check is on unless relaxed here.
+	AllowSecrets       []string `yaml:"allowSecrets"`
+	AllowRoot          bool     `yaml:"allowRoot"`
+	AllowWorldWritable bool     `yaml:"allowWorldWritable"`
+	AllowSetuid        bool     `yaml:"allowSetuid"`
+	MaxLayers          int      `yaml:"maxLayers"`
+}
+
+// RuntimeEnvConfig is one setting a container needs at run time.
+type RuntimeEnvConfig struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	Required    *bool  `yaml:"required"`
 }
 
 // LayerConfig is one new layer: a directory or files, where they go, and
@@ -65,6 +81,12 @@ type LayerConfig struct {
 	Include     []string     `yaml:"include"`
 	Exclude     []string     `yaml:"exclude"`
 	Precompress bool         `yaml:"precompress"`
+	// FollowSymlinks copies what symlinks inside the source point to;
+	// symlinks pointing outside it are kept as symlinks.
+	FollowSymlinks bool `yaml:"followSymlinks"`
+	// AllowSecretFiles lets files that look like secrets (.env, keys)
+	// through when these patterns match them.
+	AllowSecretFiles []string `yaml:"allowSecretFiles"`
 }
 
 // FileConfig is a single file of a layer.

@@ -311,6 +311,9 @@ func (e *Engine) buildImage(ctx context.Context, s ImageSpec) (*Built, error) {
 		if err != nil {
 			return nil, fmt.Errorf("layer %s: %w", ls.Name, err)
 		}
+		if err := checkLayerEntries(s, ls.Name, entries, upper); err != nil {
+			return nil, err
+		}
 		l, err := lb.Build(ctx, entries)
 		if err != nil {
 			return nil, fmt.Errorf("layer %s: %w", ls.Name, err)
@@ -409,6 +412,9 @@ func (e *Engine) buildPlatform(ctx context.Context, s ImageSpec, bs *base, p pla
 		if err != nil {
 			return nil, pr, err
 		}
+		if err := checkLayerEntries(ImageSpec{Policy: s.Policy}, "user", entries, upper); err != nil {
+			return nil, pr, err
+		}
 		l, err := e.builder(s.Compression).Build(ctx, entries)
 		if err != nil {
 			return nil, pr, fmt.Errorf("user layer: %w", err)
@@ -421,6 +427,17 @@ func (e *Engine) buildPlatform(ctx context.Context, s ImageSpec, bs *base, p pla
 		patch.History = append(patch.History, manifests.History{CreatedBy: fmt.Sprintf("gantry: user %s (%d) group %s (%d)", u.Name, u.UID, u.Group, u.GID)})
 	}
 	patch.DiffIDs = diffIDs
+	if len(s.RuntimeEnv) > 0 {
+		v, err := runtimeEnvLabel(s.RuntimeEnv)
+		if err != nil {
+			return nil, pr, err
+		}
+		patch.Labels = maps.Clone(patch.Labels)
+		if patch.Labels == nil {
+			patch.Labels = map[string]string{}
+		}
+		patch.Labels[RuntimeEnvLabel] = v
+	}
 	if family == manifests.Docker {
 		// Docker manifests carry no annotations: record the base as labels.
 		patch.Labels = maps.Clone(patch.Labels)
@@ -443,9 +460,15 @@ func (e *Engine) buildPlatform(ctx context.Context, s ImageSpec, bs *base, p pla
 	if err != nil {
 		return nil, pr, err
 	}
+	if err := checkRunAs(s, cfg); err != nil {
+		return nil, pr, err
+	}
 	img, err := manifests.Append(p.image, cfg, newLayers, manifests.AppendOptions{Family: family, Annotations: e.annotations(s, bs.ref, p.digest)})
 	if err != nil {
 		return nil, pr, err
+	}
+	if n := len(baseLayers) + len(newLayers); s.Policy.MaxLayers > 0 && n > s.Policy.MaxLayers {
+		return nil, pr, fmt.Errorf("image has %d layers (%d from the base), over maxLayers %d; nothing was pushed", n, len(baseLayers), s.Policy.MaxLayers)
 	}
 	m, _ := img.Manifest()
 	pr.CompressedSize = m.Config.Size

@@ -443,7 +443,7 @@ func TestAppendReadsNoBaseLayer(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := ImageSpec{
-		Name: "site", Base: reg.host + "/library/nginx:alpine",
+		Name: "site", Base: reg.host + "/library/nginx:alpine", Policy: Policy{AllowRoot: true},
 		Layers: []LayerSpec{{Name: "site", Spec: layers.Spec{Sources: []layers.Source{{From: site, To: "/usr/share/nginx/html"}}}}},
 	}
 	spec.Compression, _ = layers.Compression{}.Normalize()

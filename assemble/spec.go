@@ -3,10 +3,12 @@ package assemble
 import (
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +49,29 @@ type ImageSpec struct {
 	BaseAsWritten string
 	// Pin, from the lock file, fixes the base's digests.
 	Pin *Pin
+	// RuntimeEnv is recorded in the RuntimeEnvLabel label.
+	RuntimeEnv []RuntimeEnv
+	Policy     Policy
+}
+
+// RuntimeEnv is a setting the container needs at run time.
+type RuntimeEnv struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Required    bool   `json:"required"`
+}
+
+// RuntimeEnvLabel holds an image's runtime settings as JSON, so deployers
+// know what to provide.
+const RuntimeEnvLabel = "dev.gantry.runtime-env"
+
+// Policy is what an image must satisfy; each check is on unless relaxed.
+type Policy struct {
+	AllowRoot          bool     // may run as root
+	AllowWorldWritable bool     // new files may be world-writable
+	AllowSetuid        bool     // new files may be setuid/setgid
+	AllowSecrets       []string // env keys allowed to carry secret-looking values
+	MaxLayers          int      // 0: no limit
 }
 
 func (s *ImageSpec) baseAsWritten() string {
@@ -197,6 +222,26 @@ func (src *configSource) imageSpec(p string, ic ImageConfig) (ImageSpec, error) 
 		}
 		s.Healthcheck = h
 	}
+	s.Policy = Policy{AllowRoot: ic.AllowRoot, AllowWorldWritable: ic.AllowWorldWritable, AllowSetuid: ic.AllowSetuid, AllowSecrets: ic.AllowSecrets, MaxLayers: ic.MaxLayers}
+	if ic.MaxLayers < 0 {
+		return s, src.errorf(p+".maxLayers", "must not be negative")
+	}
+	withValue := map[string]bool{}
+	for _, kv := range s.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		withValue[k] = v != ""
+	}
+	for j, re := range ic.RuntimeEnv {
+		q := fmt.Sprintf("%s.runtimeEnv[%d]", p, j)
+		if !envKeyRE.MatchString(re.Name) {
+			return s, src.errorf(q+".name", "%q is not a valid environment variable name", re.Name)
+		}
+		if withValue[re.Name] {
+			return s, src.errorf(q+".name", "%s is also given a value under env:; a runtime setting gets its value when the container starts, never in the image", re.Name)
+		}
+		required := re.Required == nil || *re.Required
+		s.RuntimeEnv = append(s.RuntimeEnv, RuntimeEnv{Name: re.Name, Description: re.Description, Required: required})
+	}
 	if ic.MaxSize != "" {
 		n, err := ParseSize(ic.MaxSize)
 		if err != nil {
@@ -210,6 +255,7 @@ func (src *configSource) imageSpec(p string, ic ImageConfig) (ImageSpec, error) 
 func (src *configSource) layerSpec(p string, lc LayerConfig) (LayerSpec, error) {
 	ls := LayerSpec{Name: lc.Name}
 	ls.Include, ls.Exclude, ls.Precompress = lc.Include, lc.Exclude, lc.Precompress
+	ls.FollowSymlinks, ls.SecretFiles, ls.AllowSecretFiles = lc.FollowSymlinks, true, lc.AllowSecretFiles
 	if lc.From == "" && len(lc.Files) == 0 {
 		return ls, src.errorf(p, "a layer needs from: (a directory or file) or files:")
 	}
@@ -421,6 +467,70 @@ type LoadOptions struct {
 	AllPlatforms bool
 	// Compression overrides every image's compression when set.
 	Compression *layers.Compression
+	// Relax adds to every image's policy relaxations (command-line flags).
+	Relax Relax
+}
+
+// Relax loosens policy checks from the command line.
+type Relax struct {
+	AllowRoot, AllowWorldWritable, AllowSetuid bool
+	AllowSecrets                               []string // env keys
+	AllowSecretFiles                           []string // patterns
+}
+
+// Apply adds r to a spec's policy.
+func (r Relax) Apply(s *ImageSpec) {
+	s.Policy.AllowRoot = s.Policy.AllowRoot || r.AllowRoot
+	s.Policy.AllowWorldWritable = s.Policy.AllowWorldWritable || r.AllowWorldWritable
+	s.Policy.AllowSetuid = s.Policy.AllowSetuid || r.AllowSetuid
+	s.Policy.AllowSecrets = append(s.Policy.AllowSecrets, r.AllowSecrets...)
+	for i := range s.Layers {
+		s.Layers[i].AllowSecretFiles = append(s.Layers[i].AllowSecretFiles, r.AllowSecretFiles...)
+	}
+}
+
+// secretEnvKey reports env keys whose values are secrets by convention.
+func secretEnvKey(k string) bool {
+	u := strings.ToUpper(k)
+	return strings.HasSuffix(u, "_KEY") || strings.HasSuffix(u, "_TOKEN") || strings.HasSuffix(u, "_SECRET") ||
+		strings.Contains(u, "PASSWORD") || strings.Contains(u, "PASSWD") || u == "SECRET" || u == "TOKEN"
+}
+
+// SecretEnv says why an env value must not be baked into an image, or "".
+func SecretEnv(kv string) string {
+	k, v, _ := strings.Cut(kv, "=")
+	if v == "" {
+		return ""
+	}
+	if secretEnvKey(k) {
+		return "its name says it holds a secret"
+	}
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return "it is a URL with a password in it"
+		}
+	}
+	return ""
+}
+
+// CheckSecrets refuses env values that look like secrets unless allowed.
+func (s *ImageSpec) CheckSecrets() error {
+	if k, msg := s.secretEnv(); k != "" {
+		return fmt.Errorf("env %s: %s", k, msg)
+	}
+	return nil
+}
+
+func (s *ImageSpec) secretEnv() (key, msg string) {
+	for _, kv := range s.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		why := SecretEnv(kv)
+		if why == "" || slices.Contains(s.Policy.AllowSecrets, k) {
+			continue
+		}
+		return k, fmt.Sprintf("%s, and anyone who can pull the image can read its config; declare it under runtimeEnv: (name and description only) and pass it at run time, or allow it with allowSecrets: [%s] / --allow-secret %s", why, k, k)
+	}
+	return "", ""
 }
 
 // Load reads a config file and returns the image specs to build.
@@ -438,6 +548,12 @@ func Load(file string, getenv func(string) (string, bool), o LoadOptions) ([]Ima
 	for i, s := range specs {
 		byName[s.Name] = i
 		names = append(names, s.Name)
+	}
+	for i := range specs {
+		o.Relax.Apply(&specs[i])
+		if k, msg := specs[i].secretEnv(); k != "" {
+			return nil, src.errorf(fmt.Sprintf("images[%d].env.%s", i, k), "%s", msg)
+		}
 	}
 	for n, ref := range o.Bases {
 		i, ok := byName[n]

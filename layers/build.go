@@ -13,6 +13,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path"
 	"sync/atomic"
 	"time"
 
@@ -251,7 +252,18 @@ func (b *Builder) copyFile(w io.Writer, e *Entry) error {
 	if err := sameFile(f, e); err != nil {
 		return err
 	}
-	n, err := io.Copy(w, io.LimitReader(f, e.Size))
+	var r io.Reader = io.LimitReader(f, e.Size)
+	if e.checkSecret && e.Size <= 1<<20 {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return fmt.Errorf("reading layer source %s: %w", e.Source, err)
+		}
+		if why := secretContent(path.Base(e.Name), data); why != "" {
+			return fmt.Errorf("layer source %s %w (it holds %s): exclude it, or allow it with allowSecretFiles / --allow-secret-file", e.Source, ErrSecret, why)
+		}
+		r = bytes.NewReader(data)
+	}
+	n, err := io.Copy(w, r)
 	if err != nil {
 		return fmt.Errorf("reading layer source %s: %w", e.Source, err)
 	}

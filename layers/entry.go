@@ -30,7 +30,8 @@ type Entry struct {
 	// (a precompressed ".gz" sibling). Its Size is known only once written.
 	Gzip bool
 
-	inode fileID // set for host files with more than one link
+	inode       fileID // set for host files with more than one link
+	checkSecret bool   // read the content for private keys or tokens
 }
 
 type fileID struct{ dev, ino uint64 }

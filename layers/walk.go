@@ -48,6 +48,17 @@ type Spec struct {
 	// Precompress adds a deterministic gzip sibling ("x.js.gz") for each
 	// compressible file, for servers such as nginx's gzip_static.
 	Precompress bool
+	// FollowSymlinks replaces symlinks that resolve inside the source with
+	// what they point to. Symlinks pointing outside are always kept as
+	// symlinks, never followed.
+	FollowSymlinks bool
+	// SecretFiles refuses files that look like secrets (.env, private
+	// keys, .git, tokens in .npmrc/.pypirc) unless AllowSecretFiles (the
+	// same pattern syntax as Exclude) matches them.
+	SecretFiles      bool
+	AllowSecretFiles []string
+
+	allowMatcher *patternmatcher.PatternMatcher
 }
 
 // compressible lists the extensions Precompress applies to.
@@ -60,6 +71,9 @@ var compressible = map[string]bool{
 // Walk lists the entries of the layer described by s, sorted by name. It
 // reads metadata only, never file contents.
 func Walk(s Spec) ([]Entry, error) {
+	if err := s.compileAllow(); err != nil {
+		return nil, err
+	}
 	byName := map[string]Entry{}
 	for _, src := range s.Sources {
 		if err := walkSource(s, src, byName); err != nil {
@@ -98,10 +112,14 @@ func walkSource(s Spec, src Source, out map[string]Entry) error {
 		if strings.HasSuffix(src.To, "/") || to == "" {
 			name = path.Join(to, fi.Name())
 		}
+		if err := s.checkSecretName(src.From, fi.Name(), false); err != nil {
+			return err
+		}
 		e, err := entryFor(s, src.From, name, fi)
 		if err != nil {
 			return err
 		}
+		e.checkSecret = s.secretContentCandidate(fi.Name())
 		addEntry(s, out, e)
 		return nil
 	}
@@ -128,55 +146,13 @@ func walkSource(s Spec, src Source, out map[string]Entry) error {
 	}
 
 	local := map[string]Entry{}
-	err = filepath.WalkDir(src.From, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return fmt.Errorf("layer source %s: %w", p, unwrapPathError(err))
+	w := &dirWalker{s: &s, to: to, exclude: exclude, include: include, out: local}
+	if s.FollowSymlinks {
+		if w.root, err = filepath.EvalSymlinks(src.From); err != nil {
+			return fmt.Errorf("layer source %s: %w", src.From, unwrapPathError(err))
 		}
-		rel, err := filepath.Rel(src.From, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if rel != "." {
-			excluded, err := exclude.MatchesOrParentMatches(rel)
-			if err != nil {
-				return fmt.Errorf("matching %s against excludes: %w", p, err)
-			}
-			if excluded {
-				if d.IsDir() && !exclude.Exclusions() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if include != nil && !d.IsDir() {
-				ok, err := include.MatchesOrParentMatches(rel)
-				if err != nil {
-					return fmt.Errorf("matching %s against includes: %w", p, err)
-				}
-				if !ok {
-					return nil
-				}
-			}
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return fmt.Errorf("layer source %s: %w", p, unwrapPathError(err))
-		}
-		name := to
-		if rel != "." {
-			name = path.Join(to, rel)
-		}
-		if name == "" { // the source directory maps onto "/": no entry for "/"
-			return nil
-		}
-		e, err := entryFor(s, p, name, fi)
-		if err != nil {
-			return err
-		}
-		local[name] = e
-		return nil
-	})
-	if err != nil {
+	}
+	if err := w.walk(src.From, ""); err != nil {
 		return err
 	}
 	if include != nil {
@@ -186,6 +162,128 @@ func walkSource(s Spec, src Source, out map[string]Entry) error {
 		addEntry(s, out, e)
 	}
 	return nil
+}
+
+// dirWalker walks one directory source (and, with FollowSymlinks, the
+// directories that symlinks inside it point to).
+type dirWalker struct {
+	s                *Spec
+	to               string
+	root             string // the source's real path, when following symlinks
+	exclude, include *patternmatcher.PatternMatcher
+	out              map[string]Entry
+	depth            int
+}
+
+// walk adds the entries of hostDir, whose path relative to the source is
+// prefix ("" for the source itself).
+func (w *dirWalker) walk(hostDir, prefix string) error {
+	return filepath.WalkDir(hostDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("layer source %s: %w", p, unwrapPathError(err))
+		}
+		rel, err := filepath.Rel(hostDir, p)
+		if err != nil {
+			return err
+		}
+		rel = path.Join(prefix, filepath.ToSlash(rel))
+		if rel != "." {
+			excluded, err := w.exclude.MatchesOrParentMatches(rel)
+			if err != nil {
+				return fmt.Errorf("matching %s against excludes: %w", p, err)
+			}
+			if excluded {
+				if d.IsDir() && !w.exclude.Exclusions() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if w.include != nil && !d.IsDir() && d.Type()&fs.ModeSymlink == 0 {
+				ok, err := w.include.MatchesOrParentMatches(rel)
+				if err != nil {
+					return fmt.Errorf("matching %s against includes: %w", p, err)
+				}
+				if !ok {
+					return nil
+				}
+			}
+			if err := w.s.checkSecretName(p, rel, d.IsDir()); err != nil {
+				return err
+			}
+		}
+		name, err := MapPath(w.to, rel)
+		if err != nil {
+			return fmt.Errorf("layer source %s: %w", p, err)
+		}
+		if name == "" { // the source directory maps onto "/": no entry for "/"
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return fmt.Errorf("layer source %s: %w", p, unwrapPathError(err))
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 && w.s.FollowSymlinks {
+			followed, err := w.follow(p, rel, name)
+			if err != nil || followed {
+				return err
+			}
+		}
+		e, err := entryFor(*w.s, p, name, fi)
+		if err != nil {
+			return err
+		}
+		e.checkSecret = w.s.secretContentCandidate(rel)
+		w.out[name] = e
+		return nil
+	})
+}
+
+// follow replaces a symlink that resolves inside the source tree with what
+// it points to; one pointing outside stays a symlink (never followed out).
+func (w *dirWalker) follow(p, rel, name string) (bool, error) {
+	target, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return false, nil // dangling: keep the symlink as it is
+	}
+	if target != w.root && !strings.HasPrefix(target, w.root+string(filepath.Separator)) {
+		return false, nil
+	}
+	fi, err := os.Stat(target)
+	if err != nil {
+		return false, fmt.Errorf("layer source %s: %w", p, unwrapPathError(err))
+	}
+	if !fi.IsDir() {
+		e, err := entryFor(*w.s, target, name, fi)
+		if err != nil {
+			return false, err
+		}
+		e.checkSecret = w.s.secretContentCandidate(rel)
+		w.out[name] = e
+		return true, nil
+	}
+	if w.depth >= 16 {
+		return false, fmt.Errorf("layer source %s: symlinked directories nest more than 16 deep (a loop?)", p)
+	}
+	w.depth++
+	defer func() { w.depth-- }()
+	return true, w.walk(target, rel)
+}
+
+// MapPath places rel (a slash-separated path inside a source, "." for the
+// source itself) under to (a cleaned target without its leading slash). It
+// fails rather than return a name outside to.
+func MapPath(to, rel string) (string, error) {
+	if rel == "." || rel == "" {
+		return to, nil
+	}
+	if path.IsAbs(rel) || rel != path.Clean(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("path %q is not inside its source", rel)
+	}
+	name := path.Join(to, rel)
+	if to != "" && !strings.HasPrefix(name, to+"/") {
+		return "", fmt.Errorf("path %q would land outside its target /%s", rel, to)
+	}
+	return name, nil
 }
 
 // pruneEmptyDirs drops directories that hold no included entry, keeping the

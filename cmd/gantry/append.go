@@ -111,7 +111,7 @@ func (a *appendFlags) spec(c *common) (assemble.ImageSpec, error) {
 			return s, usagef("--layer %q: %s does not exist", l, src)
 		}
 		s.Layers = append(s.Layers, assemble.LayerSpec{Name: dst, Spec: layers.Spec{
-			Sources: []layers.Source{{From: src, To: dst}}, Owner: owner,
+			Sources: []layers.Source{{From: src, To: dst}}, Owner: owner, SecretFiles: true,
 		}})
 	}
 	if a.user != "" {
@@ -161,6 +161,11 @@ func (a *appendFlags) spec(c *common) (assemble.ImageSpec, error) {
 	}
 	if a.workdir != "" && !path.IsAbs(a.workdir) {
 		return s, usagef("--workdir %q is not an absolute path", a.workdir)
+	}
+	s.Policy.MaxLayers = c.maxLayers
+	c.relax.Apply(&s)
+	if err := s.CheckSecrets(); err != nil {
+		return s, usagef("--%v", err)
 	}
 	if a.healthcheck != "" {
 		s.Healthcheck = &manifests.Healthcheck{Test: manifests.ShellOrExec(a.healthcheck), Interval: a.hcInterval, Timeout: a.hcTimeout}

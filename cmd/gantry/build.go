@@ -46,10 +46,15 @@ Each image's new layers are appended to every platform of its base (or those
 				return err
 			}
 			specs, err := assemble.Load(file, getenv, assemble.LoadOptions{
-				Images: images, Bases: over, Platforms: plats, AllPlatforms: all, Compression: comp,
+				Images: images, Bases: over, Platforms: plats, AllPlatforms: all, Compression: comp, Relax: c.relax,
 			})
 			if err != nil {
 				return err
+			}
+			for i := range specs {
+				if c.maxLayers > 0 {
+					specs[i].Policy.MaxLayers = c.maxLayers
+				}
 			}
 			if locked {
 				lockFile := assemble.LockPath(file)

@@ -42,6 +42,8 @@ type common struct {
 	regPwStdin  bool
 	registry    string
 	digestFile  string
+	relax       assemble.Relax
+	maxLayers   int
 }
 
 func (c *common) register(cmd *cobra.Command, pushHelp string) {
@@ -56,6 +58,12 @@ func (c *common) register(cmd *cobra.Command, pushHelp string) {
 	f.IntVar(&c.level, "compression-level", 0, "compression level (gzip 1-9, zstd 1-4; default 1)")
 	f.IntVar(&c.jobs, "jobs", 8, "concurrent uploads")
 	f.StringVar(&c.digestFile, "digest-file", "", "write REF@DIGEST lines for every pushed reference to this file (for signing tools)")
+	f.BoolVar(&c.relax.AllowRoot, "allow-root", false, "allow an image that runs as root")
+	f.StringArrayVar(&c.relax.AllowSecrets, "allow-secret", nil, "allow this env key to carry a secret-looking value (repeatable)")
+	f.StringArrayVar(&c.relax.AllowSecretFiles, "allow-secret-file", nil, "allow files matching this pattern that look like secrets, e.g. certs/*.pem (repeatable)")
+	f.BoolVar(&c.relax.AllowWorldWritable, "allow-world-writable", false, "allow world-writable files in new layers")
+	f.BoolVar(&c.relax.AllowSetuid, "allow-setuid", false, "allow setuid/setgid files in new layers")
+	f.IntVar(&c.maxLayers, "max-layers", 0, "fail if an image has more layers than this (0: the config's maxLayers, else no limit)")
 	c.registerRegistry(cmd)
 }
 

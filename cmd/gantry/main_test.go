@@ -299,7 +299,7 @@ func TestExitCodesAndErrors(t *testing.T) {
 		{"unreachable registry", []string{"append", "--base", "127.0.0.1:1/library/nginx:alpine", "--cache-dir", dir}, exitRegistry, []string{"base 127.0.0.1:1/library/nginx:alpine", "connection refused", "is the registry running"}},
 		{"bad layer flag", []string{"append", "--base", "oci:" + nginxBase, "--layer", "nothing-here"}, exitUsage, []string{"--layer \"nothing-here\": want SRC:DEST"}},
 		{"bad user", []string{"append", "--base", "oci:" + nginxBase, "--user", "App User:1001"}, exitUsage, []string{"not a valid POSIX name"}},
-		{"tar needs one platform", []string{"append", "--base", "oci:" + nginxBase, "-o", "tar:" + filepath.Join(dir, "x.tar"), "--cache-dir", dir}, exitBuild, []string{"holds one platform", "--platform"}},
+		{"tar needs one platform", []string{"append", "--base", "oci:" + nginxBase, "--allow-root", "-o", "tar:" + filepath.Join(dir, "x.tar"), "--cache-dir", dir}, exitBuild, []string{"holds one platform", "--platform"}},
 		{"layout base missing", []string{"build", "-f", goodish, "--cache-dir", dir}, exitBuild, []string{"nope-layout"}},
 	}
 	for _, tc := range cases {
@@ -387,7 +387,7 @@ func TestAppendOutputs(t *testing.T) {
 
 	// tar: one platform, docker load format
 	tarFile := filepath.Join(dir, "site.tar")
-	code, _, stderr = gantry(t, "append", "--base", "oci:"+nginxBase+":alpine", "--layer", site+":/srv",
+	code, _, stderr = gantry(t, "append", "--base", "oci:"+nginxBase+":alpine", "--layer", site+":/srv", "--allow-root",
 		"--platform", "linux/arm64", "-o", "tar:"+tarFile, "--tag", "v1", "--cache-dir", filepath.Join(dir, "cache"))
 	if code != 0 {
 		t.Fatalf("tar: exit %d: %s", code, stderr)
@@ -409,7 +409,7 @@ func TestDockerBaseKeepsFamily(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hi"), 0o644)
 	out := filepath.Join(dir, "out")
-	code, stdout, stderr := gantry(t, "append", "--base", "oci:"+dockerBase, "--layer", filepath.Join(dir, "hello.txt")+":/srv/hello.txt",
+	code, stdout, stderr := gantry(t, "append", "--base", "oci:"+dockerBase, "--layer", filepath.Join(dir, "hello.txt")+":/srv/hello.txt", "--allow-root",
 		"-o", "oci:"+out, "--json", "--cache-dir", filepath.Join(dir, "cache"))
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -440,7 +440,7 @@ func TestDockerBaseKeepsFamily(t *testing.T) {
 	}
 
 	// zstd turns the whole image into OCI media types
-	code, stdout, stderr = gantry(t, "append", "--base", "oci:"+dockerBase, "--layer", filepath.Join(dir, "hello.txt")+":/srv/hello.txt",
+	code, stdout, stderr = gantry(t, "append", "--base", "oci:"+dockerBase, "--layer", filepath.Join(dir, "hello.txt")+":/srv/hello.txt", "--allow-root",
 		"-o", "oci:"+filepath.Join(dir, "zstd"), "--compression", "zstd", "--json", "--cache-dir", filepath.Join(dir, "cache"))
 	if code != 0 {
 		t.Fatalf("zstd: exit %d: %s", code, stderr)
@@ -476,7 +476,7 @@ func TestVersionAndHelp(t *testing.T) {
 func TestProgressModes(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "a.txt"), bytes.Repeat([]byte("hello "), 1000), 0o644)
-	base := []string{"append", "--base", "oci:" + nginxBase, "--layer", dir + ":/srv", "--json"}
+	base := []string{"append", "--base", "oci:" + nginxBase, "--layer", dir + ":/srv", "--json", "--allow-root"}
 	for _, mode := range []string{"plain", "tty", "quiet"} {
 		t.Run(mode, func(t *testing.T) {
 			args := append(append([]string(nil), base...), "-o", "oci:"+filepath.Join(t.TempDir(), "out"), "--cache-dir", t.TempDir())
