@@ -120,6 +120,15 @@ func resolveLayoutBase(ref, spec string) (*base, error) {
 		return nil, fmt.Errorf("base %s: layout %s has %s (it has %q)", ref, dir, what, names)
 	}
 	d := found[0]
+	raw, err := p.Blob(d.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("base %s: %w", ref, err)
+	}
+	got, _, err := v1.SHA256(raw)
+	raw.Close()
+	if err != nil || got != d.Digest {
+		return nil, fmt.Errorf("base %s: manifest %s in %s is corrupt (its bytes hash to %s)", ref, d.Digest, dir, got)
+	}
 	b := &base{ref: ref, digest: d.Digest, mediaType: string(d.MediaType)}
 	if d.MediaType.IsIndex() {
 		if b.index, err = top.ImageIndex(d.Digest); err != nil {

@@ -3,6 +3,8 @@ package assemble
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -304,8 +306,8 @@ func (s *layoutSink) writeLayer(ctx context.Context, l v1.Layer) error {
 	})
 }
 
-// writeBlob writes a blob by temp file and rename, checking its size; the
-// reader verifies its digest (remote and cached layers both do).
+// writeBlob writes a blob by temp file and rename, checking its size and
+// digest, so a corrupt source never lands in the layout.
 func (s *layoutSink) writeBlob(h v1.Hash, size int64, open func() (io.ReadCloser, error)) error {
 	dst := s.blobPath(h)
 	if fi, err := os.Stat(dst); err == nil && fi.Size() == size {
@@ -320,10 +322,14 @@ func (s *layoutSink) writeBlob(h v1.Hash, size int64, open func() (io.ReadCloser
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(f, rc)
+	hasher := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, hasher), rc)
 	cerr := f.Close()
 	if err == nil && n != size {
 		err = fmt.Errorf("blob %s: got %d bytes, want %d", h, n, size)
+	}
+	if got := hex.EncodeToString(hasher.Sum(nil)); err == nil && got != h.Hex {
+		err = fmt.Errorf("blob %s: its bytes hash to sha256:%s; the source is corrupt", h, got)
 	}
 	if err = errors.Join(err, cerr); err != nil {
 		os.Remove(f.Name())

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -212,11 +213,22 @@ func (c ctxReader) Read(p []byte) (int, error) {
 }
 
 func scanLayer(ctx context.Context, l v1.Layer) (*baseIndex, error) {
-	rc, err := l.Compressed()
+	raw, err := l.Compressed()
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
+	defer raw.Close()
+	dig, err := l.Digest()
+	if err != nil {
+		return nil, err
+	}
+	size, err := l.Size()
+	if err != nil {
+		return nil, err
+	}
+	// verified as read, whatever the layer's source (an OCI layout does not
+	// check its blobs)
+	rc := &verifier{rc: raw, h: sha256.New(), want: dig, size: size, name: "base layer " + dig.String()}
 	zr, err := decompress(ctxReader{ctx, rc})
 	if err != nil {
 		return nil, err

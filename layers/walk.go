@@ -38,8 +38,8 @@ type Spec struct {
 	Sources []Source
 	// Owner of every entry; nil means 0:0 (never the host's ids).
 	Owner *Owner
-	// FileMode and DirMode replace the permission bits of regular files and
-	// directories. Zero means normalised: 0755 for directories and for files
+	// FileMode and DirMode replace the permission bits (including setuid,
+	// setgid and sticky, as 0o7777) of regular files and directories. Zero means normalised: 0755 for directories and for files
 	// with any execute bit, 0644 for other files (independent of umask).
 	FileMode, DirMode fs.FileMode
 	// Include and Exclude are .dockerignore-style patterns relative to each
@@ -341,13 +341,13 @@ func entryFor(s Spec, hostPath, name string, fi fs.FileInfo) (Entry, error) {
 			e.Mode = 0o755
 		}
 		if s.FileMode != 0 {
-			e.Mode = int64(s.FileMode.Perm())
+			e.Mode = int64(s.FileMode) & 0o7777
 		}
 	case mode.IsDir():
 		e.Type = tar.TypeDir
 		e.Mode = 0o755
 		if s.DirMode != 0 {
-			e.Mode = int64(s.DirMode.Perm())
+			e.Mode = int64(s.DirMode) & 0o7777
 		}
 	case mode&fs.ModeSymlink != 0:
 		target, err := os.Readlink(hostPath)
