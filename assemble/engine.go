@@ -2,6 +2,7 @@ package assemble
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -205,8 +206,14 @@ func registryError(err error, where string) error {
 	switch {
 	case tlsHint(err, host) != "":
 		// before a status: for a local registry, go-containerregistry also
-		// tries plain http, and a TLS server answers that with a 400
-		return &RegistryError{fmt.Errorf("%s: %w", where, err), tlsHint(err, host)}
+		// tries plain http, and a TLS server answers that with a 400 that
+		// only adds noise
+		hint := tlsHint(err, host)
+		var cv *tls.CertificateVerificationError
+		if errors.As(err, &cv) {
+			err = cv
+		}
+		return &RegistryError{fmt.Errorf("%s: %w", where, err), hint}
 	case errors.As(err, &te):
 		msg := fmt.Sprintf("%d %s on %s", te.StatusCode, strings.ToLower(http.StatusText(te.StatusCode)), where)
 		if len(te.Errors) > 0 {
@@ -314,8 +321,14 @@ func (e *Engine) buildImage(ctx context.Context, s ImageSpec) (*Built, error) {
 		if err := checkLayerEntries(s, ls.Name, entries, upper); err != nil {
 			return nil, err
 		}
-		l, err := lb.Build(ctx, entries)
+		var total int64
+		for _, en := range entries {
+			total += en.Size
+		}
+		task := e.opts.Progress.Task(s.Name+": layer "+ls.Name, total)
+		l, err := lb.BuildReporting(ctx, entries, task.Add)
 		if err != nil {
+			task.Done("failed")
 			return nil, fmt.Errorf("layer %s: %w", ls.Name, err)
 		}
 		for _, en := range entries {
@@ -325,9 +338,9 @@ func (e *Engine) buildImage(ctx context.Context, s ImageSpec) (*Built, error) {
 		size, _ := l.Size()
 		status := fmt.Sprintf("built %s (%s compressed, %d entries)", shortDigest(d.Hex), humanSize(size), len(entries))
 		if l.Cached() {
-			status = fmt.Sprintf("cached %s (%s)", shortDigest(d.Hex), humanSize(size))
+			status = fmt.Sprintf("cached %s (%s compressed, %d entries)", shortDigest(d.Hex), humanSize(size), len(entries))
 		}
-		e.opts.Progress.Event(s.Name+": layer "+ls.Name, status)
+		task.Done(status)
 		e.log.Debug("layer", "image", s.Name, "layer", ls.Name, "digest", d, "size", size, "entries", len(entries), "cached", l.Cached())
 		content = append(content, l.WithMediaType(layerType))
 		history = append(history, manifests.History{CreatedBy: "gantry: " + layerDescription(ls)})

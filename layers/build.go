@@ -86,6 +86,12 @@ func (b *Builder) selector(comp Compression, entries []Entry) string {
 // Build returns the layer made of entries (sorted by name), from the cache
 // when its selector is there.
 func (b *Builder) Build(ctx context.Context, entries []Entry) (*Layer, error) {
+	return b.BuildReporting(ctx, entries, nil)
+}
+
+// BuildReporting is Build that calls report with the number of tar bytes
+// written as it goes (nothing on a cache hit).
+func (b *Builder) BuildReporting(ctx context.Context, entries []Entry, report func(int64)) (*Layer, error) {
 	// A zero Compression means the defaults (not gzip level 0, which stores).
 	comp, err := b.Compression.Normalize()
 	if err != nil {
@@ -97,7 +103,7 @@ func (b *Builder) Build(ctx context.Context, entries []Entry) (*Layer, error) {
 		return l, nil
 	}
 	b.misses.Add(1)
-	l, err := b.write(ctx, comp, entries)
+	l, err := b.write(ctx, comp, entries, report)
 	if err != nil {
 		return nil, err
 	}
@@ -108,17 +114,21 @@ func (b *Builder) Build(ctx context.Context, entries []Entry) (*Layer, error) {
 }
 
 type countingWriter struct {
-	w io.Writer
-	n int64
+	w      io.Writer
+	n      int64
+	report func(int64)
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
+	if c.report != nil {
+		c.report(int64(n))
+	}
 	return n, err
 }
 
-func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry) (l *Layer, err error) {
+func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, report func(int64)) (l *Layer, err error) {
 	tmp, err := os.CreateTemp(b.Cache.Dir()+"/tmp", "layer-*")
 	if err != nil {
 		return nil, fmt.Errorf("creating layer file in cache: %w", err)
@@ -140,7 +150,7 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry) 
 	}
 	// uncompressed side: tar → (diffID hash, compressor)
 	diffID := sha256.New()
-	uncompressed := &countingWriter{w: io.MultiWriter(zw, diffID)}
+	uncompressed := &countingWriter{w: io.MultiWriter(zw, diffID), report: report}
 	tarBuf := bufio.NewWriterSize(uncompressed, 256<<10)
 
 	if err := b.writeTar(ctx, tarBuf, entries); err != nil {

@@ -499,7 +499,7 @@ func TestProgressModes(t *testing.T) {
 						t.Fatalf("control character %q in plain output: %q", c, stderr)
 					}
 				}
-				for _, w := range []string{"nginx-alpine: layer /srv: built", "nginx-alpine linux/amd64:", "nginx-alpine linux/arm64/v8:", "nginx-alpine: blob ", ": sent "} {
+				for _, w := range []string{"nginx-alpine: layer /srv: built", "nginx-alpine linux/amd64:", "nginx-alpine linux/arm64/v8:", "nginx-alpine: blob ", ": sent; "} {
 					if !strings.Contains(stderr, w) {
 						t.Errorf("plain output lacks %q:\n%s", w, stderr)
 					}

@@ -93,12 +93,17 @@ type plainTask struct {
 func (t *plainTask) Add(n int64) { t.n.Add(n) }
 
 func (t *plainTask) Done(status string) {
+	n := t.n.Load()
+	if n == 0 {
+		t.p.line("%s: %s", t.label, status)
+		return
+	}
 	d := time.Since(t.start)
 	rate := ""
 	if s := d.Seconds(); s > 0.001 {
-		rate = fmt.Sprintf(", %s/s", size(int64(float64(t.n.Load())/s)))
+		rate = fmt.Sprintf(", %s/s", size(int64(float64(n)/s)))
 	}
-	t.p.line("%s: %s %s in %s%s", t.label, status, size(t.n.Load()), d.Round(time.Millisecond), rate)
+	t.p.line("%s: %s; %s in %s%s", t.label, status, size(n), d.Round(time.Millisecond), rate)
 }
 
 func size(n int64) string {
