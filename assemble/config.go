@@ -188,12 +188,9 @@ func LoadFile(name string, getenv func(string) (string, bool)) (*File, *configSo
 		}
 		return nil, nil, err
 	}
-	if f, err := parser.ParseBytes(expanded, 0); err == nil {
-		src.ast = f
-	}
+	src.ast = parseAST(expanded)
 	var file File
-	dec := yaml.NewDecoder(bytes.NewReader(expanded), yaml.DisallowUnknownField(), yaml.UseOrderedMap())
-	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file, reported as having no images
+	if err := decodeStrict(expanded, &file); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file, reported as having no images
 		var ye yaml.Error
 		if errors.As(err, &ye) && ye.GetToken() != nil {
 			msg := strings.TrimSpace(ye.GetMessage())
@@ -202,6 +199,32 @@ func LoadFile(name string, getenv func(string) (string, bool)) (*File, *configSo
 		return nil, nil, &ConfigError{File: name, Msg: strings.ReplaceAll(err.Error(), "\n", " ")}
 	}
 	return &file, src, nil
+}
+
+// parseAST parses b for line lookups (nil if it does not parse).
+func parseAST(b []byte) (f *ast.File) {
+	defer func() {
+		if recover() != nil {
+			f = nil
+		}
+	}()
+	f, err := parser.ParseBytes(b, 0)
+	if err != nil {
+		return nil
+	}
+	return f
+}
+
+// decodeStrict decodes YAML into f, rejecting unknown fields. The decoder
+// panics on some malformed input, such as a tag on a scalar where a list
+// belongs (goccy/go-yaml#735): that is an error in the file, not a crash.
+func decodeStrict(b []byte, f *File) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("not a valid gantry.yaml (the YAML decoder failed: %v)", r)
+		}
+	}()
+	return yaml.NewDecoder(bytes.NewReader(b), yaml.DisallowUnknownField(), yaml.UseOrderedMap()).Decode(f)
 }
 
 func hint(msg string) string {
