@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -180,17 +181,9 @@ func LoadFile(name string, getenv func(string) (string, bool)) (*File, *configSo
 		return nil, nil, fmt.Errorf("reading config: %w", err)
 	}
 	src := &configSource{name: name, dir: filepath.Dir(name)}
-	expanded, err := expandEnv(raw, getenv)
-	if err != nil {
-		var ce *ConfigError
-		if errors.As(err, &ce) {
-			ce.File = name
-		}
-		return nil, nil, err
-	}
-	src.ast = parseAST(expanded)
+	src.ast = parseAST(raw)
 	var file File
-	if err := decodeStrict(expanded, &file); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file, reported as having no images
+	if err := decodeStrict(raw, &file); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file, reported as having no images
 		var ye yaml.Error
 		if errors.As(err, &ye) && ye.GetToken() != nil {
 			msg := strings.TrimSpace(ye.GetMessage())
@@ -198,7 +191,96 @@ func LoadFile(name string, getenv func(string) (string, bool)) (*File, *configSo
 		}
 		return nil, nil, &ConfigError{File: name, Msg: strings.ReplaceAll(err.Error(), "\n", " ")}
 	}
+	// Variables are expanded in the decoded string values, never in the
+	// text: comments are left alone, and a value holding ": " or a quote
+	// cannot change the file's structure.
+	if err := src.expand(reflect.ValueOf(&file).Elem(), "", getenv); err != nil {
+		return nil, nil, err
+	}
 	return &file, src, nil
+}
+
+// expand replaces ${VAR} in every string held by v (at YAML path p).
+func (src *configSource) expand(v reflect.Value, p string, getenv func(string) (string, bool)) error {
+	str := func(s string) (string, error) {
+		out, err := expandEnv([]byte(s), getenv)
+		if err != nil {
+			var ce *ConfigError
+			if errors.As(err, &ce) {
+				return "", src.errorf(p, "%s", ce.Msg)
+			}
+			return "", err
+		}
+		return string(out), nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		out, err := str(v.String())
+		if err != nil {
+			return err
+		}
+		v.SetString(out)
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		if v.Kind() == reflect.Interface && v.Elem().Kind() == reflect.String {
+			out, err := str(v.Elem().String())
+			if err != nil {
+				return err
+			}
+			v.Set(reflect.ValueOf(out))
+			return nil
+		}
+		if v.Kind() == reflect.Interface {
+			// a list or map inside an interface: expand a settable copy
+			c := reflect.New(v.Elem().Type()).Elem()
+			c.Set(v.Elem())
+			if err := src.expand(c, p, getenv); err != nil {
+				return err
+			}
+			v.Set(c)
+			return nil
+		}
+		return src.expand(v.Elem(), p, getenv)
+	case reflect.Struct:
+		if item, ok := v.Addr().Interface().(*yaml.MapItem); ok {
+			return src.expand(reflect.ValueOf(&item.Value).Elem(), joinPath(p, fmt.Sprint(item.Key)), getenv)
+		}
+		t := v.Type()
+		for i := range t.NumField() {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+			if name == "" || !t.Field(i).IsExported() {
+				continue
+			}
+			if err := src.expand(v.Field(i), joinPath(p, name), getenv); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			if err := src.expand(v.Index(i), fmt.Sprintf("%s[%d]", p, i), getenv); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			e := reflect.New(v.Type().Elem()).Elem()
+			e.Set(v.MapIndex(k))
+			if err := src.expand(e, joinPath(p, fmt.Sprint(k.Interface())), getenv); err != nil {
+				return err
+			}
+			v.SetMapIndex(k, e)
+		}
+	}
+	return nil
+}
+
+func joinPath(p, k string) string {
+	if p == "" {
+		return k
+	}
+	return p + "." + k
 }
 
 // parseAST parses b for line lookups (nil if it does not parse).

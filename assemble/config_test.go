@@ -257,9 +257,25 @@ func TestLoadExpandsEnv(t *testing.T) {
 		t.Errorf("healthcheck test = %q, want %q", s.Healthcheck.Test, want)
 	}
 
-	// An unset variable without a default names the file and line.
+	// An unset variable without a default names the file, line and field.
 	_, err = Load(name, cfgEnv(nil), LoadOptions{})
-	wantConfigError(t, err, name, 5, "", "${SRC} is not set")
+	wantConfigError(t, err, name, 5, "images[0].layers[0].from", "${SRC} is not set")
+
+	// Comments are not expanded, and a value cannot change the structure.
+	name = cfgWrite(t, dir, `# build with ${WHATEVER} set   
+images:
+  - name: web   # ${ALSO_UNSET}
+    base: nginx:alpine
+    env:
+      TRICKY: ${TRICKY}
+`)
+	specs, err = Load(name, cfgEnv(map[string]string{"TRICKY": "a: b\n  evil: [1]"}), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"TRICKY=a: b\n  evil: [1]"}; !slices.Equal(specs[0].Env, want) {
+		t.Errorf("env = %q, want %q", specs[0].Env, want)
+	}
 }
 
 func TestConfigErrorString(t *testing.T) {
