@@ -132,7 +132,7 @@ func (s *registrySink) Write(ctx context.Context, b *Built) ([]string, error) {
 		repo := r.Context()
 		if !done[repo.String()] {
 			done[repo.String()] = true
-			if err := s.e.pusher.Push(ctx, repo.Digest(b.Digest.String()), b.Taggable()); err != nil {
+			if err := s.pushByDigest(ctx, repo, b); err != nil {
 				return nil, fmt.Errorf("pushing %s: %w", repo, registryError(err, repo.String()))
 			}
 		}
@@ -140,6 +140,30 @@ func (s *registrySink) Write(ctx context.Context, b *Built) ([]string, error) {
 		out = append(out, r.String())
 	}
 	return out, nil
+}
+
+// pushByDigest uploads b's blobs and manifests by digest. An index's
+// platform images go one at a time: go-containerregistry shares an upload
+// between the platforms that have the layer, and when one platform's push
+// fails it cancels that upload, so another platform would report "context
+// canceled" instead of what the registry answered.
+func (s *registrySink) pushByDigest(ctx context.Context, repo name.Repository, b *Built) error {
+	if b.Index != nil {
+		im, err := b.Index.IndexManifest()
+		if err != nil {
+			return err
+		}
+		for _, d := range im.Manifests {
+			img, err := b.Index.Image(d.Digest)
+			if err != nil {
+				return err
+			}
+			if err := s.e.pusher.Push(ctx, repo.Digest(d.Digest.String()), img); err != nil {
+				return err
+			}
+		}
+	}
+	return s.e.pusher.Push(ctx, repo.Digest(b.Digest.String()), b.Taggable())
 }
 
 func (s *registrySink) Commit(ctx context.Context) error {

@@ -132,10 +132,15 @@ func (t *retryTransport) backoff(attempt int) time.Duration {
 }
 
 // permanent reports network errors that a retry will not mend: nothing
-// listens there, or the name does not resolve.
+// listens there, the name does not resolve, or TLS failed (an untrusted
+// certificate, or a plain-HTTP server: go-containerregistry then falls back
+// to http for a local registry, at once rather than after the retries).
 func permanent(err error) bool {
 	var dns *net.DNSError
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dns) && dns.IsNotFound
+	var rh tls.RecordHeaderError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dns) && dns.IsNotFound ||
+		errors.As(err, &rh) || tlsHint(err, "") != "" ||
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
 
 // retryAfter parses a Retry-After header (seconds or an HTTP date).
@@ -269,14 +274,14 @@ func sameRegistry(a, b string) bool {
 	return norm(a) == norm(b)
 }
 
-// tlsHint explains a certificate error.
-func tlsHint(err error) string {
+// tlsHint explains a certificate error from host.
+func tlsHint(err error, host string) string {
 	var ua x509.UnknownAuthorityError
 	var hn x509.HostnameError
 	var ci x509.CertificateInvalidError
 	var tv *tls.CertificateVerificationError
 	if errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) || errors.As(err, &tv) {
-		return "the registry's TLS certificate is not trusted: pass --ca-cert FILE with its CA, or --insecure"
+		return fmt.Sprintf("the TLS certificate of %s is not trusted: pass --ca-cert FILE with its CA, or --insecure", host)
 	}
 	return ""
 }
