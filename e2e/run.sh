@@ -1,0 +1,938 @@
+#!/usr/bin/env bash
+# End-to-end test of gantry with real parts only (see e2e/README.md):
+#
+#   1. base images made from Debian packages (debootstrap minbase bookworm:
+#      nginx-light + wget, and python3), shaped like Docker Hub's nginx and
+#      python images (two-platform OCI index + attestation manifests), pushed
+#      to Debian's docker-registry on 127.0.0.1;
+#   2. `gantry build` of testdata/taskflow/gantry.yaml on those bases, pushed
+#      to the same registry;
+#   3. pulled back with skopeo (OCI layout), checked with oci-image-tool,
+#      unpacked with umoci into runtime bundles;
+#   4. run with runc (host network): HTTP checks, uid, HEALTHCHECK from the
+#      pushed config via `runc exec`, volume and read-only checks, stop signal;
+#   5. uncompressed size of every pushed platform image, measured from the
+#      registry's manifests and blobs, against the example's limits.
+#
+# Needs root and Debian's packages; installs what is missing with apt-get.
+# Downloads nothing but Debian packages (and Go modules for `go build`).
+#
+# Environment:
+#   GANTRY_E2E_CACHE    rootfs cache (default /var/cache/gantry-e2e)
+#   GANTRY_E2E_MIRROR   Debian mirror (default http://deb.debian.org/debian)
+#   GANTRY_E2E_REFRESH  1: rebuild the cached root filesystems
+#   GANTRY_E2E_KEEP     1: keep the work directory (logs, layouts, bundles)
+set -Eeuo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${GANTRY_E2E_CACHE:-/var/cache/gantry-e2e}
+MIRROR=${GANTRY_E2E_MIRROR:-http://deb.debian.org/debian}
+SUITE=bookworm
+FRONTEND_PKGS=nginx-light,wget
+BACKEND_PKGS=python3
+FRONTEND_LIMIT=200000000 # maxSize: 200MB in testdata/taskflow/gantry.yaml
+BACKEND_LIMIT=300000000  # maxSize: 300MB
+FRONTEND_PORT=8080       # fixed by the example's nginx config and healthcheck
+BACKEND_PORT=8000        # the backend's PORT default and healthcheck
+
+# --- root filesystems and the base images' own layers ----------------------
+
+# Docker's debian:*-slim keeps no docs, man pages, translations or apt lists;
+# neither do these bases. Run inside the finished rootfs directory.
+slim_rootfs() {
+  find usr/share/doc -mindepth 1 -not -name copyright -not -type d -delete
+  find usr/share/doc -mindepth 1 -type d -empty -delete
+  rm -rf usr/share/man/* usr/share/info/* usr/share/locale/* usr/share/lintian/*
+  rm -rf var/lib/apt/lists/* var/cache/apt/*.bin var/cache/apt/archives/*.deb
+  rm -rf var/cache/debconf/*-old var/lib/dpkg/*-old dev/* run/* tmp/* var/tmp/*
+  find var/log -type f -delete
+  rm -f etc/resolv.conf etc/hostname etc/hosts
+  rm -f usr/sbin/policy-rc.d
+}
+
+# The nginx image's own layer, as the official Dockerfile makes it: an nginx
+# user (101), nginx.conf including conf.d/*.conf, conf.d/default.conf on
+# port 80, /usr/share/nginx/html/{index,50x}.html, logs linked to
+# stdout/stderr, /var/cache/nginx, /docker-entrypoint.sh. Debian's default
+# site is whited out. $1: the rootfs, $2: the layer directory.
+shape_frontend() {
+  local r=$1 l=$2
+  mkdir -p "$l"/etc/nginx/conf.d "$l"/etc/nginx/sites-enabled "$l"/usr/share/nginx/html \
+    "$l"/var/log/nginx "$l"/var/cache "$l"/docker-entrypoint.d
+  { cat "$r/etc/passwd"; echo "nginx:x:101:101:nginx user:/nonexistent:/bin/false"; } >"$l/etc/passwd"
+  { cat "$r/etc/group"; echo "nginx:x:101:"; } >"$l/etc/group"
+  chmod 0644 "$l/etc/passwd" "$l/etc/group"
+  : >"$l/etc/nginx/sites-enabled/.wh.default"
+  install -d -o 101 -g 0 -m 0755 "$l/var/cache/nginx"
+  ln -s /dev/stdout "$l/var/log/nginx/access.log"
+  ln -s /dev/stderr "$l/var/log/nginx/error.log"
+  cp "$r/usr/share/nginx/html/index.html" "$l/usr/share/nginx/html/index.html"
+  cat >"$l/usr/share/nginx/html/50x.html" <<'EOF'
+<!DOCTYPE html>
+<html>
+<head><title>Error</title></head>
+<body><h1>An error occurred.</h1>
+<p>Sorry, the page you are looking for is currently unavailable.</p></body>
+</html>
+EOF
+  cat >"$l/etc/nginx/nginx.conf" <<'EOF'
+
+user  nginx;
+worker_processes  auto;
+
+error_log  /var/log/nginx/error.log notice;
+pid        /var/run/nginx.pid;
+
+
+events {
+    worker_connections  1024;
+}
+
+
+http {
+    include       /etc/nginx/mime.types;
+    default_type  application/octet-stream;
+
+    log_format  main  '$remote_addr - $remote_user [$time_local] "$request" '
+                      '$status $body_bytes_sent "$http_referer" '
+                      '"$http_user_agent" "$http_x_forwarded_for"';
+
+    access_log  /var/log/nginx/access.log  main;
+
+    sendfile        on;
+    #tcp_nopush     on;
+
+    keepalive_timeout  65;
+
+    #gzip  on;
+
+    include /etc/nginx/conf.d/*.conf;
+}
+EOF
+  cat >"$l/etc/nginx/conf.d/default.conf" <<'EOF'
+server {
+    listen       80;
+    listen  [::]:80;
+    server_name  localhost;
+
+    location / {
+        root   /usr/share/nginx/html;
+        index  index.html index.htm;
+    }
+
+    error_page   500 502 503 504  /50x.html;
+    location = /50x.html {
+        root   /usr/share/nginx/html;
+    }
+}
+EOF
+  cat >"$l/docker-entrypoint.sh" <<'EOF'
+#!/bin/sh
+# Abridged docker-library/nginx entrypoint: run /docker-entrypoint.d/*.sh
+# before nginx, then exec the command.
+set -e
+if [ "$1" = "nginx" ] || [ "$1" = "nginx-debug" ]; then
+    for f in $(find /docker-entrypoint.d/ -mindepth 1 -maxdepth 1 -type f -name '*.sh' | sort -V); do
+        echo "$0: Launching $f"
+        "$f"
+    done
+fi
+exec "$@"
+EOF
+  chmod 0755 "$l/docker-entrypoint.sh"
+  chmod 0644 "$l"/etc/nginx/nginx.conf "$l"/etc/nginx/conf.d/default.conf "$l"/usr/share/nginx/html/*.html
+}
+
+# The python image's own layer: python3 in /usr/local/bin, as there.
+shape_backend() {
+  local l=$2
+  mkdir -p "$l/usr/local/bin"
+  ln -s /usr/bin/python3 "$l/usr/local/bin/python3"
+  ln -s python3 "$l/usr/local/bin/python"
+}
+
+# Writes a layer tarball of directory $1 to $2: numeric owners, sorted,
+# names without "./" (as Docker Hub's layers have them).
+tar_layer() {
+  local names
+  mapfile -t names < <(cd "$1" && ls -A)
+  tar --numeric-owner --sort=name -C "$1" -cf - "${names[@]}" | gzip -n -6 >"$2"
+}
+
+# make_rootfs NAME PACKAGES: builds (or finds in the cache) NAME's two layer
+# tarballs and a metadata file; prints their path prefix.
+make_rootfs() {
+  local name=$1 pkgs=$2 key prefix dir
+  key=$(printf '%s\n' "$SUITE" "$(dpkg --print-architecture)" "$pkgs" "$(declare -f slim_rootfs shape_frontend shape_backend tar_layer)" | sha256sum | cut -c1-16)
+  prefix=$CACHE/rootfs/$name-$key
+  if [ -z "${GANTRY_E2E_REFRESH:-}" ] && [ -s "$prefix.rootfs.tar.gz" ] && [ -s "$prefix.shape.tar.gz" ] && [ -s "$prefix.env" ]; then
+    echo "$prefix cached"
+    return
+  fi
+  dir=$WORK/rootfs-$name
+  mkdir -p "$CACHE/debs-$name"
+  debootstrap --variant=minbase --include="$pkgs" --cache-dir="$CACHE/debs-$name" \
+    "$SUITE" "$dir" "$MIRROR" >"$WORK/debootstrap-$name.log" 2>&1 || {
+    tail -n 20 "$WORK/debootstrap-$name.log" >&2
+    return 1
+  }
+  {
+    echo "DEBIAN_VERSION=$(cat "$dir/etc/debian_version")"
+    case $name in
+      frontend)
+        echo "NGINX_VERSION=$(chroot "$dir" dpkg-query -W -f='${Version}' nginx | sed 's/-.*//')"
+        echo "WGET_VERSION=$(chroot "$dir" dpkg-query -W -f='${Version}' wget | sed 's/-.*//')"
+        ;;
+      backend) echo "PYTHON_VERSION=$(chroot "$dir" python3 -c 'import platform; print(platform.python_version())')" ;;
+    esac
+  } >"$WORK/$name.env"
+  (cd "$dir" && slim_rootfs)
+  "shape_$name" "$dir" "$WORK/shape-$name"
+  tar_layer "$dir" "$WORK/$name.rootfs.tar.gz"
+  tar_layer "$WORK/shape-$name" "$WORK/$name.shape.tar.gz"
+  rm -rf --one-file-system "$dir"
+  mv "$WORK/$name.rootfs.tar.gz" "$prefix.rootfs.tar.gz"
+  mv "$WORK/$name.shape.tar.gz" "$prefix.shape.tar.gz"
+  mv "$WORK/$name.env" "$prefix.env"
+  # drop this image's tarballs made by an older recipe
+  find "$CACHE/rootfs" -maxdepth 1 -name "$name-*" -not -name "$name-$key.*" -delete
+  echo "$prefix built"
+}
+
+# Internal: e2e/run.sh --make-rootfs WORK NAME PACKAGES, run by the main
+# script in a process group of its own.
+if [ "${1:-}" = --make-rootfs ]; then
+  WORK=$2
+  make_rootfs "$3" "$4"
+  exit
+fi
+
+pass=0 fail=0
+WORK="" RUNC_ROOT="" REGISTRY_PID=""
+CONTAINERS=() # runc container ids to delete on exit
+PGIDS=()      # process groups (debootstrap) to kill on exit
+last_err=""
+
+say() { printf '%s\n' "$*"; }
+section() { printf '\n== %s  [%ds]\n' "$*" "$SECONDS"; }
+ok() {
+  pass=$((pass + 1))
+  printf 'PASS  %s\n' "$1"
+}
+bad() {
+  fail=$((fail + 1))
+  printf 'FAIL  %s\n' "$1"
+  if [ -n "${2:-}" ]; then printf '%s\n' "$2" | head -n 30 | sed 's/^/      | /'; fi
+}
+# check WHAT CMD...: one PASS or FAIL line, with the output on failure.
+check() {
+  local what=$1 out
+  shift
+  if out=$("$@" 2>&1); then ok "$what"; else bad "$what" "$out"; fi
+}
+# must WHAT CMD...: like check, but the rest cannot run without it.
+must() {
+  local what=$1 out
+  shift
+  if out=$("$@" 2>&1); then
+    ok "$what"
+  else
+    bad "$what" "$out"
+    say "e2e: cannot go on after: $what"
+    exit 1
+  fi
+}
+die() {
+  bad "$1" "${2:-}"
+  exit 1
+}
+
+cleanup() {
+  local id pg m
+  for id in "${CONTAINERS[@]}"; do
+    runc --root "$RUNC_ROOT" delete -f "$id" >/dev/null 2>&1 || true
+  done
+  for pg in "${PGIDS[@]}"; do
+    kill -TERM -- "-$pg" 2>/dev/null || true
+  done
+  if [ -n "$REGISTRY_PID" ]; then
+    kill "$REGISTRY_PID" 2>/dev/null || true
+    wait "$REGISTRY_PID" 2>/dev/null || true
+  fi
+  if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+    # debootstrap mounts /proc and /sys in its target; never rm through them.
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r)
+    if [ -n "${GANTRY_E2E_KEEP:-}" ]; then
+      say "e2e: kept $WORK"
+    else
+      rm -rf --one-file-system "$WORK"
+    fi
+  fi
+}
+on_exit() {
+  local rc=$?
+  set +e
+  trap - ERR
+  if [ "$rc" -ne 0 ] && [ -n "$last_err" ]; then bad "aborted: $last_err (exit $rc)"; fi
+  if [ "$rc" -ne 0 ] && [ -z "$last_err" ] && [ "$fail" -eq 0 ]; then bad "aborted (exit $rc)"; fi
+  cleanup
+  printf '\ne2e: %d passed, %d failed (%ds)\n' "$pass" "$fail" "$SECONDS"
+  if [ "$fail" -gt 0 ] && [ "$rc" -eq 0 ]; then rc=1; fi
+  exit "$rc"
+}
+trap on_exit EXIT
+trap 'last_err="line $LINENO: $BASH_COMMAND"' ERR
+trap 'last_err="interrupted by a signal"; exit 130' INT TERM
+
+# ---------------------------------------------------------------------------
+section "0. tools"
+
+[ "$(id -u)" = 0 ] || die "running as root" "the e2e needs root: debootstrap, umoci unpack with real owners, runc"
+need=(debootstrap runc umoci skopeo oci-image-tool docker-registry jq curl)
+missing=()
+for p in "${need[@]}"; do
+  [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+say "runc $(runc --version | awk 'NR==1{print $3}'), umoci $(umoci --version | awk '{print $3}'), skopeo $(skopeo --version | awk '{print $3}'), oci-image-tool $(oci-image-tool --version | awk '{print $3}'), $(docker-registry --version | awk '{print $1, $3}'), $(go version | awk '{print $3}')"
+
+WORK=$(mktemp -d /tmp/gantry-e2e.XXXXXX)
+RUNC_ROOT=$WORK/runc # a private runc state directory: nothing else is touched
+mkdir -p "$WORK/bin" "$RUNC_ROOT" "$CACHE/rootfs"
+ID=e2e$$-$RANDOM # unique per run: container ids are gantry-$ID-NAME
+
+(cd "$ROOT" && go build -o "$WORK/bin/gantry" ./cmd/gantry && go build -o "$WORK/bin/mkbase" ./e2e/mkbase) >"$WORK/go-build.log" 2>&1 ||
+  die "go build ./cmd/gantry ./e2e/mkbase" "$(cat "$WORK/go-build.log")"
+say "built gantry and e2e/mkbase [${SECONDS}s]"
+
+# ---------------------------------------------------------------------------
+section "1. base images from Debian packages"
+
+# Both root filesystems at once, each debootstrap in its own process group
+# so that cleanup can stop it (and its dpkg children) by id.
+t=$SECONDS
+for name in frontend backend; do
+  pkgs=FRONTEND_PKGS
+  [ "$name" = backend ] && pkgs=BACKEND_PKGS
+  setsid "$ROOT/e2e/run.sh" --make-rootfs "$WORK" "$name" "${!pkgs}" >"$WORK/make-$name.out" 2>"$WORK/make-$name.err" &
+  PGIDS+=($!)
+  eval "make_pid_$name=$!"
+done
+for name in frontend backend; do
+  pid_var=make_pid_$name
+  if ! wait "${!pid_var}"; then die "$name rootfs from Debian packages" "$(cat "$WORK/make-$name.err")"; fi
+done
+PGIDS=()
+read -r FE_PREFIX FE_HOW <"$WORK/make-frontend.out"
+read -r BE_PREFIX BE_HOW <"$WORK/make-backend.out"
+# shellcheck disable=SC1090 # the cache's metadata files
+FE_NGINX=$(. "$FE_PREFIX.env" && echo "$NGINX_VERSION") FE_WGET=$(. "$FE_PREFIX.env" && echo "$WGET_VERSION")
+# shellcheck disable=SC1090
+BE_PYTHON=$(. "$BE_PREFIX.env" && echo "$PYTHON_VERSION")
+# shellcheck disable=SC1090
+DEBIAN_VERSION=$(. "$FE_PREFIX.env" && echo "$DEBIAN_VERSION")
+ok "frontend rootfs (debootstrap minbase $SUITE + $FRONTEND_PKGS: nginx $FE_NGINX, wget $FE_WGET) $FE_HOW: $FE_PREFIX.*"
+ok "backend rootfs (debootstrap minbase $SUITE + $BACKEND_PKGS: Python $BE_PYTHON) $BE_HOW: $BE_PREFIX.*"
+say "      root filesystems ready in $((SECONDS - t))s"
+
+# The registry: Debian's docker-registry (CNCF distribution) on a free
+# loopback port.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for _ in 1 2 3 4 5; do
+  port=$((20000 + RANDOM % 40000))
+  port_open "$port" && continue
+  mkdir -p "$WORK/registry"
+  cat >"$WORK/registry/config.yml" <<EOF
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $WORK/registry/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+EOF
+  docker-registry serve "$WORK/registry/config.yml" >"$WORK/registry/log" 2>&1 &
+  REGISTRY_PID=$!
+  for _ in $(seq 100); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null && break 2
+    kill -0 "$REGISTRY_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$REGISTRY_PID" 2>/dev/null || true
+  wait "$REGISTRY_PID" 2>/dev/null || true
+  REGISTRY_PID=""
+done
+[ -n "$REGISTRY_PID" ] || die "docker-registry serving on 127.0.0.1" "$(cat "$WORK/registry/log" 2>/dev/null)"
+REG=127.0.0.1:$port
+ok "docker-registry serving on $REG (pid $REGISTRY_PID)"
+
+# Docker Hub's configs for these images, with Debian's versions.
+jq -n --arg v "$FE_NGINX" '{
+  ExposedPorts: {"80/tcp": {}},
+  Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", ("NGINX_VERSION=" + $v)],
+  Entrypoint: ["/docker-entrypoint.sh"],
+  Cmd: ["nginx", "-g", "daemon off;"],
+  Labels: {maintainer: "NGINX Docker Maintainers <docker-maint@nginx.com>"},
+  StopSignal: "SIGQUIT"}' >"$WORK/frontend-base-config.json"
+jq -n --arg v "$BE_PYTHON" '{
+  Env: ["PATH=/usr/local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", ("PYTHON_VERSION=" + $v)],
+  Cmd: ["python3"]}' >"$WORK/backend-base-config.json"
+
+FE_BASE=$REG/library/nginx:bookworm
+BE_BASE=$REG/library/python:3-slim-bookworm
+t=$SECONDS
+push_base() { # NAME REF PURL PKGS CREATED_BY_OF_THE_SHAPE_LAYER
+  local prefix=$FE_PREFIX
+  [ "$1" = backend ] && prefix=$BE_PREFIX
+  "$WORK/bin/mkbase" -ref "$2" -purl "$3" -config "$WORK/$1-base-config.json" \
+    -layer "$prefix.rootfs.tar.gz=# debootstrap --variant=minbase --include=$4 $SUITE (Debian $DEBIAN_VERSION)" \
+    -layer "$prefix.shape.tar.gz=$5" >"$WORK/$1-base.json"
+}
+must "push base $FE_BASE (mkbase: go-containerregistry, two platforms + attestations)" push_base frontend "$FE_BASE" pkg:docker/nginx@bookworm \
+  "$FRONTEND_PKGS" "RUN useradd -u 101 nginx; ln -sf /dev/stdout /var/log/nginx/access.log; ... # e2e/run.sh shape_frontend"
+must "push base $BE_BASE (mkbase: go-containerregistry, two platforms + attestations)" push_base backend "$BE_BASE" pkg:docker/python@3-slim-bookworm \
+  "$BACKEND_PKGS" "RUN ln -s /usr/bin/python3 /usr/local/bin/python3 # e2e/run.sh shape_backend"
+say "      bases pushed in $((SECONDS - t))s; linux/arm64/v8 carries the amd64 root filesystem (labelled arm64, never run)"
+
+# What a registry client sees of each base: Docker Hub's shape.
+base_shape() { # REF
+  local raw
+  raw=$(skopeo inspect --tls-verify=false --raw "docker://$1")
+  jq -e '
+    .mediaType == "application/vnd.oci.image.index.v1+json" and
+    ([.manifests[] | select(.platform.os == "linux") | .platform.architecture + (.platform.variant // "" | if . == "" then "" else "/" + . end)] == ["amd64", "arm64/v8"]) and
+    ([.manifests[] | select(.annotations["vnd.docker.reference.type"] == "attestation-manifest" and .platform.os == "unknown" and .platform.architecture == "unknown")] | length == 2) and
+    ([.manifests[] | select(.annotations["vnd.docker.reference.type"] == "attestation-manifest") | .annotations["vnd.docker.reference.digest"]] ==
+     [.manifests[] | select(.platform.os == "linux") | .digest])' <<<"$raw" >/dev/null || {
+    echo "$raw"
+    return 1
+  }
+}
+check "base $FE_BASE: OCI index, linux/amd64 + linux/arm64/v8, 2 attestation manifests naming their images" base_shape "$FE_BASE"
+check "base $BE_BASE: OCI index, linux/amd64 + linux/arm64/v8, 2 attestation manifests naming their images" base_shape "$BE_BASE"
+base_config() { # REF JQ-FILTER
+  local raw
+  raw=$(skopeo inspect --tls-verify=false --config --raw "docker://$1")
+  jq -e "$2" <<<"$raw" >/dev/null || {
+    jq -c .config <<<"$raw"
+    return 1
+  }
+}
+check "base nginx config: Entrypoint, Cmd [nginx -g daemon off;], Env PATH+NGINX_VERSION, ExposedPorts 80/tcp, StopSignal SIGQUIT" \
+  base_config "$FE_BASE" '.config | .Cmd == ["nginx","-g","daemon off;"] and (.Env | any(startswith("NGINX_VERSION="))) and (.Env | any(startswith("PATH="))) and .ExposedPorts == {"80/tcp":{}} and .StopSignal == "SIGQUIT" and .Entrypoint == ["/docker-entrypoint.sh"]'
+check "base python config: Cmd [python3], Env PATH, LANG=C.UTF-8, PYTHON_VERSION" \
+  base_config "$BE_BASE" '.config | .Cmd == ["python3"] and (.Env | index("LANG=C.UTF-8")) and (.Env | any(startswith("PYTHON_VERSION="))) and (.Env | any(startswith("PATH=")))'
+
+# ---------------------------------------------------------------------------
+section "2. gantry build testdata/taskflow/gantry.yaml --push $REG/taskflow"
+
+t=$SECONDS
+build() { # CACHE-DIR OUT
+  (cd "$ROOT" && "$WORK/bin/gantry" build -f testdata/taskflow/gantry.yaml \
+    --base "taskflow-frontend=$FE_BASE" --base "taskflow-backend=$BE_BASE" \
+    --push "$REG/taskflow" --json --cache-dir "$1") >"$2" 2>"$2.log" || {
+    cat "$2.log"
+    return 1
+  }
+}
+must "gantry build --push $REG/taskflow (exit 0)" build "$WORK/gantry-cache" "$WORK/build.json"
+say "      built and pushed in $((SECONDS - t))s"
+sed 's/^/      | /' "$WORK/build.json.log"
+jq -c '{name, digest, platforms: [.platforms[] | {platform, uncompressedSize}]}' "$WORK/build.json" | sed 's/^/      /'
+
+FE=$REG/taskflow/taskflow-frontend:latest
+BE=$REG/taskflow/taskflow-backend:latest
+pushed_index() { # REF BASE-JSON
+  local raw
+  raw=$(skopeo inspect --tls-verify=false --raw "docker://$1")
+  jq -e --arg base "$(jq -r .digest "$2")" '
+    .mediaType == "application/vnd.oci.image.index.v1+json" and
+    ([.manifests[] | .platform.os + "/" + .platform.architecture] == ["linux/amd64", "linux/arm64"]) and
+    ([.manifests[] | select(.annotations["vnd.docker.reference.type"] != null)] | length == 0) and
+    (.annotations["org.opencontainers.image.base.digest"] == $base)' <<<"$raw" >/dev/null || {
+    echo "base index $(jq -r .digest "$2")"
+    echo "$raw"
+    return 1
+  }
+}
+check "pushed $FE: index of linux/amd64 + linux/arm64, attestations dropped, base.digest = the base's index" pushed_index "$FE" "$WORK/frontend-base.json"
+check "pushed $BE: index of linux/amd64 + linux/arm64, attestations dropped, base.digest = the base's index" pushed_index "$BE" "$WORK/backend-base.json"
+skopeo inspect --tls-verify=false --config --raw "docker://$FE" >"$WORK/frontend-config.json"
+skopeo inspect --tls-verify=false --config --raw "docker://$BE" >"$WORK/backend-config.json"
+cfg_check() { # FILE JQ-FILTER
+  jq -e "$2" "$1" >/dev/null || {
+    jq -c .config "$1"
+    return 1
+  }
+}
+check "frontend config: User 1001:1001, base Entrypoint/Cmd/StopSignal kept, ports 80+8080, volumes, NGINX_VERSION kept, Healthcheck" \
+  cfg_check "$WORK/frontend-config.json" '.config | .User == "1001:1001" and .Entrypoint == ["/docker-entrypoint.sh"] and .Cmd == ["nginx","-g","daemon off;"] and .StopSignal == "SIGQUIT" and (.ExposedPorts | has("80/tcp") and has("8080/tcp")) and .Volumes == {"/var/log/nginx":{},"/tmp/app":{}} and (.Env | any(startswith("NGINX_VERSION="))) and (.Env | index("NODE_ENV=production")) and (.Healthcheck.Test[0] | IN("CMD", "CMD-SHELL"))'
+check "backend config: User 1001:1001, Cmd [python3 /app/server.py], WorkingDir /app, LANG kept, volumes, Healthcheck, no secrets in Env" \
+  cfg_check "$WORK/backend-config.json" '.config | .User == "1001:1001" and .Cmd == ["python3","/app/server.py"] and .WorkingDir == "/app" and (.Env | index("LANG=C.UTF-8")) and (.Env | index("PYTHONPATH=/app:/app/packages")) and .Volumes == {"/app/logs":{},"/app/config":{},"/tmp/app":{}} and (.Healthcheck.Test[0] | IN("CMD", "CMD-SHELL")) and (.Env | all(startswith("DATABASE_URL=") or startswith("OPENROUTER_API_KEY=") | not))'
+
+# A rebuild with the same cache changes no digest.
+t=$SECONDS
+rebuild_same() {
+  build "$WORK/gantry-cache" "$WORK/rebuild.json" || return 1
+  diff <(jq -c '{name, digest, p: [.platforms[].digest]}' "$WORK/build.json") <(jq -c '{name, digest, p: [.platforms[].digest]}' "$WORK/rebuild.json") || return 1
+  # the registry's access log: the first build's PUTs are there (so the log
+  # shows writes), the rebuild adds none
+  head -n "$before" "$WORK/registry/log" | grep -E '"PUT /v2/taskflow/' >/dev/null || { echo "no PUT logged by the first build"; return 1; }
+  tail -n +$((before + 1)) "$WORK/registry/log" | grep -E '"(PUT|PATCH) /v2/' && return 1
+  return 0
+}
+before=$(wc -l <"$WORK/registry/log")
+check "gantry rebuild with the same cache: same digests, and the registry saw no PUT or PATCH" rebuild_same
+
+# ---------------------------------------------------------------------------
+section "3. pull back: skopeo copy -> OCI layout, oci-image-tool validate, umoci unpack"
+
+LAYOUT=$WORK/layout
+for img in taskflow-frontend taskflow-backend; do
+  must "skopeo copy docker://$REG/taskflow/$img:latest oci:layout:$img (linux/amd64)" \
+    skopeo copy --quiet --src-tls-verify=false --override-os linux --override-arch amd64 \
+    "docker://$REG/taskflow/$img:latest" "oci:$LAYOUT:$img"
+done
+check "oci-image-tool validate --type image --ref name=taskflow-frontend (the layout)" \
+  oci-image-tool validate --type image --ref name=taskflow-frontend "$LAYOUT"
+check "oci-image-tool validate --type image --ref name=taskflow-backend (the layout)" \
+  oci-image-tool validate --type image --ref name=taskflow-backend "$LAYOUT"
+# Each manifest and config blob on its own, too.
+validate_blobs() {
+  local img m c
+  for img in taskflow-frontend taskflow-backend; do
+    m=$(jq -r --arg r "$img" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $r) | .digest' "$LAYOUT/index.json")
+    oci-image-tool validate --type manifest "$LAYOUT/blobs/${m/://}"
+    c=$(jq -r .config.digest "$LAYOUT/blobs/${m/://}")
+    oci-image-tool validate --type config "$LAYOUT/blobs/${c/://}"
+  done
+}
+check "oci-image-tool validate --type manifest and --type config on each image's blobs" validate_blobs
+# The whole pushed index (both platforms) into a second layout.
+all_platforms() {
+  skopeo copy --quiet --all --src-tls-verify=false "docker://$FE" "oci:$WORK/layout-all:frontend" &&
+    skopeo copy --quiet --all --src-tls-verify=false "docker://$BE" "oci:$WORK/layout-all:backend" &&
+    oci-image-tool validate --type image --ref name=frontend "$WORK/layout-all" &&
+    oci-image-tool validate --type image --ref name=backend "$WORK/layout-all"
+}
+check "skopeo copy --all (both platforms) and oci-image-tool validate that layout" all_platforms
+
+for img in frontend backend; do
+  must "umoci unpack --image layout:taskflow-$img bundle-$img" umoci unpack --image "$LAYOUT:taskflow-$img" "$WORK/bundle-$img"
+done
+FE_ROOTFS=$WORK/bundle-frontend/rootfs
+BE_ROOTFS=$WORK/bundle-backend/rootfs
+owner_is() { # PATH UID:GID
+  local got
+  got=$(stat -c %u:%g "$1") || return 1
+  [ "$got" = "$2" ] || {
+    echo "$1 is owned by $got, want $2"
+    return 1
+  }
+}
+passwd_ok() { # ROOTFS LAST-LINE LINE-PREFIX...
+  local r=$1 last=$2 l
+  shift 2
+  for l; do grep -q "^$l" "$r/etc/passwd" || { echo "no $l in /etc/passwd:"; cat "$r/etc/passwd"; return 1; }; done
+  [ "$(tail -n 1 "$r/etc/passwd")" = "$last" ] || { echo "last line: $(tail -n 1 "$r/etc/passwd")"; return 1; }
+  grep -qx 'appgroup:x:1001:' "$r/etc/group" || { echo "no appgroup in /etc/group"; return 1; }
+}
+check "frontend /etc/passwd: Debian's root and _apt, the base layer's nginx (101), then appuser 1001; appgroup 1001 in /etc/group" \
+  passwd_ok "$FE_ROOTFS" "appuser:x:1001:1001::/:/sbin/nologin" "root:x:0:0:" "_apt:x:42:" "nginx:x:101:101:"
+check "backend /etc/passwd: Debian's root and _apt, then appuser 1001 with home /app; appgroup 1001 in /etc/group" \
+  passwd_ok "$BE_ROOTFS" "appuser:x:1001:1001::/app:/sbin/nologin" "root:x:0:0:" "_apt:x:42:"
+check "frontend: Debian's default site whited out, conf.d/default.conf is the example's" \
+  bash -c "[ ! -e '$FE_ROOTFS/etc/nginx/sites-enabled/default' ] && cmp '$FE_ROOTFS/etc/nginx/conf.d/default.conf' '$ROOT/testdata/taskflow/frontend/nginx/default.conf'"
+owns_ok() { # ROOTFS DIR...
+  local r=$1 d
+  shift
+  for d; do owner_is "$r$d" 1001:1001 || return 1; done
+}
+check "frontend user.owns /var/cache/nginx /var/log/nginx /tmp/nginx /tmp/app owned 1001:1001" \
+  owns_ok "$FE_ROOTFS" /var/cache/nginx /var/log/nginx /tmp/nginx /tmp/app
+check "backend user.owns /app/logs /app/config /tmp/app owned 1001:1001" \
+  owns_ok "$BE_ROOTFS" /app/logs /app/config /tmp/app
+# Application files are read-only for appuser (README: "A decision:
+# application files are read-only"): no entry under them is writable by uid
+# 1001 or gid 1001, whoever owns it.
+not_writable_by_user() { # DIR [PRUNE...]
+  local dir=$1 p prune=() bad
+  shift
+  for p; do prune+=(-path "$dir$p" -prune -o); done
+  bad=$(find "$dir" "${prune[@]}" \( \( -uid 1001 -perm -u+w \) -o \( -gid 1001 -perm -g+w \) -o -perm -o+w \) -printf '/%P %U:%G %m\n' | head -n 5)
+  [ -z "$bad" ] || { echo "writable by appuser: $bad"; return 1; }
+}
+check "frontend image: nothing under /usr/share/nginx/html is writable by uid/gid 1001" not_writable_by_user "$FE_ROOTFS/usr/share/nginx/html"
+check "backend image: nothing under /app but the volumes /app/logs, /app/config is writable by uid/gid 1001" \
+  not_writable_by_user "$BE_ROOTFS/app" /logs /config
+# Read-only by mode only holds while appuser does not chmod what it owns.
+owned_by_user() { # DIR [PRUNE...]
+  local dir=$1 p prune=()
+  shift
+  for p; do prune+=(-path "$dir$p" -prune -o); done
+  find "$dir" "${prune[@]}" -uid 1001 -print | wc -l
+}
+for spec in "frontend $FE_ROOTFS/usr/share/nginx/html" "backend $BE_ROOTFS/app /logs /config"; do
+  read -r name dir prunes <<<"$spec"
+  # shellcheck disable=SC2086 # prunes is a word list
+  n=$(owned_by_user "$dir" $prunes)
+  if [ "$n" -gt 0 ]; then
+    say "INFO  $name: $n entries under ${dir#"$WORK"/bundle-$name/rootfs} are owned by appuser (read-only by mode only: appuser may chmod them writable again)"
+  fi
+done
+check "frontend: every site file has its .gz sibling" bash -c "
+  cd '$ROOT/testdata/taskflow/frontend/out' && for f in \$(find . -type f \( -name '*.html' -o -name '*.js' -o -name '*.css' -o -name '*.svg' -o -name '*.txt' \)); do
+    [ -f '$FE_ROOTFS/usr/share/nginx/html/'\$f.gz ] || { echo missing \$f.gz; exit 1; }
+    gzip -dc '$FE_ROOTFS/usr/share/nginx/html/'\$f.gz | cmp - \$f || exit 1
+  done"
+
+# ---------------------------------------------------------------------------
+section "4. run with runc (host network)"
+
+for p in $FRONTEND_PORT $BACKEND_PORT; do
+  if port_open "$p"; then die "port $p on 127.0.0.1 is free (the containers share the host network)" "something already listens on 127.0.0.1:$p"; fi
+done
+
+# Runtime bundle config: umoci's, with the host's network namespace (so
+# loopback works), no terminal, and runtime-only settings (a secret the
+# backend must only report as configured).
+#
+# Volumes: umoci mounts an empty tmpfs on each declared volume, owned by root
+# (runc gives it the image directory's mode, not its owner), so a non-root
+# user could never write there. Docker instead initialises a new volume from
+# the image: its contents, owner and mode. The bundle is given the same: each
+# volume tmpfs gets the image directory's uid and gid and runc's "tmpcopyup"
+# (copy the image's contents in).
+prepare_bundle() { # NAME
+  local b=$WORK/bundle-$1 extra='[]' owners='{}' v
+  [ "$1" = backend ] && extra='["DATABASE_URL=postgres://e2e:e2e-secret-value@127.0.0.1/none"]'
+  for v in $(jq -r '.config.Volumes // {} | keys[]' "$WORK/$1-config.json"); do
+    owners=$(jq --arg v "$v" --arg o "$(stat -c %u:%g "$b/rootfs$v")" '. + {($v): $o}' <<<"$owners")
+  done
+  jq --argjson extra "$extra" --argjson owners "$owners" '
+    .process.terminal = false
+    | .process.env += $extra
+    | .linux.namespaces |= map(select(.type != "network"))
+    | .hostname = "gantry-e2e"
+    | .mounts |= map(if .type == "tmpfs" and $owners[.destination] then
+        .options += ["tmpcopyup", ("uid=" + ($owners[.destination] | split(":")[0])), ("gid=" + ($owners[.destination] | split(":")[1]))]
+      else . end)' "$b/config.json" >"$b/config.json.new"
+  mv "$b/config.json.new" "$b/config.json"
+}
+start() { # NAME
+  local id=gantry-$ID-$1
+  prepare_bundle "$1"
+  runc --root "$RUNC_ROOT" run -d --bundle "$WORK/bundle-$1" "$id" >"$WORK/$1.log" 2>&1 </dev/null || {
+    cat "$WORK/$1.log"
+    return 1
+  }
+}
+state() { runc --root "$RUNC_ROOT" state "gantry-$ID-$1" | jq -r "$2"; }
+wait_http() { # URL SECONDS NAME
+  local i
+  for i in $(seq $(($2 * 5))); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    [ "$(state "$3" .status 2>/dev/null)" = running ] || {
+      echo "container stopped; its log:"
+      cat "$WORK/$3.log"
+      return 1
+    }
+    sleep 0.2
+  done
+  echo "no answer from $1 in $2 s; log:"
+  cat "$WORK/$3.log"
+  return 1
+}
+check "umoci's bundle runs the image's User: process.user 1001:1001 (frontend, backend)" \
+  jq -se 'all(.[]; .process.user.uid == 1001 and .process.user.gid == 1001)' "$WORK/bundle-frontend/config.json" "$WORK/bundle-backend/config.json"
+check "frontend bundle args = Entrypoint + Cmd" jq -e '.process.args == ["/docker-entrypoint.sh","nginx","-g","daemon off;"]' "$WORK/bundle-frontend/config.json"
+volume_mounts() { # NAME: umoci mounts a tmpfs on each declared volume
+  jq -e --slurpfile c "$WORK/$1-config.json" '[.mounts[] | select(.type == "tmpfs") | .destination] | sort as $m
+    | ($c[0].config.Volumes | keys | sort) as $v | ($v - $m) == []' "$WORK/bundle-$1/config.json" >/dev/null || {
+    jq -c '.mounts' "$WORK/bundle-$1/config.json"
+    return 1
+  }
+}
+check "umoci's frontend bundle mounts a tmpfs on each declared volume" volume_mounts frontend
+check "umoci's backend bundle mounts a tmpfs on each declared volume" volume_mounts backend
+
+t=$SECONDS
+# Registered here, in the main shell: check and must run their command in a
+# subshell, where an addition to CONTAINERS would be lost.
+CONTAINERS+=("gantry-$ID-backend" "gantry-$ID-frontend")
+must "runc run -d gantry-$ID-backend" start backend
+must "backend answers on 127.0.0.1:$BACKEND_PORT" wait_http "http://127.0.0.1:$BACKEND_PORT/api/health" 30 backend
+must "runc run -d gantry-$ID-frontend" start frontend
+must "frontend answers on 127.0.0.1:$FRONTEND_PORT" wait_http "http://127.0.0.1:$FRONTEND_PORT/health" 30 frontend
+say "      both containers up in $((SECONDS - t))s"
+
+# Every process of the container runs as 1001:1001 (nginx: master and workers).
+uids() { # NAME
+  local pids p u g n=0
+  pids=$(runc --root "$RUNC_ROOT" ps --format json "gantry-$ID-$1" | jq -r '.[]')
+  for p in $pids; do
+    u=$(awk '/^Uid:/ {print $2 ":" $3 ":" $4 ":" $5}' "/proc/$p/status")
+    g=$(awk '/^Gid:/ {print $2 ":" $3 ":" $4 ":" $5}' "/proc/$p/status")
+    echo "pid $p $(tr '\0' ' ' <"/proc/$p/cmdline") uid $u gid $g"
+    [ "$u" = 1001:1001:1001:1001 ] && [ "$g" = 1001:1001:1001:1001 ] || return 1
+    n=$((n + 1))
+  done
+  [ "$n" -ge 1 ]
+}
+check "frontend: every process (nginx master + workers) runs as uid/gid 1001" uids frontend
+check "backend: the process runs as uid/gid 1001" uids backend
+exec_in() { # NAME ARGS...: runs ARGS in the container as the image's user
+  local n=$1
+  shift
+  runc --root "$RUNC_ROOT" exec "gantry-$ID-$n" "$@"
+}
+exec_as() { # NAME UID:GID ARGS...
+  local n=$1 u=$2
+  shift 2
+  runc --root "$RUNC_ROOT" exec --user "$u" "gantry-$ID-$n" "$@"
+}
+exec_id() { # NAME
+  local out
+  out=$(exec_in "$1" id) && [[ $out == "uid=1001(appuser) gid=1001(appgroup)"* ]] || {
+    echo "$out"
+    return 1
+  }
+}
+check "runc exec in frontend runs as the image's user: id says uid=1001(appuser) gid=1001(appgroup)" exec_id frontend
+check "runc exec in backend runs as the image's user: id says uid=1001(appuser) gid=1001(appgroup)" exec_id backend
+
+http() { # URL OUT-PREFIX [CURL-ARGS...]: writes OUT.body and OUT.headers; prints the status
+  local url=$1 out=$2
+  shift 2
+  curl -sS -o "$out.body" -D "$out.headers" -w '%{http_code}' "$@" "$url"
+}
+fe_health() {
+  local code
+  code=$(http "http://127.0.0.1:$FRONTEND_PORT/health" "$WORK/fe-health")
+  [ "$code" = 200 ] && grep -qi '^content-type: application/json' "$WORK/fe-health.headers" &&
+    jq -e '.status == "ok" and .service == "taskflow-frontend"' "$WORK/fe-health.body" >/dev/null || {
+    echo "status $code"
+    cat "$WORK/fe-health.headers" "$WORK/fe-health.body"
+    return 1
+  }
+}
+check "frontend GET /health: 200, application/json, {status: ok, service: taskflow-frontend}" fe_health
+fe_index() {
+  local code
+  code=$(http "http://127.0.0.1:$FRONTEND_PORT/" "$WORK/fe-index")
+  [ "$code" = 200 ] && cmp "$WORK/fe-index.body" "$ROOT/testdata/taskflow/frontend/out/index.html" &&
+    grep -qi '^cache-control: no-cache' "$WORK/fe-index.headers" || {
+    echo "status $code"
+    cat "$WORK/fe-index.headers"
+    head -c 300 "$WORK/fe-index.body"
+    return 1
+  }
+}
+check "frontend GET /: 200, the example's index.html byte for byte, Cache-Control no-cache" fe_index
+ASSET=_next/static/chunks/main-3f9a1c2b7d4e5f60.js
+fe_asset() {
+  local code gz=$FE_ROOTFS/usr/share/nginx/html/$ASSET.gz
+  code=$(http "http://127.0.0.1:$FRONTEND_PORT/$ASSET" "$WORK/fe-asset" -H 'Accept-Encoding: gzip')
+  [ "$code" = 200 ] || { echo "status $code"; cat "$WORK/fe-asset.headers"; return 1; }
+  grep -qi '^content-encoding: gzip' "$WORK/fe-asset.headers" || { echo "not gzip-encoded:"; cat "$WORK/fe-asset.headers"; return 1; }
+  # gzip_static sends the file: its exact bytes, with its length (on-the-fly
+  # gzip would be chunked and compressed by nginx's zlib)
+  cmp "$WORK/fe-asset.body" "$gz" || { echo "body is not the precompressed $ASSET.gz"; cat "$WORK/fe-asset.headers"; return 1; }
+  grep -qi "^content-length: $(stat -c %s "$gz")" "$WORK/fe-asset.headers" || { echo "no Content-Length of the .gz file"; cat "$WORK/fe-asset.headers"; return 1; }
+  gzip -dc "$WORK/fe-asset.body" | cmp - "$ROOT/testdata/taskflow/frontend/out/$ASSET" &&
+    grep -qi '^cache-control: .*immutable' "$WORK/fe-asset.headers"
+}
+check "frontend GET /$ASSET with Accept-Encoding: gzip: 200, the precompressed .gz file's bytes and length, immutable" fe_asset
+fe_asset_plain() {
+  local code
+  code=$(http "http://127.0.0.1:$FRONTEND_PORT/$ASSET" "$WORK/fe-plain")
+  [ "$code" = 200 ] && ! grep -qi '^content-encoding' "$WORK/fe-plain.headers" &&
+    cmp "$WORK/fe-plain.body" "$ROOT/testdata/taskflow/frontend/out/$ASSET"
+}
+check "frontend GET /$ASSET without Accept-Encoding: the plain file" fe_asset_plain
+be_health() { # URL OUT
+  local code
+  code=$(http "$1" "$2")
+  [ "$code" = 200 ] && grep -qi '^content-type: application/json' "$2.headers" &&
+    jq -e '.status == "ok" and .service == "taskflow-backend" and .config.database_url_configured == true and .config.openrouter_api_key_configured == false' "$2.body" >/dev/null &&
+    ! grep -q e2e-secret-value "$2.body" || {
+    echo "status $code"
+    cat "$2.headers" "$2.body"
+    return 1
+  }
+}
+check "backend GET /api/health: 200, application/json, status ok, DATABASE_URL reported set (value not shown)" \
+  be_health "http://127.0.0.1:$BACKEND_PORT/api/health" "$WORK/be-health"
+check "frontend GET /api/health proxied to the backend on 127.0.0.1:$BACKEND_PORT: 200 JSON" \
+  be_health "http://127.0.0.1:$FRONTEND_PORT/api/health" "$WORK/fe-api-health"
+be_tasks() {
+  local code
+  code=$(http "http://127.0.0.1:$BACKEND_PORT/api/tasks" "$WORK/be-post" -X POST -H 'Content-Type: application/json' -d '{"title":"e2e"}')
+  [ "$code" = 201 ] && jq -e '.title == "e2e"' "$WORK/be-post.body" >/dev/null || {
+    echo "status $code"
+    cat "$WORK/be-post.body"
+    return 1
+  }
+}
+check "backend POST /api/tasks: 201" be_tasks
+
+# HEALTHCHECK: the pushed config's Test, run inside the container as the
+# image's user, the way Docker runs it (CMD: exec form; CMD-SHELL: /bin/sh -c).
+healthcheck() { # NAME CONFIG
+  local cfg=$2 kind timeout retries i out argv=()
+  kind=$(jq -r '.config.Healthcheck.Test[0]' "$cfg")
+  mapfile -d '' -t argv < <(jq -j '.config.Healthcheck.Test[1:][] | (., "\u0000")' "$cfg")
+  case $kind in
+    CMD) ;;
+    CMD-SHELL) argv=(/bin/sh -c "${argv[0]}") ;;
+    *) echo "healthcheck kind $kind"; return 1 ;;
+  esac
+  timeout=$(jq '(.config.Healthcheck.Timeout // 30000000000) / 1e9 | ceil' "$cfg")
+  retries=$(jq '.config.Healthcheck.Retries // 3' "$cfg")
+  echo "Test: ${argv[*]} (timeout ${timeout}s, retries $retries)"
+  for i in $(seq "$retries"); do
+    if out=$(timeout "$((timeout + 5))" runc --root "$RUNC_ROOT" exec "gantry-$ID-$1" timeout "$timeout" "${argv[@]}" 2>&1); then
+      echo "attempt $i: exit 0"
+      return 0
+    fi
+    echo "attempt $i failed: $out"
+    sleep 1
+  done
+  return 1
+}
+hc_report() { # NAME CONFIG
+  local out
+  if out=$(healthcheck "$1" "$2"); then
+    ok "$1 HEALTHCHECK from the pushed config exits 0 in the container: $(head -n 1 <<<"$out" | cut -c1-150)"
+  else
+    bad "$1 HEALTHCHECK from the pushed config exits 0 in the container" "$out"
+  fi
+}
+hc_report frontend "$WORK/frontend-config.json"
+hc_report backend "$WORK/backend-config.json"
+
+# Volumes are writable by the user; the application files are not.
+write_as_user() { # NAME PATH
+  exec_as "$1" 1001:1001 sh -c 'p="$1/.gantry-e2e-probe"; echo probe >"$p" && [ "$(cat "$p")" = probe ] && rm "$p"' sh "$2"
+}
+# denied NAME CMD: CMD, run as 1001 in the container, must fail with EACCES.
+denied() {
+  local out
+  if out=$(exec_as "$1" 1001:1001 sh -c "$2" 2>&1); then
+    echo "succeeded as uid 1001: $2"
+    return 1
+  fi
+  grep -q "Permission denied" <<<"$out" || {
+    echo "failed, but not with Permission denied: $out"
+    return 1
+  }
+}
+volumes_ok() { # NAME CONFIG
+  local v n=0
+  for v in $(jq -r '.config.Volumes | keys[]' "$2"); do
+    exec_in "$1" sh -c 'grep -q "^[^ ]* [^ ]* [^ ]* [^ ]* $1 " /proc/self/mountinfo' sh "$v" || { echo "$v is not a mount in the container"; return 1; }
+    [ "$(exec_in "$1" stat -c %u:%g "$v")" = 1001:1001 ] || { echo "$v is owned by $(exec_in "$1" stat -c %u:%g "$v") in the container"; return 1; }
+    write_as_user "$1" "$v" || { echo "cannot write into $v as 1001"; return 1; }
+    echo "wrote $v"
+    n=$((n + 1))
+  done
+  [ "$n" -gt 0 ]
+}
+check "frontend: each declared volume (/tmp/app, /var/log/nginx) is a mount owned 1001:1001 and writable as uid 1001" volumes_ok frontend "$WORK/frontend-config.json"
+check "backend: each declared volume (/app/config, /app/logs, /tmp/app) is a mount owned 1001:1001 and writable as uid 1001" volumes_ok backend "$WORK/backend-config.json"
+check "frontend: creating a file in /usr/share/nginx/html as uid 1001 fails (Permission denied)" \
+  denied frontend 'echo x >/usr/share/nginx/html/.gantry-e2e-probe'
+check "frontend: changing /usr/share/nginx/html/index.html as uid 1001 fails (Permission denied)" \
+  denied frontend ': >>/usr/share/nginx/html/index.html'
+check "frontend: changing /etc/nginx/conf.d/default.conf as uid 1001 fails (Permission denied)" \
+  denied frontend ': >>/etc/nginx/conf.d/default.conf'
+check "backend: creating a file in /app as uid 1001 fails (Permission denied)" \
+  denied backend 'echo x >/app/.gantry-e2e-probe'
+check "backend: changing /app/server.py as uid 1001 fails (Permission denied)" \
+  denied backend ': >>/app/server.py'
+check "backend: creating a file in /app/packages as uid 1001 fails (Permission denied)" \
+  denied backend 'echo x >/app/packages/.gantry-e2e-probe'
+
+# What mode-only read-only means when appuser owns the files: it can chmod.
+for spec in "frontend /usr/share/nginx/html" "backend /app"; do
+  read -r name dir <<<"$spec"
+  if exec_as "$name" 1001:1001 sh -c 'chmod u+w "$1" && echo x >"$1/.gantry-e2e-probe" && rm "$1/.gantry-e2e-probe" && chmod u-w "$1"' sh "$dir" >/dev/null 2>&1; then
+    say "INFO  $name: as uid 1001, chmod u+w $dir then writing there works (appuser owns it; only root ownership would stop that)"
+  fi
+done
+
+# Stop each container with its image's StopSignal (Docker's default SIGTERM
+# when none) and expect a clean exit.
+stop() { # NAME CONFIG
+  local sig i
+  sig=$(jq -r '.config.StopSignal // "SIGTERM"' "$2")
+  runc --root "$RUNC_ROOT" kill "gantry-$ID-$1" "$sig"
+  for i in $(seq 50); do
+    [ "$(state "$1" .status)" = stopped ] && { echo "$sig"; return 0; }
+    sleep 0.2
+  done
+  echo "still $(state "$1" .status) 10 s after $sig"
+  return 1
+}
+for name in frontend backend; do
+  if out=$(stop "$name" "$WORK/$name-config.json" 2>&1); then
+    ok "$name stops on $out (its image's stop signal) within 10 s"
+  else
+    bad "$name stops on its image's stop signal within 10 s" "$out"
+  fi
+  runc --root "$RUNC_ROOT" delete -f "gantry-$ID-$name" >/dev/null 2>&1 || true
+done
+
+# ---------------------------------------------------------------------------
+section "5. uncompressed sizes, measured from the pushed manifests"
+
+ACCEPT='application/vnd.oci.image.index.v1+json,application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.list.v2+json,application/vnd.docker.distribution.manifest.v2+json'
+declare -A layer_size=()
+measure() { # REPO TAG LIMIT
+  local repo=$1 tag=$2 limit=$3 idx m plat total mt d n gantry_n rc=0
+  idx=$(curl -fsS -H "Accept: $ACCEPT" "http://$REG/v2/$repo/manifests/$tag")
+  for m in $(jq -r '.manifests[].digest' <<<"$idx"); do
+    plat=$(jq -r --arg d "$m" '.manifests[] | select(.digest == $d) | .platform | .os + "/" + .architecture + (if .variant then "/" + .variant else "" end)' <<<"$idx")
+    total=0
+    while read -r mt d; do
+      if [ -z "${layer_size[$d]:-}" ]; then
+        case $mt in
+          *gzip) n=$(curl -fsS "http://$REG/v2/$repo/blobs/$d" | gzip -dc | wc -c) ;;
+          *zstd) n=$(curl -fsS "http://$REG/v2/$repo/blobs/$d" | zstd -dc | wc -c) ;;
+          *tar) n=$(curl -fsS "http://$REG/v2/$repo/blobs/$d" | wc -c) ;;
+          *) echo "unknown layer type $mt"; return 1 ;;
+        esac
+        layer_size[$d]=$n
+      fi
+      total=$((total + layer_size[$d]))
+    done < <(curl -fsS -H "Accept: $ACCEPT" "http://$REG/v2/$repo/manifests/$m" | jq -r '.layers[] | .mediaType + " " + .digest')
+    gantry_n=$(jq -r --arg n "${repo#taskflow/}" --arg p "$plat" 'select(.name == $n) | .platforms[] | select(.platform == $p) | .uncompressedSize' "$WORK/build.json")
+    printf '%s %s %d bytes (%d.%d MB) limit %d MB; gantry --json said %s\n' "$repo" "$plat" "$total" $((total / 1000000)) $((total % 1000000 / 100000)) $((limit / 1000000)) "${gantry_n:-?}"
+    [ "$total" -lt "$limit" ] || rc=1
+    [ "$gantry_n" = "$total" ] || { echo "  gantry reported $gantry_n"; rc=1; }
+  done
+  return $rc
+}
+for spec in "taskflow/taskflow-frontend $FRONTEND_LIMIT" "taskflow/taskflow-backend $BACKEND_LIMIT"; do
+  read -r repo limit <<<"$spec"
+  if out=$(measure "$repo" latest "$limit" 2>&1); then
+    ok "$repo uncompressed size under $((limit / 1000000)) MB on every platform (and equal to gantry's --json):"
+    sed 's/^/      /' <<<"$out"
+  else
+    bad "$repo uncompressed size under $((limit / 1000000)) MB on every platform (and equal to gantry's --json)" "$out"
+  fi
+done
+
+if [ "$SECONDS" -lt 600 ]; then
+  ok "the whole e2e ran in ${SECONDS}s (limit 600 s)"
+else
+  bad "the whole e2e ran in under 600 s" "took ${SECONDS}s"
+fi
