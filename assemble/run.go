@@ -48,7 +48,7 @@ func (e *Engine) Run(ctx context.Context, specs []ImageSpec, sinks ...Sink) ([]R
 			refs, err := s.Write(ctx, b)
 			if err != nil {
 				abort()
-				if errors.Is(err, context.Canceled) {
+				if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 					return nil, fmt.Errorf("interrupted while writing %s: no tag was written and no output left behind (blobs already uploaded stay unreferenced in the registry): %w", b.Spec.Name, err)
 				}
 				return nil, err

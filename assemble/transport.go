@@ -214,6 +214,9 @@ func NewTransport(o Options) (http.RoundTripper, error) {
 		t := remote.DefaultTransport.(*http.Transport).Clone()
 		t.WriteBufferSize = 64 << 10
 		t.ReadBufferSize = 64 << 10
+		// A registry that stops answering fails the request (and is retried)
+		// instead of hanging the build; generous, for big blob commits.
+		t.ResponseHeaderTimeout = 3 * time.Minute
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		if o.CACert != "" {
 			pool, err := x509.SystemCertPool()

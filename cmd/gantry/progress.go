@@ -75,8 +75,18 @@ func (p *plainProgress) line(format string, args ...any) {
 }
 
 func (p *plainProgress) Event(label, status string) { p.line("%s: %s", label, status) }
-func (p *plainProgress) Writer() io.Writer          { return p.w }
+func (p *plainProgress) Writer() io.Writer          { return lockedWriter{p} }
 func (p *plainProgress) Wait()                      {}
+
+// lockedWriter lets log lines share the progress lines' lock, so the two
+// never interleave mid-line.
+type lockedWriter struct{ p *plainProgress }
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.p.mu.Lock()
+	defer l.p.mu.Unlock()
+	return l.p.w.Write(b)
+}
 
 func (p *plainProgress) Task(label string, total int64) assemble.Task {
 	return &plainTask{p: p, label: label, total: total, start: time.Now()}
