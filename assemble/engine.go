@@ -336,9 +336,9 @@ func (e *Engine) buildImage(ctx context.Context, s ImageSpec) (*Built, error) {
 		}
 		d, _ := l.Digest()
 		size, _ := l.Size()
-		status := fmt.Sprintf("built %s (%s compressed, %d entries)", shortDigest(d.Hex), humanSize(size), len(entries))
+		status := fmt.Sprintf("built %s (%s compressed, %d entries)", shortDigest(d.Hex), HumanSize(size), len(entries))
 		if l.Cached() {
-			status = fmt.Sprintf("cached %s (%s compressed, %d entries)", shortDigest(d.Hex), humanSize(size), len(entries))
+			status = fmt.Sprintf("cached %s (%s compressed, %d entries)", shortDigest(d.Hex), HumanSize(size), len(entries))
 		}
 		task.Done(status)
 		e.log.Debug("layer", "image", s.Name, "layer", ls.Name, "digest", d, "size", size, "entries", len(entries), "cached", l.Cached())
@@ -354,7 +354,7 @@ func (e *Engine) buildImage(ctx context.Context, s ImageSpec) (*Built, error) {
 			return nil, fmt.Errorf("platform %s: %w", manifests.PlatformString(p.platform), err)
 		}
 		built.Platforms = append(built.Platforms, pr)
-		e.opts.Progress.Event(s.Name+" "+pr.Platform, fmt.Sprintf("%s, %s compressed, %s uncompressed", shortDigest(strings.TrimPrefix(pr.Digest, "sha256:")), humanSize(pr.CompressedSize), humanSize(pr.UncompressedSize)))
+		e.opts.Progress.Event(s.Name+" "+pr.Platform, fmt.Sprintf("%s, %s compressed, %s uncompressed", shortDigest(strings.TrimPrefix(pr.Digest, "sha256:")), HumanSize(pr.CompressedSize), HumanSize(pr.UncompressedSize)))
 		children = append(children, manifests.Child{Image: img, Platform: p.platform})
 		if bs.index == nil {
 			built.Image = img
@@ -499,7 +499,7 @@ func (e *Engine) buildPlatform(ctx context.Context, s ImageSpec, bs *base, p pla
 	d, _ := img.Digest()
 	pr.Digest = d.String()
 	if s.MaxSize > 0 && uncompressed > s.MaxSize {
-		return nil, pr, fmt.Errorf("image is %s uncompressed, %s over maxSize %s; nothing was pushed", humanSize(uncompressed), humanSize(uncompressed-s.MaxSize), humanSize(s.MaxSize))
+		return nil, pr, fmt.Errorf("image is %s uncompressed, %s over maxSize %s; nothing was pushed", HumanSize(uncompressed), HumanSize(uncompressed-s.MaxSize), HumanSize(s.MaxSize))
 	}
 	return img, pr, nil
 }
@@ -519,7 +519,8 @@ func mustDiffID(l *layers.Layer) v1.Hash {
 	return d
 }
 
-func humanSize(n int64) string {
+// HumanSize formats a byte count in decimal units, as docker images does.
+func HumanSize(n int64) string {
 	switch {
 	case n >= 1e9:
 		return fmt.Sprintf("%.2f GB", float64(n)/1e9)

@@ -16,7 +16,6 @@ import (
 	"github.com/gantry-dev/gantry/manifests"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -33,41 +32,7 @@ func noEnv(string) (string, bool) { return "", false }
 // pushLayoutBase copies the one image or index of an OCI layout to ref.
 func pushLayoutBase(t *testing.T, dir, ref string) {
 	t.Helper()
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	top, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := top.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := im.Manifests[0]
-	if d.MediaType.IsIndex() {
-		idx, err := top.ImageIndex(d.Digest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = remote.WriteIndex(r, idx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	img, err := top.Image(d.Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatal(err)
-	}
+	pushLayoutBaseWith(t, dir, ref)
 }
 
 func newTestEngine(t *testing.T, cacheDir string) *Engine {

@@ -51,29 +51,7 @@ type testRegistry struct {
 
 func newTestRegistry(t *testing.T) *testRegistry {
 	t.Helper()
-	logrus.SetOutput(io.Discard)
-	cfg := &configuration.Configuration{}
-	cfg.Storage = configuration.Storage{
-		"filesystem": configuration.Parameters{"rootdirectory": t.TempDir()},
-		"delete":     configuration.Parameters{"enabled": true},
-	}
-	cfg.Log.AccessLog.Disabled = true
-	cfg.HTTP.Headers = http.Header{"X-Content-Type-Options": []string{"nosniff"}}
-	app := handlers.NewApp(context.Background(), cfg)
-	r := &testRegistry{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.mu.Lock()
-		q := req.Method + " " + req.URL.RequestURI()
-		if rg := req.Header.Get("Range"); rg != "" {
-			q += " range=" + rg
-		}
-		r.reqs = append(r.reqs, q)
-		r.mu.Unlock()
-		app.ServeHTTP(w, req)
-	}))
-	t.Cleanup(srv.Close)
-	r.host = strings.TrimPrefix(srv.URL, "http://")
-	return r
+	return newTestRegistryWith(t, registryOptions{})
 }
 
 // reset forgets the requests counted so far.
@@ -204,8 +182,9 @@ type registryOptions struct {
 	CA   *testCA            // serve TLS with a certificate from CA
 }
 
-// newTestRegistryWith is newTestRegistry with authentication and TLS. Each
-// request is recorded with " tls" appended when it came over TLS.
+// newTestRegistryWith starts the registry with authentication and TLS as o
+// says. Each request is recorded as "METHOD uri", with " range=..." for a
+// range request and " tls" when it came over TLS.
 func newTestRegistryWith(t *testing.T, o registryOptions) *testRegistry {
 	t.Helper()
 	logrus.SetOutput(io.Discard)
@@ -222,6 +201,9 @@ func newTestRegistryWith(t *testing.T, o registryOptions) *testRegistry {
 	r := &testRegistry{}
 	r.host = startServer(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		q := req.Method + " " + req.URL.RequestURI()
+		if rg := req.Header.Get("Range"); rg != "" {
+			q += " range=" + rg
+		}
 		if req.TLS != nil {
 			q += " tls"
 		}
@@ -264,8 +246,8 @@ func clientTransport(ca *testCA) http.RoundTripper {
 	return tr
 }
 
-// pushLayoutBaseWith is pushLayoutBase with remote options (credentials, a
-// transport trusting the test CA).
+// pushLayoutBaseWith copies the one image or index of an OCI layout to ref,
+// with remote options (credentials, a transport trusting the test CA).
 func pushLayoutBaseWith(t *testing.T, dir, ref string, opts ...remote.Option) {
 	t.Helper()
 	p, err := layout.FromPath(dir)
@@ -280,15 +262,27 @@ func pushLayoutBaseWith(t *testing.T, dir, ref string, opts ...remote.Option) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx, err := top.ImageIndex(im.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.WriteIndex(r, idx, opts...); err != nil {
+	d := im.Manifests[0]
+	if d.MediaType.IsIndex() {
+		idx, err := top.ImageIndex(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = remote.WriteIndex(r, idx, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	img, err := top.Image(d.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img, opts...); err != nil {
 		t.Fatal(err)
 	}
 }

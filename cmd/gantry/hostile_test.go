@@ -12,8 +12,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 )
 
 // TestHostileInputs: each hostile input fails with its one-line error (or,
@@ -199,16 +197,7 @@ func catalog(t *testing.T, reg string) []string {
 // newLayerHeaders finds name in the layers of the first image of a layout.
 func newLayerHeaders(t *testing.T, dir, name string) *tar.Header {
 	t.Helper()
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	top, _ := p.ImageIndex()
-	im, _ := top.IndexManifest()
-	idx, err := top.ImageIndex(im.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	idx := layoutIndex(t, dir)
 	m, _ := idx.IndexManifest()
 	img, err := idx.Image(m.Manifests[0].Digest)
 	if err != nil {

@@ -36,7 +36,6 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/sirupsen/logrus"
@@ -250,21 +249,11 @@ func (r *inProcessRegistry) writes() int {
 
 func pushLayoutWith(t *testing.T, dir, ref string, opts ...remote.Option) {
 	t.Helper()
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	top, _ := p.ImageIndex()
-	im, _ := top.IndexManifest()
-	idx, err := top.ImageIndex(im.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.WriteIndex(r, idx, opts...); err != nil {
+	if err := remote.WriteIndex(r, layoutIndex(t, dir), opts...); err != nil {
 		t.Fatal(err)
 	}
 }

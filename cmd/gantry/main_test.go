@@ -17,9 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 const (
@@ -88,23 +87,29 @@ func realRegistry(t *testing.T) string {
 
 func pushLayout(t *testing.T, dir, ref string) {
 	t.Helper()
+	pushLayoutWith(t, dir, ref)
+}
+
+// layoutIndex is the index that a layout's index.json names first.
+func layoutIndex(t *testing.T, dir string) v1.ImageIndex {
+	t.Helper()
 	p, err := layout.FromPath(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	top, _ := p.ImageIndex()
-	im, _ := top.IndexManifest()
+	top, err := p.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := top.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
 	idx, err := top.ImageIndex(im.Manifests[0].Digest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(r, idx); err != nil {
-		t.Fatal(err)
-	}
+	return idx
 }
 
 func tool(t *testing.T, name string, args ...string) string {

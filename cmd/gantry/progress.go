@@ -111,21 +111,9 @@ func (t *plainTask) Done(status string) {
 	d := time.Since(t.start)
 	rate := ""
 	if s := d.Seconds(); s > 0.001 {
-		rate = fmt.Sprintf(", %s/s", size(int64(float64(n)/s)))
+		rate = fmt.Sprintf(", %s/s", assemble.HumanSize(int64(float64(n)/s)))
 	}
-	t.p.line("%s: %s; %s in %s%s", t.label, status, size(n), d.Round(time.Millisecond), rate)
-}
-
-func size(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d B", n)
+	t.p.line("%s: %s; %s in %s%s", t.label, status, assemble.HumanSize(n), d.Round(time.Millisecond), rate)
 }
 
 // bars draws a bar per task with mpb, and a finished line per event.
