@@ -70,6 +70,7 @@ type Engine struct {
 	epoch    time.Time
 	log      *slog.Logger
 	pusher   *remote.Pusher
+	stream   *streamer // set by Run when it pushes to a registry
 }
 
 // NewEngine opens the cache and prepares an engine.
@@ -326,11 +327,18 @@ func (e *Engine) buildImage(ctx context.Context, s ImageSpec) (*Built, error) {
 			total += en.Size
 		}
 		task := e.opts.Progress.Task(s.Name+": layer "+ls.Name, total)
-		l, err := lb.BuildReporting(ctx, entries, task.Add)
+		hooks := layers.Hooks{Progress: task.Add}
+		up := e.stream.open(ctx, s)
+		if up != nil {
+			hooks.Tee = up
+		}
+		l, err := lb.BuildWith(ctx, entries, hooks)
 		if err != nil {
 			task.Done("failed")
+			e.stream.finish(up, nil)
 			return nil, fmt.Errorf("layer %s: %w", ls.Name, err)
 		}
+		e.stream.finish(up, l)
 		for _, en := range entries {
 			upper[en.Name] = en
 		}

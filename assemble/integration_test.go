@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -121,6 +122,11 @@ func TestTaskFlowToRegistry(t *testing.T) {
 	}
 	if len(results) != 2 {
 		t.Fatalf("got %d results", len(results))
+	}
+	// the content layers were uploaded while they were built (4: two per
+	// image), then found by the pusher
+	if e.stream == nil || e.stream.committed != 4 {
+		t.Errorf("streamed layers: %+v", e.stream)
 	}
 	// base layers live on the same registry: mounted, never uploaded
 	if n := reg.count("POST", "/blobs/uploads/", "mount="); n == 0 {
@@ -385,6 +391,15 @@ func TestBuildFailuresPushNothing(t *testing.T) {
 			if n := reg.count("PUT"); n != 0 {
 				t.Errorf("%d PUTs reached the registry", n)
 			}
+			if tc.prefix == "" && !strings.Contains(tc.name, "base") && !strings.Contains(tc.name, "platform") {
+				// layers streamed while built were cancelled, not committed
+				if n := reg.count("PATCH", "/blobs/uploads/"); n == 0 {
+					t.Errorf("nothing was streamed: %q", reg.requests())
+				}
+				if repos := testCatalog(t, reg.host); len(repos) != 2 {
+					t.Errorf("registry holds %v, want only the two bases", repos)
+				}
+			}
 			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("output %s left behind: %v", out, err)
 			}
@@ -452,4 +467,18 @@ func TestAppendReadsNoBaseLayer(t *testing.T) {
 			t.Errorf("%s: reported %d bytes uncompressed, layers hold %d", res[0].Platforms[i].Platform, got, total)
 		}
 	}
+}
+
+func testCatalog(t *testing.T, host string) []string {
+	t.Helper()
+	resp, err := http.Get("http://" + host + "/v2/_catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var c struct{ Repositories []string }
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	return c.Repositories
 }

@@ -22,6 +22,12 @@ type Result struct {
 // writable, output path usable), before the first byte is written; a
 // failure after that aborts the sinks, which remove their partial output.
 func (e *Engine) Run(ctx context.Context, specs []ImageSpec, sinks ...Sink) ([]Result, error) {
+	for _, s := range sinks {
+		if rs, ok := s.(*registrySink); ok {
+			e.stream = newStreamer(e, rs.repoFor)
+		}
+	}
+	defer e.stream.abort() // sessions never committed
 	built, err := e.Build(ctx, specs)
 	if err != nil {
 		return nil, err

@@ -40,12 +40,12 @@ type Destinations struct {
 	Tags []string
 }
 
-func (d Destinations) tags(b *Built) []string {
+func (d Destinations) tags(s ImageSpec) []string {
 	switch {
 	case len(d.Tags) > 0:
 		return d.Tags
-	case len(b.Spec.Tags) > 0:
-		return b.Spec.Tags
+	case len(s.Tags) > 0:
+		return s.Tags
 	}
 	return []string{"latest"}
 }
@@ -68,7 +68,19 @@ type pendingTag struct {
 // written only after everything it refers to is in place.
 func (e *Engine) RegistrySink(dest Destinations) Sink { return &registrySink{e: e, dest: dest} }
 
-func (s *registrySink) refs(b *Built) ([]name.Reference, error) {
+func (s *registrySink) refs(b *Built) ([]name.Reference, error) { return s.refsFor(b.Spec) }
+
+// repoFor is the repository an image's layers are streamed to: that of its
+// first reference.
+func (s *registrySink) repoFor(spec ImageSpec) (name.Repository, bool) {
+	refs, err := s.refsFor(spec)
+	if err != nil || len(refs) == 0 {
+		return name.Repository{}, false
+	}
+	return refs[0].Context(), true
+}
+
+func (s *registrySink) refsFor(spec ImageSpec) ([]name.Reference, error) {
 	var out []name.Reference
 	if s.dest.Ref != "" {
 		r, err := name.ParseReference(s.dest.Ref, s.e.nameOptions()...)
@@ -81,8 +93,8 @@ func (s *registrySink) refs(b *Built) ([]name.Reference, error) {
 		}
 		return out, nil
 	}
-	for _, t := range s.dest.tags(b) {
-		ref := strings.TrimSuffix(s.dest.Prefix, "/") + "/" + b.Spec.Name + ":" + t
+	for _, t := range s.dest.tags(spec) {
+		ref := strings.TrimSuffix(s.dest.Prefix, "/") + "/" + spec.Name + ":" + t
 		r, err := name.NewTag(ref, s.e.nameOptions()...)
 		if err != nil {
 			return nil, fmt.Errorf("--push %q: %s is not a valid reference: %w", s.dest.Prefix, ref, err)
@@ -132,6 +144,7 @@ func (s *registrySink) Write(ctx context.Context, b *Built) ([]string, error) {
 		repo := r.Context()
 		if !done[repo.String()] {
 			done[repo.String()] = true
+			s.e.stream.commit(ctx, repo)
 			if err := s.pushByDigest(ctx, repo, b); err != nil {
 				return nil, fmt.Errorf("pushing %s: %w", repo, registryError(err, repo.String()))
 			}
@@ -247,7 +260,7 @@ func (s *layoutSink) Write(ctx context.Context, b *Built) ([]string, error) {
 		return nil, err
 	}
 	var refs []string
-	for _, t := range s.dest.tags(b) {
+	for _, t := range s.dest.tags(b.Spec) {
 		rn := b.Spec.Name + ":" + t
 		s.entries = append(s.entries, v1.Descriptor{
 			MediaType:   types.MediaType(b.MediaType),
@@ -434,7 +447,7 @@ func (s *tarballSink) Write(ctx context.Context, b *Built) ([]string, error) {
 	}
 	refs := map[name.Reference]v1.Image{}
 	var out []string
-	for _, t := range s.dest.tags(b) {
+	for _, t := range s.dest.tags(b.Spec) {
 		r, err := name.NewTag(b.Spec.Name + ":" + t)
 		if err != nil {
 			return nil, err

@@ -86,12 +86,20 @@ func (b *Builder) selector(comp Compression, entries []Entry) string {
 // Build returns the layer made of entries (sorted by name), from the cache
 // when its selector is there.
 func (b *Builder) Build(ctx context.Context, entries []Entry) (*Layer, error) {
-	return b.BuildReporting(ctx, entries, nil)
+	return b.BuildWith(ctx, entries, Hooks{})
 }
 
-// BuildReporting is Build that calls report with the number of tar bytes
-// written as it goes (nothing on a cache hit).
-func (b *Builder) BuildReporting(ctx context.Context, entries []Entry, report func(int64)) (*Layer, error) {
+// Hooks observe a layer while it is built (on a cache miss only).
+type Hooks struct {
+	// Progress is called with the number of tar bytes written as they go.
+	Progress func(int64)
+	// Tee receives the compressed stream as it is written, e.g. to upload
+	// it while it is built. A Tee that fails is dropped; the build goes on.
+	Tee io.Writer
+}
+
+// BuildWith is Build with hooks.
+func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Layer, error) {
 	// A zero Compression means the defaults (not gzip level 0, which stores).
 	comp, err := b.Compression.Normalize()
 	if err != nil {
@@ -103,7 +111,7 @@ func (b *Builder) BuildReporting(ctx context.Context, entries []Entry, report fu
 		return l, nil
 	}
 	b.misses.Add(1)
-	l, err := b.write(ctx, comp, entries, report)
+	l, err := b.write(ctx, comp, entries, h)
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +119,21 @@ func (b *Builder) BuildReporting(ctx context.Context, entries []Entry, report fu
 		return nil, err
 	}
 	return l, nil
+}
+
+// dropOnError passes writes on until the first error, then swallows them.
+type dropOnError struct {
+	w      io.Writer
+	failed bool
+}
+
+func (d *dropOnError) Write(p []byte) (int, error) {
+	if !d.failed {
+		if _, err := d.w.Write(p); err != nil {
+			d.failed = true
+		}
+	}
+	return len(p), nil
 }
 
 type countingWriter struct {
@@ -128,7 +151,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, report func(int64)) (l *Layer, err error) {
+func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, h Hooks) (l *Layer, err error) {
 	tmp, err := os.CreateTemp(b.Cache.Dir()+"/tmp", "layer-*")
 	if err != nil {
 		return nil, fmt.Errorf("creating layer file in cache: %w", err)
@@ -143,14 +166,18 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, 
 	// compressed side: compressor → (digest hash, byte count, file)
 	fileBuf := bufio.NewWriterSize(tmp, 1<<20)
 	digest := sha256.New()
-	compressed := &countingWriter{w: io.MultiWriter(fileBuf, digest)}
+	sinks := []io.Writer{fileBuf, digest}
+	if h.Tee != nil {
+		sinks = append(sinks, &dropOnError{w: h.Tee})
+	}
+	compressed := &countingWriter{w: io.MultiWriter(sinks...)}
 	zw, err := comp.newWriter(compressed)
 	if err != nil {
 		return nil, fmt.Errorf("starting %s compressor: %w", comp.Algorithm, err)
 	}
 	// uncompressed side: tar → (diffID hash, compressor)
 	diffID := sha256.New()
-	uncompressed := &countingWriter{w: io.MultiWriter(zw, diffID), report: report}
+	uncompressed := &countingWriter{w: io.MultiWriter(zw, diffID), report: h.Progress}
 	tarBuf := bufio.NewWriterSize(uncompressed, 256<<10)
 
 	if err := b.writeTar(ctx, tarBuf, entries); err != nil {
