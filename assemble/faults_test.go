@@ -339,3 +339,34 @@ func TestFaultsFailCleanly(t *testing.T) {
 		})
 	}
 }
+
+// TestInterruptStopsPromptly: a Ctrl-C (the context cancelled) during slow
+// uploads stops the run at once, says that no tag was written, and leaves
+// no tag behind.
+func TestInterruptStopsPromptly(t *testing.T) {
+	t.Parallel()
+	reg := newTestRegistryWith(t, registryOptions{})
+	p := newFaultProxy(t, reg.host, slow(isBlobUpload, 3*time.Second))
+	e, err := NewEngine(Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.on.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	_, err = e.Run(ctx, []ImageSpec{smallSpec(t, "oci:"+nginxBase)}, e.RegistrySink(Destinations{Ref: p.host + "/web/site:v1"}))
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if took > 2*time.Second {
+		t.Errorf("took %s to stop after the interrupt", took)
+	}
+	if msg := err.Error(); !strings.HasPrefix(msg, "interrupted: no tag was written") || strings.Contains(msg, "\n") {
+		t.Errorf("error %q", msg)
+	}
+	if n := reg.count("PUT", "/manifests/"); n != 0 {
+		t.Errorf("%d manifests written", n)
+	}
+}

@@ -2,7 +2,6 @@ package assemble
 
 import (
 	"context"
-	"errors"
 	"fmt"
 )
 
@@ -21,7 +20,14 @@ type Result struct {
 // every gate checked, and every sink prepared (registry reachable and
 // writable, output path usable), before the first byte is written; a
 // failure after that aborts the sinks, which remove their partial output.
-func (e *Engine) Run(ctx context.Context, specs []ImageSpec, sinks ...Sink) ([]Result, error) {
+func (e *Engine) Run(ctx context.Context, specs []ImageSpec, sinks ...Sink) (_ []Result, err error) {
+	tagging := false
+	defer func() {
+		// Ctrl-C or SIGTERM: say what is left
+		if err != nil && ctx.Err() != nil && !tagging {
+			err = fmt.Errorf("interrupted: no tag was written and no output was left behind (blobs already uploaded stay unreferenced in the registry): %w", err)
+		}
+	}()
 	for _, s := range sinks {
 		if rs, ok := s.(*registrySink); ok {
 			e.stream = newStreamer(e, rs.repoFor)
@@ -54,14 +60,12 @@ func (e *Engine) Run(ctx context.Context, specs []ImageSpec, sinks ...Sink) ([]R
 			refs, err := s.Write(ctx, b)
 			if err != nil {
 				abort()
-				if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-					return nil, fmt.Errorf("interrupted while writing %s: no tag was written and no output left behind (blobs already uploaded stay unreferenced in the registry): %w", b.Spec.Name, err)
-				}
-				return nil, err
+				return nil, fmt.Errorf("writing %s: %w", b.Spec.Name, err)
 			}
 			results[i].References = append(results[i].References, refs...)
 		}
 	}
+	tagging = true // a failure now names the tags already written
 	for _, s := range sinks {
 		if err := s.Commit(ctx); err != nil {
 			abort()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -38,6 +39,12 @@ func TestHostileInputs(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(fifo, "pipe"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	sock := mk("sock/index.html", "x", 0o644)
+	if l, err := net.Listen("unix", filepath.Join(sock, "s.sock")); err == nil {
+		defer l.Close()
+	} else {
+		t.Fatal(err)
+	}
 	dotenv := mk("dotenv/.env", "DATABASE_URL=postgres://u:p@db/x\n", 0o644)
 	key := mk("key/server.pem", "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n", 0o644)
 	git := filepath.Dir(mk("git/.git/config", "[core]\n", 0o644))
@@ -65,6 +72,8 @@ func TestHostileInputs(t *testing.T) {
 			exitBuild, "writes /opt/x/etc/passwd through /opt/x/etc, a symlink (to /etc) made by an earlier layer"},
 		{"fifo", []string{"append", "--base", base, "--layer", fifo + ":/srv", "--allow-root"},
 			exitBuild, "layer source " + filepath.Join(fifo, "pipe") + ": is a FIFO"},
+		{"socket", []string{"append", "--base", base, "--layer", sock + ":/srv", "--allow-root"},
+			exitBuild, "layer source " + filepath.Join(sock, "s.sock") + ": is a socket"},
 		{"secret env value", []string{"build", "-f", config("env", yamlImage("    env:\n      OPENROUTER_API_KEY: sk-or-123\n"))},
 			exitUsage, "env.yaml:6: images[0].env.OPENROUTER_API_KEY: its name says it holds a secret"},
 		{"database url with password", []string{"append", "--base", base, "--env", "DATABASE_URL=postgres://app:hunter2@db/app", "--allow-root"},
