@@ -3,7 +3,6 @@ package manifests
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -234,14 +233,4 @@ func MergeEnv(base, add []string) []string {
 		out = append(out, kv)
 	}
 	return out
-}
-
-// SortedKeys returns m's keys in order.
-func SortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -366,12 +366,3 @@ func TestHealthcheckTestAndShellOrExec(t *testing.T) {
 		}
 	}
 }
-
-func TestSortedKeys(t *testing.T) {
-	if got := SortedKeys(map[string]int{"b": 1, "a": 2, "c": 3}); !slices.Equal(got, []string{"a", "b", "c"}) {
-		t.Errorf("SortedKeys = %q", got)
-	}
-	if got := SortedKeys(map[string]int(nil)); len(got) != 0 {
-		t.Errorf("SortedKeys(nil) = %q", got)
-	}
-}
