@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/gantry-dev/gantry/layers"
@@ -25,6 +26,7 @@ func main() {
 	cacheDir := flag.String("cache-dir", "", "empty directory for the blob (default: a new temporary one, removed after)")
 	algo := flag.String("compression", "gzip", "gzip or zstd")
 	level := flag.Int("level", 1, "compression level")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "floor: -dir is required")
@@ -41,6 +43,16 @@ func main() {
 	comp, err := layers.Compression{Algorithm: *algo, Level: *level}.Normalize()
 	if err != nil {
 		fail(err)
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
 	c, err := layers.OpenCache(*cacheDir)
