@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -130,8 +131,8 @@ func (b *BaseFS) trailerSize(ctx context.Context, l v1.Layer) (int64, bool) {
 			return n, true
 		}
 	}
-	if raw, err := b.cache.readFile(filepath.Join(b.cache.Dir(), "base", dig.Hex+".json.gz")); err == nil && raw != nil {
-		return 0, false // an index is cached: exact and free
+	if _, err := os.Stat(filepath.Join(b.cache.Dir(), "base", dig.Hex+".json.gz")); err == nil {
+		return 0, false // an index is cached: exact, and read once by layerIndex
 	}
 	mt, err := l.MediaType()
 	size, serr := l.Size()
