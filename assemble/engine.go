@@ -424,7 +424,7 @@ func (e *Engine) buildPlatform(ctx context.Context, s ImageSpec, bs *base, p pla
 		uncompressed += l.UncompressedSize()
 	}
 	patch := manifests.ConfigPatch{
-		Env: s.Env, Entrypoint: s.Entrypoint, Cmd: s.Cmd, WorkingDir: s.Workdir, Labels: s.Labels,
+		Env: s.Env, Entrypoint: s.Entrypoint, Cmd: s.Cmd, WorkingDir: s.Workdir,
 		ExposedPorts: s.Ports, Volumes: s.Volumes, StopSignal: s.StopSignal, Healthcheck: s.Healthcheck,
 		Created: e.epoch, History: append([]manifests.History(nil), history...),
 	}
@@ -448,24 +448,21 @@ func (e *Engine) buildPlatform(ctx context.Context, s ImageSpec, bs *base, p pla
 		patch.History = append(patch.History, manifests.History{CreatedBy: fmt.Sprintf("gantry: user %s (%d) group %s (%d)", u.Name, u.UID, u.Group, u.GID)})
 	}
 	patch.DiffIDs = diffIDs
+	annotations := e.annotations(s, bs.ref, p.digest)
+	patch.Labels = maps.Clone(s.Labels)
+	if patch.Labels == nil {
+		patch.Labels = map[string]string{}
+	}
 	if len(s.RuntimeEnv) > 0 {
 		v, err := runtimeEnvLabel(s.RuntimeEnv)
 		if err != nil {
 			return nil, pr, err
 		}
-		patch.Labels = maps.Clone(patch.Labels)
-		if patch.Labels == nil {
-			patch.Labels = map[string]string{}
-		}
 		patch.Labels[RuntimeEnvLabel] = v
 	}
 	if family == manifests.Docker {
 		// Docker manifests carry no annotations: record the base as labels.
-		patch.Labels = maps.Clone(patch.Labels)
-		if patch.Labels == nil {
-			patch.Labels = map[string]string{}
-		}
-		maps.Copy(patch.Labels, e.annotations(s, bs.ref, p.digest))
+		maps.Copy(patch.Labels, annotations)
 	}
 	// The manifest names the config; go-containerregistry's ConfigName would
 	// download it to hash it.
@@ -484,7 +481,7 @@ func (e *Engine) buildPlatform(ctx context.Context, s ImageSpec, bs *base, p pla
 	if err := checkRunAs(s, cfg); err != nil {
 		return nil, pr, err
 	}
-	img, err := manifests.Append(p.image, cfg, newLayers, manifests.AppendOptions{Family: family, Annotations: e.annotations(s, bs.ref, p.digest)})
+	img, err := manifests.Append(p.image, cfg, newLayers, manifests.AppendOptions{Family: family, Annotations: annotations})
 	if err != nil {
 		return nil, pr, err
 	}
