@@ -229,24 +229,22 @@ func (s *layoutSink) Prepare(ctx context.Context, images []*Built) error {
 			return fmt.Errorf("output %s: %w", s.dir, err)
 		}
 		s.work, s.fresh = work, true
-		if err := os.WriteFile(filepath.Join(work, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
-			return fmt.Errorf("output %s: %w", s.dir, err)
-		}
 	case err != nil:
 		return fmt.Errorf("output %s: %w", s.dir, err)
 	case !fi.IsDir():
 		return fmt.Errorf("output %s exists and is not a directory", s.dir)
 	default:
 		if _, err := os.Stat(filepath.Join(s.dir, "oci-layout")); err != nil {
-			entries, _ := os.ReadDir(s.dir)
-			if len(entries) > 0 {
+			if entries, _ := os.ReadDir(s.dir); len(entries) > 0 {
 				return fmt.Errorf("output %s exists and is not an OCI layout; choose another directory", s.dir)
-			}
-			if err := os.WriteFile(filepath.Join(s.dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
-				return fmt.Errorf("output %s: %w", s.dir, err)
 			}
 		}
 		s.work = s.dir
+	}
+	if _, err := os.Stat(filepath.Join(s.work, "oci-layout")); err != nil {
+		if err := os.WriteFile(filepath.Join(s.work, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+			return fmt.Errorf("output %s: %w", s.dir, err)
+		}
 	}
 	return os.MkdirAll(filepath.Join(s.work, "blobs", "sha256"), 0o755)
 }
