@@ -1,4 +1,4 @@
-package assemble
+package assemble_test
 
 import (
 	"context"
@@ -19,6 +19,10 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/auth/token"
+	"github.com/gantry-dev/gantry/assemble"
+	"github.com/gantry-dev/gantry/assemble/registry"
+	"github.com/gantry-dev/gantry/assemble/sink"
+	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/gantry-dev/gantry/layers"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -117,15 +121,15 @@ func newTokenServer(t *testing.T, ca *testCA, passwords map[string]string, allow
 }
 
 // smallSpec is one image: the nginx stand-in base and a one-file layer.
-func smallSpec(t *testing.T, base string) ImageSpec {
+func smallSpec(t *testing.T, base string) spec.ImageSpec {
 	t.Helper()
 	site := t.TempDir()
 	if err := os.WriteFile(filepath.Join(site, "index.html"), []byte("<h1>auth</h1>"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := ImageSpec{
+	s := spec.ImageSpec{
 		Name: "site", Base: base,
-		Layers: []LayerSpec{{Name: "site", Spec: layers.Spec{Sources: []layers.Source{{From: site, To: "/usr/share/nginx/html"}}}}},
+		Layers: []spec.LayerSpec{{Name: "site", Spec: layers.Spec{Sources: []layers.Source{{From: site, To: "/usr/share/nginx/html"}}}}},
 	}
 	s.Compression, _ = layers.Compression{}.Normalize()
 	s.Policy.AllowRoot = true
@@ -135,13 +139,13 @@ func smallSpec(t *testing.T, base string) ImageSpec {
 // authPush builds smallSpec on base and pushes it to dest with creds
 // (trusting ca when set); it returns the results, the debug log and the
 // error.
-func authPush(t *testing.T, reg *testRegistry, ca *testCA, creds *Credentials, base, dest string) ([]Result, string, error) {
+func authPush(t *testing.T, reg *testRegistry, ca *testCA, creds *registry.Credentials, base, dest string) ([]assemble.Result, string, error) {
 	t.Helper()
 	var logs lockedBuffer
-	o := Options{
+	o := testOptions{
 		CacheDir: t.TempDir(), Credentials: creds, Keychain: authn.NewMultiKeychain(), // no ~/.docker
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Retry:  RetryPolicy{Base: 10 * time.Millisecond},
+		Retry:  registry.RetryPolicy{Base: 10 * time.Millisecond},
 	}
 	if ca != nil {
 		o.CACert = ca.file
@@ -150,7 +154,7 @@ func authPush(t *testing.T, reg *testRegistry, ca *testCA, creds *Credentials, b
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.Run(context.Background(), []ImageSpec{smallSpec(t, base)}, e.RegistrySink(Destinations{Ref: dest}))
+	res, err := e.Run(context.Background(), []spec.ImageSpec{smallSpec(t, base)}, e.RegistrySink(sink.Destinations{Ref: dest}))
 	return res, logs.String(), err
 }
 
@@ -162,7 +166,7 @@ func checkAuthFailure(t *testing.T, err error, reg *testRegistry, logs, repo str
 		t.Fatal("wrong credentials pushed")
 	}
 	msg := err.Error()
-	var re *RegistryError
+	var re *registry.Error
 	if !errors.As(err, &re) {
 		t.Errorf("not a RegistryError (exit code 3): %T %v", err, err)
 	}
@@ -214,7 +218,7 @@ func TestPushBasicAuthTLS(t *testing.T) {
 
 	t.Run("right credentials", func(t *testing.T) {
 		reg.reset()
-		res, logs, err := authPush(t, reg, ca, &Credentials{Registry: reg.host, Username: testUser, Password: testPassword}, base, dest)
+		res, logs, err := authPush(t, reg, ca, &registry.Credentials{Registry: reg.host, Username: testUser, Password: testPassword}, base, dest)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,7 +244,7 @@ func TestPushBasicAuthTLS(t *testing.T) {
 	t.Run("wrong password", func(t *testing.T) {
 		reg.reset()
 		// the base from a layout: only the push needs credentials
-		_, logs, err := authPush(t, reg, ca, &Credentials{Registry: reg.host, Username: testUser, Password: "wrong-" + testPassword}, "oci:"+nginxBase, reg.host+"/web/site-wrong:v1")
+		_, logs, err := authPush(t, reg, ca, &registry.Credentials{Registry: reg.host, Username: testUser, Password: "wrong-" + testPassword}, "oci:"+nginxBase, reg.host+"/web/site-wrong:v1")
 		checkAuthFailure(t, err, reg, logs, "/web/site-wrong", testPassword)
 		if tags := tagsOf(t, reg.host+"/web/site-wrong", remote.WithTransport(clientTransport(ca)), remote.WithAuth(&authn.Basic{Username: testUser, Password: testPassword})); len(tags) != 0 {
 			t.Errorf("tags %q exist after a failed push", tags)
@@ -253,7 +257,7 @@ func TestPushBasicAuthTLS(t *testing.T) {
 	})
 	t.Run("wrong password pulling the base", func(t *testing.T) {
 		reg.reset()
-		_, _, err := authPush(t, reg, ca, &Credentials{Registry: reg.host, Username: testUser, Password: "nope"}, base, dest)
+		_, _, err := authPush(t, reg, ca, &registry.Credentials{Registry: reg.host, Username: testUser, Password: "nope"}, base, dest)
 		if err == nil {
 			t.Fatal("no error")
 		}
@@ -268,13 +272,13 @@ func TestPushBasicAuthTLS(t *testing.T) {
 	})
 	t.Run("no CA certificate", func(t *testing.T) {
 		start := time.Now()
-		_, _, err := authPush(t, reg, nil, &Credentials{Registry: reg.host, Username: testUser, Password: testPassword}, base, dest)
+		_, _, err := authPush(t, reg, nil, &registry.Credentials{Registry: reg.host, Username: testUser, Password: testPassword}, base, dest)
 		if err == nil {
 			t.Fatal("an untrusted certificate was accepted")
 		}
 		msg := err.Error()
 		t.Log(msg)
-		var re *RegistryError
+		var re *registry.Error
 		if !errors.As(err, &re) || strings.Contains(msg, "\n") {
 			t.Errorf("not a one-line RegistryError: %T %q", err, msg)
 		}
@@ -289,7 +293,7 @@ func TestPushBasicAuthTLS(t *testing.T) {
 		}
 		// the same when only the push goes to the registry
 		reg.reset()
-		_, _, err = authPush(t, reg, nil, &Credentials{Registry: reg.host, Username: testUser, Password: testPassword}, "oci:"+nginxBase, dest)
+		_, _, err = authPush(t, reg, nil, &registry.Credentials{Registry: reg.host, Username: testUser, Password: testPassword}, "oci:"+nginxBase, dest)
 		if err == nil || !strings.Contains(err.Error(), "cannot push to "+reg.host+"/web/site: ") || !strings.Contains(err.Error(), "the TLS certificate of "+reg.host+" is not trusted: pass --ca-cert") {
 			t.Errorf("push without the CA: %v", err)
 		}
@@ -299,12 +303,12 @@ func TestPushBasicAuthTLS(t *testing.T) {
 	})
 	t.Run("insecure", func(t *testing.T) {
 		reg.reset()
-		e, err := NewEngine(Options{CacheDir: t.TempDir(), Insecure: true, Keychain: authn.NewMultiKeychain(),
-			Credentials: &Credentials{Registry: reg.host, Username: testUser, Password: testPassword}})
+		e, err := NewEngine(testOptions{CacheDir: t.TempDir(), Insecure: true, Keychain: authn.NewMultiKeychain(),
+			Credentials: &registry.Credentials{Registry: reg.host, Username: testUser, Password: testPassword}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.Run(context.Background(), []ImageSpec{smallSpec(t, base)}, e.RegistrySink(Destinations{Ref: reg.host + "/web/insecure:v1"})); err != nil {
+		if _, err := e.Run(context.Background(), []spec.ImageSpec{smallSpec(t, base)}, e.RegistrySink(sink.Destinations{Ref: reg.host + "/web/insecure:v1"})); err != nil {
 			t.Fatal(err)
 		}
 		assertAllTLS(t, reg)
@@ -329,7 +333,7 @@ func TestPushTokenAuthTLS(t *testing.T) {
 
 	t.Run("right credentials", func(t *testing.T) {
 		reg.reset()
-		res, logs, err := authPush(t, reg, ca, &Credentials{Registry: reg.host, Username: testUser, Password: testPassword}, base, dest)
+		res, logs, err := authPush(t, reg, ca, &registry.Credentials{Registry: reg.host, Username: testUser, Password: testPassword}, base, dest)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -362,7 +366,7 @@ func TestPushTokenAuthTLS(t *testing.T) {
 	})
 	t.Run("wrong password", func(t *testing.T) {
 		reg.reset()
-		_, logs, err := authPush(t, reg, ca, &Credentials{Registry: reg.host, Username: testUser, Password: "wrong"}, "oci:"+nginxBase, reg.host+"/web/site-wrong:v1")
+		_, logs, err := authPush(t, reg, ca, &registry.Credentials{Registry: reg.host, Username: testUser, Password: "wrong"}, "oci:"+nginxBase, reg.host+"/web/site-wrong:v1")
 		checkAuthFailure(t, err, reg, logs, "/web/site-wrong", testPassword)
 		ts.mu.Lock()
 		denied := ts.denied
@@ -373,7 +377,7 @@ func TestPushTokenAuthTLS(t *testing.T) {
 	})
 	t.Run("pull-only user", func(t *testing.T) {
 		reg.reset()
-		_, _, err := authPush(t, reg, ca, &Credentials{Registry: reg.host, Username: "reader", Password: "reader-pw"}, base, reg.host+"/web/site-reader:v1")
+		_, _, err := authPush(t, reg, ca, &registry.Credentials{Registry: reg.host, Username: "reader", Password: "reader-pw"}, base, reg.host+"/web/site-reader:v1")
 		if err == nil {
 			t.Fatal("a pull-only user pushed")
 		}

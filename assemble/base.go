@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/gantry-dev/gantry/manifests"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // base is a resolved base: an index of platform images or a single image.
@@ -31,7 +30,7 @@ type platformImage struct {
 
 // resolveBase reads a base's top manifest: from a registry, or from an OCI
 // layout given as oci:DIR[:tag|@digest].
-func (e *Engine) resolveBase(ctx context.Context, ref string, mirrors map[string]string, pin *Pin) (*base, error) {
+func (e *Engine) resolveBase(ctx context.Context, ref string, mirrors map[string]string, pin *spec.Pin) (*base, error) {
 	if dir, ok := strings.CutPrefix(ref, "oci:"); ok {
 		if pin != nil {
 			dir, _, _ = splitLayoutRef(dir)
@@ -39,7 +38,7 @@ func (e *Engine) resolveBase(ctx context.Context, ref string, mirrors map[string
 		}
 		return resolveLayoutBase(ref, dir)
 	}
-	r, err := name.ParseReference(ref, e.nameOptions()...)
+	r, err := e.registry.ParseReference(ref)
 	if err != nil {
 		return nil, fmt.Errorf("base %q is not a valid image reference: %w", ref, err)
 	}
@@ -47,18 +46,9 @@ func (e *Engine) resolveBase(ctx context.Context, ref string, mirrors map[string
 		// by digest: go-containerregistry checks the manifest against it
 		r = r.Context().Digest(pin.Digest.String())
 	}
-	var desc *remote.Descriptor
-	if m, ok := e.mirrorOf(r, mirrors); ok {
-		if desc, err = remote.Get(m, e.remoteOptions(ctx)...); err != nil {
-			e.log.Warn("mirror failed; pulling from the registry itself", "base", ref, "mirror", m.String(), "error", registryError(err, m.Context().String()))
-		} else {
-			e.log.Info("base pulled through mirror", "base", ref, "mirror", m.String())
-		}
-	}
-	if desc == nil {
-		if desc, err = remote.Get(r, e.remoteOptions(ctx)...); err != nil {
-			return nil, fmt.Errorf("base %s: %w", ref, registryError(err, r.Context().String()))
-		}
+	desc, err := e.registry.Get(ctx, r, mirrors)
+	if err != nil {
+		return nil, fmt.Errorf("base %s: %w", ref, err)
 	}
 	b := &base{ref: ref, digest: desc.Digest, mediaType: string(desc.MediaType)}
 	if desc.MediaType.IsIndex() {
@@ -200,33 +190,4 @@ func (b *base) platforms(want []v1.Platform) ([]platformImage, error) {
 		return nil, fmt.Errorf("base %s has no platform images", b.ref)
 	}
 	return out, nil
-}
-
-// mirrorOf returns r as pulled through a mirror, if one is configured for
-// its registry (options override the config file's).
-func (e *Engine) mirrorOf(r name.Reference, fromFile map[string]string) (name.Reference, bool) {
-	reg := r.Context().RegistryStr()
-	var mirror string
-	for _, m := range []map[string]string{fromFile, e.opts.Mirrors} {
-		for k, v := range m {
-			if sameRegistry(k, reg) {
-				mirror = v
-			}
-		}
-	}
-	if mirror == "" {
-		return nil, false
-	}
-	s := strings.TrimSuffix(mirror, "/") + "/" + r.Context().RepositoryStr()
-	if d, ok := r.(name.Digest); ok {
-		s += "@" + d.DigestStr()
-	} else {
-		s += ":" + r.Identifier()
-	}
-	m, err := name.ParseReference(s, e.nameOptions()...)
-	if err != nil {
-		e.log.Warn("ignoring mirror", "mirror", mirror, "error", err)
-		return nil, false
-	}
-	return m, true
 }

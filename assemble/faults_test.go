@@ -1,4 +1,4 @@
-package assemble
+package assemble_test
 
 import (
 	"context"
@@ -16,6 +16,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gantry-dev/gantry/assemble"
+	"github.com/gantry-dev/gantry/assemble/registry"
+	"github.com/gantry-dev/gantry/assemble/sink"
+	"github.com/gantry-dev/gantry/assemble/spec"
 )
 
 // faultProxy stands in front of a real registry and, while on, injects the
@@ -118,11 +123,11 @@ func resetAfter(n int64) func(w http.ResponseWriter, r *http.Request) {
 type faultRig struct {
 	reg   *testRegistry
 	proxy *faultProxy
-	specs func() []ImageSpec
+	specs func() []spec.ImageSpec
 	want  map[string]string // image name → digest
 }
 
-var fastRetry = RetryPolicy{Attempts: 5, Base: 10 * time.Millisecond, MaxWait: 100 * time.Millisecond, Budget: 3 * time.Second}
+var fastRetry = registry.RetryPolicy{Attempts: 5, Base: 10 * time.Millisecond, MaxWait: 100 * time.Millisecond, Budget: 3 * time.Second}
 
 func newFaultRig(t *testing.T, rule func(*faultProxy, http.ResponseWriter, *http.Request) bool) *faultRig {
 	t.Helper()
@@ -135,7 +140,7 @@ func newFaultRig(t *testing.T, rule func(*faultProxy, http.ResponseWriter, *http
 		"taskflow-frontend": p.host + "/library/nginx:alpine",
 		"taskflow-backend":  p.host + "/library/python:3.13-slim",
 	}
-	rig := &faultRig{reg: reg, proxy: p, specs: func() []ImageSpec { return loadExample(t, bases) }, want: map[string]string{}}
+	rig := &faultRig{reg: reg, proxy: p, specs: func() []spec.ImageSpec { return loadExample(t, bases) }, want: map[string]string{}}
 	e := rig.engine(t, fastRetry, nil)
 	built, err := e.Build(context.Background(), rig.specs())
 	if err != nil {
@@ -147,12 +152,12 @@ func newFaultRig(t *testing.T, rule func(*faultProxy, http.ResponseWriter, *http
 	return rig
 }
 
-func (rig *faultRig) engine(t *testing.T, retry RetryPolicy, logs io.Writer) *Engine {
+func (rig *faultRig) engine(t *testing.T, retry registry.RetryPolicy, logs io.Writer) testEngine {
 	t.Helper()
 	if logs == nil {
 		logs = io.Discard
 	}
-	e, err := NewEngine(Options{CacheDir: t.TempDir(), Retry: retry, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	e, err := NewEngine(testOptions{CacheDir: t.TempDir(), Retry: retry, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,12 +165,12 @@ func (rig *faultRig) engine(t *testing.T, retry RetryPolicy, logs io.Writer) *En
 }
 
 // run pushes the TaskFlow images through the proxy with faults on.
-func (rig *faultRig) run(t *testing.T, retry RetryPolicy, logs io.Writer) ([]Result, error) {
+func (rig *faultRig) run(t *testing.T, retry registry.RetryPolicy, logs io.Writer) ([]assemble.Result, error) {
 	t.Helper()
 	e := rig.engine(t, retry, logs)
 	rig.proxy.on.Store(true)
 	defer rig.proxy.on.Store(false)
-	return e.Run(context.Background(), rig.specs(), e.RegistrySink(Destinations{Prefix: rig.proxy.host + "/taskflow", Tags: []string{"v1", "latest"}}))
+	return e.Run(context.Background(), rig.specs(), e.RegistrySink(sink.Destinations{Prefix: rig.proxy.host + "/taskflow", Tags: []string{"v1", "latest"}}))
 }
 
 // TestFaultsBuildCompletes: with 503 bursts, 429s, connections reset
@@ -248,12 +253,12 @@ func TestFaultsRetryAfterHonoured(t *testing.T) {
 	}
 	reg := newTestRegistryWith(t, registryOptions{})
 	p := newFaultProxy(t, reg.host, rule)
-	e, err := NewEngine(Options{CacheDir: t.TempDir(), Retry: RetryPolicy{Base: 10 * time.Millisecond}})
+	e, err := NewEngine(testOptions{CacheDir: t.TempDir(), Retry: registry.RetryPolicy{Base: 10 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.on.Store(true)
-	if _, err := e.Run(context.Background(), []ImageSpec{smallSpec(t, "oci:"+nginxBase)}, e.RegistrySink(Destinations{Ref: p.host + "/web/site:v1"})); err != nil {
+	if _, err := e.Run(context.Background(), []spec.ImageSpec{smallSpec(t, "oci:"+nginxBase)}, e.RegistrySink(sink.Destinations{Ref: p.host + "/web/site:v1"})); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
@@ -274,7 +279,7 @@ func TestFaultsRetryAfterHonoured(t *testing.T) {
 // anything incomplete (none is written, or only whole images are tagged).
 func TestFaultsFailCleanly(t *testing.T) {
 	t.Parallel()
-	retry := RetryPolicy{Attempts: 3, Base: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond, Budget: 500 * time.Millisecond}
+	retry := registry.RetryPolicy{Attempts: 3, Base: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond, Budget: 500 * time.Millisecond}
 	unavailable := func(w http.ResponseWriter, r *http.Request) { fail(w, r, http.StatusServiceUnavailable, "") }
 	cases := []struct {
 		name string
@@ -317,7 +322,7 @@ func TestFaultsFailCleanly(t *testing.T) {
 			if strings.Contains(msg, "interrupted") || strings.Contains(msg, "context canceled") {
 				t.Errorf("a registry failure reported as an interrupt: %q", msg)
 			}
-			var re *RegistryError
+			var re *registry.Error
 			if !errors.As(err, &re) {
 				t.Errorf("not a RegistryError: %T", err)
 			}
@@ -347,7 +352,7 @@ func TestInterruptStopsPromptly(t *testing.T) {
 	t.Parallel()
 	reg := newTestRegistryWith(t, registryOptions{})
 	p := newFaultProxy(t, reg.host, slow(isBlobUpload, 3*time.Second))
-	e, err := NewEngine(Options{CacheDir: t.TempDir()})
+	e, err := NewEngine(testOptions{CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +360,7 @@ func TestInterruptStopsPromptly(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
 	start := time.Now()
-	_, err = e.Run(ctx, []ImageSpec{smallSpec(t, "oci:"+nginxBase)}, e.RegistrySink(Destinations{Ref: p.host + "/web/site:v1"}))
+	_, err = e.Run(ctx, []spec.ImageSpec{smallSpec(t, "oci:"+nginxBase)}, e.RegistrySink(sink.Destinations{Ref: p.host + "/web/site:v1"}))
 	took := time.Since(start)
 	if err == nil {
 		t.Fatal("no error")

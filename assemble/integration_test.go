@@ -1,4 +1,4 @@
-package assemble
+package assemble_test
 
 import (
 	"archive/tar"
@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gantry-dev/gantry/assemble/sink"
+	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/gantry-dev/gantry/layers"
 	"github.com/gantry-dev/gantry/manifests"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -36,21 +38,21 @@ func pushLayoutBase(t *testing.T, dir, ref string) {
 	pushLayoutBaseWith(t, dir, ref)
 }
 
-func newTestEngine(t *testing.T, cacheDir string) *Engine {
+func newTestEngine(t *testing.T, cacheDir string) testEngine {
 	t.Helper()
 	if cacheDir == "" {
 		cacheDir = t.TempDir()
 	}
-	e, err := NewEngine(Options{CacheDir: cacheDir})
+	e, err := NewEngine(testOptions{CacheDir: cacheDir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e
 }
 
-func loadExample(t *testing.T, bases map[string]string) []ImageSpec {
+func loadExample(t *testing.T, bases map[string]string) []spec.ImageSpec {
 	t.Helper()
-	specs, err := Load(exampleFile, noEnv, LoadOptions{Bases: bases})
+	specs, err := spec.Load(exampleFile, noEnv, spec.Options{Bases: bases})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,8 +117,12 @@ func TestTaskFlowToRegistry(t *testing.T) {
 	}
 	cache := t.TempDir()
 	reg.reset()
-	e := newTestEngine(t, cache)
-	results, err := e.Run(ctx, loadExample(t, bases), e.RegistrySink(Destinations{Prefix: reg.host + "/taskflow"}))
+	var ev events
+	e, err := NewEngine(testOptions{CacheDir: cache, Progress: &ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := e.Run(ctx, loadExample(t, bases), e.RegistrySink(sink.Destinations{Prefix: reg.host + "/taskflow"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +131,8 @@ func TestTaskFlowToRegistry(t *testing.T) {
 	}
 	// the content layers were uploaded while they were built (4: two per
 	// image), then found by the pusher
-	if e.stream == nil || e.stream.committed != 4 {
-		t.Errorf("streamed layers: %+v", e.stream)
+	if n := ev.count("uploaded while it was built"); n != 4 {
+		t.Errorf("%d streamed layers, want 4; events: %q", n, ev.all)
 	}
 	// base layers live on the same registry: mounted, never uploaded
 	if n := reg.count("POST", "/blobs/uploads/", "mount="); n == 0 {
@@ -181,7 +187,7 @@ func TestTaskFlowToRegistry(t *testing.T) {
 	// layer, and gives the same digests.
 	reg.reset()
 	e2 := newTestEngine(t, cache)
-	again, err := e2.Run(ctx, loadExample(t, bases), e2.RegistrySink(Destinations{Prefix: reg.host + "/taskflow"}))
+	again, err := e2.Run(ctx, loadExample(t, bases), e2.RegistrySink(sink.Destinations{Prefix: reg.host + "/taskflow"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,26 +336,26 @@ func TestBuildFailuresPushNothing(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
 		name   string
-		specs  func() []ImageSpec
+		specs  func() []spec.ImageSpec
 		prefix string
 		want   []string
 	}{
 		{
 			name: "base does not exist",
-			specs: func() []ImageSpec {
+			specs: func() []spec.ImageSpec {
 				return loadExample(t, map[string]string{"taskflow-frontend": good["taskflow-frontend"], "taskflow-backend": reg.host + "/library/nope:1"})
 			},
 			want: []string{"image taskflow-backend", "base " + reg.host + "/library/nope:1", "404 not found on " + reg.host + "/library/nope: manifest unknown", "check the name and tag"},
 		},
 		{
 			name:   "unreachable registry",
-			specs:  func() []ImageSpec { return loadExample(t, good) },
+			specs:  func() []spec.ImageSpec { return loadExample(t, good) },
 			prefix: "127.0.0.1:1/taskflow",
 			want:   []string{"cannot push to 127.0.0.1:1/taskflow/taskflow-frontend", "connection refused", "is the registry running"},
 		},
 		{
 			name: "over maxSize",
-			specs: func() []ImageSpec {
+			specs: func() []spec.ImageSpec {
 				s := loadExample(t, good)
 				s[1].MaxSize = 1000
 				return s
@@ -358,7 +364,7 @@ func TestBuildFailuresPushNothing(t *testing.T) {
 		},
 		{
 			name: "platform the base lacks",
-			specs: func() []ImageSpec {
+			specs: func() []spec.ImageSpec {
 				s := loadExample(t, good)
 				s[1].Platforms = []v1.Platform{{OS: "linux", Architecture: "s390x"}}
 				return s
@@ -375,7 +381,7 @@ func TestBuildFailuresPushNothing(t *testing.T) {
 				prefix = reg.host + "/taskflow"
 			}
 			e := newTestEngine(t, "")
-			_, err := e.Run(ctx, tc.specs(), e.RegistrySink(Destinations{Prefix: prefix}), LayoutSink(out, Destinations{}))
+			_, err := e.Run(ctx, tc.specs(), e.RegistrySink(sink.Destinations{Prefix: prefix}), sink.Layout(out, sink.Destinations{}))
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -422,14 +428,14 @@ func TestAppendReadsNoBaseLayer(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(site, "index.html"), []byte("<h1>hi</h1>"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	spec := ImageSpec{
-		Name: "site", Base: reg.host + "/library/nginx:alpine", Policy: Policy{AllowRoot: true},
-		Layers: []LayerSpec{{Name: "site", Spec: layers.Spec{Sources: []layers.Source{{From: site, To: "/usr/share/nginx/html"}}}}},
+	is := spec.ImageSpec{
+		Name: "site", Base: reg.host + "/library/nginx:alpine", Policy: spec.Policy{AllowRoot: true},
+		Layers: []spec.LayerSpec{{Name: "site", Spec: layers.Spec{Sources: []layers.Source{{From: site, To: "/usr/share/nginx/html"}}}}},
 	}
-	spec.Compression, _ = layers.Compression{}.Normalize()
+	is.Compression, _ = layers.Compression{}.Normalize()
 	reg.reset()
 	e := newTestEngine(t, "")
-	res, err := e.Run(context.Background(), []ImageSpec{spec}, e.RegistrySink(Destinations{Ref: reg.host + "/web/site:v1"}))
+	res, err := e.Run(context.Background(), []spec.ImageSpec{is}, e.RegistrySink(sink.Destinations{Ref: reg.host + "/web/site:v1"}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,80 +2,16 @@ package assemble
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
+	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/gantry-dev/gantry/manifests"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// LockFileName is the lock file's name, beside the config file.
-const LockFileName = "gantry.lock"
-
-// LockFile pins each image's base to the digests it resolved to, so a
-// build with --locked is the same build even after nginx:alpine moves.
-type LockFile struct {
-	Version int                   `json:"version"`
-	Images  map[string]LockedBase `json:"images"`
-}
-
-// LockedBase is one image's pinned base.
-type LockedBase struct {
-	// Base is the reference as the config file (or --base) gives it.
-	Base      string `json:"base"`
-	Digest    string `json:"digest"`
-	MediaType string `json:"mediaType"`
-	// Platforms maps os/arch[/variant] to that platform's manifest digest.
-	Platforms map[string]string `json:"platforms"`
-}
-
-// LockPath is the lock file for a config file.
-func LockPath(configFile string) string {
-	return filepath.Join(filepath.Dir(configFile), LockFileName)
-}
-
-// ReadLock reads a lock file.
-func ReadLock(file string) (*LockFile, error) {
-	b, err := os.ReadFile(file)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s does not exist: run gantry lock to create it", file)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading lock file: %w", err)
-	}
-	var l LockFile
-	if err := json.Unmarshal(b, &l); err != nil {
-		return nil, fmt.Errorf("%s is not a valid lock file (%v): run gantry lock --update", file, err)
-	}
-	if l.Version != 1 {
-		return nil, fmt.Errorf("%s has version %d; this gantry reads version 1", file, l.Version)
-	}
-	return &l, nil
-}
-
-// Write writes the lock file atomically, with sorted keys.
-func (l *LockFile) Write(file string) error {
-	b, err := json.MarshalIndent(l, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("writing lock file: %w", err)
-	}
-	if err := os.Rename(tmp, file); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing lock file: %w", err)
-	}
-	return nil
-}
-
 // Lock resolves each spec's base to its digest and per-platform digests.
-func (e *Engine) Lock(ctx context.Context, specs []ImageSpec) (*LockFile, error) {
-	l := &LockFile{Version: 1, Images: map[string]LockedBase{}}
+func (e *Engine) Lock(ctx context.Context, specs []spec.ImageSpec) (*spec.LockFile, error) {
+	l := &spec.LockFile{Version: 1, Images: map[string]spec.LockedBase{}}
 	for _, s := range specs {
 		bs, err := e.resolveBase(ctx, s.Base, s.Mirrors, nil)
 		if err != nil {
@@ -85,53 +21,22 @@ func (e *Engine) Lock(ctx context.Context, specs []ImageSpec) (*LockFile, error)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", s.Name, err)
 		}
-		lb := LockedBase{Base: s.baseAsWritten(), Digest: bs.digest.String(), MediaType: bs.mediaType, Platforms: map[string]string{}}
-		for _, p := range plats {
-			lb.Platforms[manifests.PlatformString(p.platform)] = p.digest.String()
+		digests := map[string]string{}
+		for ps, d := range platformDigests(plats) {
+			digests[ps] = d.String()
 		}
+		lb := s.Locked(bs.digest, bs.mediaType, digests)
 		l.Images[s.Name] = lb
-		e.opts.Progress.Event(s.Name, fmt.Sprintf("%s → %s (%d platforms)", lb.Base, lb.Digest, len(lb.Platforms)))
+		e.progress.Event(s.Name, fmt.Sprintf("%s → %s (%d platforms)", lb.Base, lb.Digest, len(lb.Platforms)))
 	}
 	return l, nil
 }
 
-// ApplyLock pins every spec's base to the lock's digest, failing if the
-// lock lacks an image or was made for another base.
-func ApplyLock(specs []ImageSpec, l *LockFile, file string) error {
-	for i := range specs {
-		s := &specs[i]
-		lb, ok := l.Images[s.Name]
-		if !ok {
-			return fmt.Errorf("%s is stale: it has no entry for image %s; run gantry lock --update", file, s.Name)
-		}
-		if lb.Base != s.baseAsWritten() {
-			return fmt.Errorf("%s is stale for image %s: it pins base %s but the build uses %s; run gantry lock --update", file, s.Name, lb.Base, s.baseAsWritten())
-		}
-		h, err := v1.NewHash(lb.Digest)
-		if err != nil {
-			return fmt.Errorf("%s: image %s: digest %q: %w", file, s.Name, lb.Digest, err)
-		}
-		s.Pin = &Pin{Digest: h, Platforms: lb.Platforms}
+// platformDigests maps each platform (os/arch[/variant]) to its digest.
+func platformDigests(plats []platformImage) map[string]v1.Hash {
+	m := map[string]v1.Hash{}
+	for _, p := range plats {
+		m[manifests.PlatformString(p.platform)] = p.digest
 	}
-	return nil
-}
-
-// Pin fixes a base to a digest (from the lock file).
-type Pin struct {
-	Digest    v1.Hash
-	Platforms map[string]string
-}
-
-// check verifies a resolved base against the pin, platform by platform.
-func (p *Pin) check(bs *base, plats []platformImage) error {
-	if bs.digest != p.Digest {
-		return fmt.Errorf("base %s resolved to %s, but the lock pins %s", bs.ref, bs.digest, p.Digest)
-	}
-	for _, pl := range plats {
-		ps := manifests.PlatformString(pl.platform)
-		if want, ok := p.Platforms[ps]; !ok || want != pl.digest.String() {
-			return fmt.Errorf("base %s platform %s is %s, but the lock pins %q; run gantry lock --update", bs.ref, ps, pl.digest, want)
-		}
-	}
-	return nil
+	return m
 }

@@ -1,4 +1,4 @@
-package assemble
+package assemble_test
 
 import (
 	"bytes"

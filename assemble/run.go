@@ -3,6 +3,8 @@ package assemble
 import (
 	"context"
 	"fmt"
+
+	"github.com/gantry-dev/gantry/assemble/spec"
 )
 
 // Result is what a run reports per image (gantry build --json).
@@ -20,32 +22,33 @@ type Result struct {
 // every gate checked, and every sink prepared (registry reachable and
 // writable, output path usable), before the first byte is written; a
 // failure after that aborts the sinks, which remove their partial output.
-func (e *Engine) Run(ctx context.Context, specs []ImageSpec, sinks ...Sink) (_ []Result, err error) {
+// Nothing Run starts outlives it.
+func (e *Engine) Run(ctx context.Context, specs []spec.ImageSpec, sinks ...Sink) (_ []Result, err error) {
 	tagging := false
 	defer func() {
-		// Ctrl-C or SIGTERM: say what is left
-		if err != nil && ctx.Err() != nil && !tagging {
-			err = fmt.Errorf("interrupted: no tag was written and no output was left behind (blobs already uploaded stay unreferenced in the registry): %w", err)
+		if err == nil {
+			return
 		}
-	}()
-	for _, s := range sinks {
-		if rs, ok := s.(*registrySink); ok {
-			e.stream = newStreamer(e, rs.repoFor)
-		}
-	}
-	defer e.stream.abort() // sessions never committed
-	built, err := e.Build(ctx, specs)
-	if err != nil {
-		return nil, err
-	}
-	abort := func() {
 		for _, s := range sinks {
 			s.Abort()
 		}
+		// Ctrl-C or SIGTERM: say what is left
+		if ctx.Err() != nil && !tagging {
+			err = fmt.Errorf("interrupted: no tag was written and no output was left behind (blobs already uploaded stay unreferenced in the registry): %w", err)
+		}
+	}()
+	var streamers []LayerStreamer
+	for _, s := range sinks {
+		if ls, ok := s.(LayerStreamer); ok {
+			streamers = append(streamers, ls)
+		}
+	}
+	built, err := e.build(ctx, specs, streamers)
+	if err != nil {
+		return nil, err
 	}
 	for _, s := range sinks {
 		if err := s.Prepare(ctx, built); err != nil {
-			abort()
 			return nil, err
 		}
 	}
@@ -59,7 +62,6 @@ func (e *Engine) Run(ctx context.Context, specs []ImageSpec, sinks ...Sink) (_ [
 		for _, s := range sinks {
 			refs, err := s.Write(ctx, b)
 			if err != nil {
-				abort()
 				return nil, fmt.Errorf("writing %s: %w", b.Spec.Name, err)
 			}
 			results[i].References = append(results[i].References, refs...)
@@ -68,7 +70,6 @@ func (e *Engine) Run(ctx context.Context, specs []ImageSpec, sinks ...Sink) (_ [
 	tagging = true // a failure now names the tags already written
 	for _, s := range sinks {
 		if err := s.Commit(ctx); err != nil {
-			abort()
 			return nil, err
 		}
 	}

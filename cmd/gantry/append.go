@@ -1,20 +1,21 @@
 package main
 
 import (
-	"io"
-	"os"
+	"fmt"
 	"path"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/gantry-dev/gantry/assemble"
-	"github.com/gantry-dev/gantry/layers"
-	"github.com/gantry-dev/gantry/manifests"
+	"github.com/gantry-dev/gantry/assemble/sink"
+	"github.com/gantry-dev/gantry/assemble/spec"
+	"github.com/goccy/go-yaml"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 )
 
+// appendFlags are append's own flags: the one image, as gantry.yaml would
+// describe it.
 type appendFlags struct {
 	base, owner, user, workdir, name          string
 	layers, env, labels, ports, volumes, owns []string
@@ -23,10 +24,12 @@ type appendFlags struct {
 	hcInterval, hcTimeout                     time.Duration
 }
 
-func newAppend(stdin io.Reader, stdout, stderr io.Writer, getenv env) *cobra.Command {
+func (a *app) appendCmd() *cobra.Command {
 	var (
-		c common
-		a appendFlags
+		b   buildOptions
+		p   policyOptions
+		out outputOptions
+		af  appendFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "append --base REF --layer SRC:DEST... [--push REF | --output oci:DIR|tar:FILE]",
@@ -45,145 +48,119 @@ unless --platform picks some.`,
   gantry append --base python:3.13-slim --layer src:/app --platform linux/amd64 -o tar:app.tar`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec, err := a.spec(&c)
+			o, err := specOptions(&b, &p)
 			if err != nil {
 				return err
 			}
-			dest := assemble.Destinations{Ref: c.push, Tags: c.tags}
-			return c.runBuild(cmd.Context(), stdin, stdout, stderr, getenv, []assemble.ImageSpec{spec}, dest)
+			ic, err := af.config(out.push)
+			if err != nil {
+				return err
+			}
+			s, err := spec.FromConfig(flagLocator{&af}, "", ic, o)
+			if err != nil {
+				return err
+			}
+			return a.runBuild(cmd.Context(), &b, &out, []spec.ImageSpec{s}, sink.Destinations{Ref: out.push, Tags: out.tags})
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&a.base, "base", "", "base image: a registry reference or oci:DIR[:tag|@digest] (required)")
-	f.StringArrayVar(&a.layers, "layer", nil, "add SRC (a directory or file) at DEST, an absolute path (repeatable; each is one layer)")
-	f.StringVar(&a.owner, "owner", "", "numeric UID:GID owning every file of every --layer (default 0:0)")
-	f.StringVar(&a.user, "user", "", "NAME:UID[:GROUP:GID] to add to /etc/passwd and /etc/group and run as")
-	f.StringArrayVar(&a.owns, "own", nil, "directory the --user owns, created if missing (repeatable)")
-	f.StringArrayVar(&a.env, "env", nil, "environment variable K=V (repeatable)")
-	f.StringSliceVar(&a.entrypoint, "entrypoint", nil, "entrypoint, comma-separated")
-	f.StringSliceVar(&a.cmd, "cmd", nil, "command, comma-separated")
-	f.StringVar(&a.workdir, "workdir", "", "working directory")
-	f.StringArrayVar(&a.labels, "label", nil, "label K=V (repeatable)")
-	f.StringArrayVar(&a.ports, "port", nil, "exposed port N[/proto] (repeatable)")
-	f.StringArrayVar(&a.volumes, "volume", nil, "volume path (repeatable)")
-	f.StringVar(&a.healthcheck, "healthcheck", "", "HEALTHCHECK command as Dockerfile reads it: a JSON array is exec form, anything else shell form")
-	f.DurationVar(&a.hcInterval, "healthcheck-interval", 0, "time between health checks (e.g. 10s)")
-	f.DurationVar(&a.hcTimeout, "healthcheck-timeout", 0, "time a health check may take (e.g. 5s)")
-	f.StringVar(&a.name, "name", "", "image name for --output references (default: from --push or the base)")
-	c.register(cmd, "push the result to this reference, e.g. ghcr.io/acme/app:v1")
+	f.StringVar(&af.base, "base", "", "base image: a registry reference or oci:DIR[:tag|@digest] (required)")
+	f.StringArrayVar(&af.layers, "layer", nil, "add SRC (a directory or file) at DEST, an absolute path (repeatable; each is one layer)")
+	f.StringVar(&af.owner, "owner", "", "numeric UID:GID owning every file of every --layer (default 0:0)")
+	f.StringVar(&af.user, "user", "", "NAME:UID[:GROUP:GID] to add to /etc/passwd and /etc/group and run as")
+	f.StringArrayVar(&af.owns, "own", nil, "directory the --user owns, created if missing (repeatable)")
+	f.StringArrayVar(&af.env, "env", nil, "environment variable K=V (repeatable)")
+	f.StringSliceVar(&af.entrypoint, "entrypoint", nil, "entrypoint, comma-separated")
+	f.StringSliceVar(&af.cmd, "cmd", nil, "command, comma-separated")
+	f.StringVar(&af.workdir, "workdir", "", "working directory")
+	f.StringArrayVar(&af.labels, "label", nil, "label K=V (repeatable)")
+	f.StringArrayVar(&af.ports, "port", nil, "exposed port N[/proto] (repeatable)")
+	f.StringArrayVar(&af.volumes, "volume", nil, "volume path (repeatable)")
+	f.StringVar(&af.healthcheck, "healthcheck", "", "HEALTHCHECK command as Dockerfile reads it: a JSON array is exec form, anything else shell form")
+	f.DurationVar(&af.hcInterval, "healthcheck-interval", 0, "time between health checks (e.g. 10s)")
+	f.DurationVar(&af.hcTimeout, "healthcheck-timeout", 0, "time a health check may take (e.g. 5s)")
+	f.StringVar(&af.name, "name", "", "image name for --output references (default: from --push or the base)")
+	b.add(f)
+	p.add(f)
+	out.add(f, "push the result to this reference, e.g. ghcr.io/acme/app:v1")
 	return cmd
 }
 
-func (a *appendFlags) spec(c *common) (assemble.ImageSpec, error) {
-	s := assemble.ImageSpec{Base: a.base, Workdir: a.workdir, Entrypoint: a.entrypoint, Cmd: a.cmd}
-	if a.base == "" {
-		return s, usagef("--base is required")
+// config is the image these flags describe, for spec.FromConfig to
+// validate like any image of gantry.yaml. Only the flags' own syntax
+// (SRC:DEST, K=V, NAME:UID) is checked here.
+func (af *appendFlags) config(push string) (spec.ImageConfig, error) {
+	if af.base == "" {
+		return spec.ImageConfig{}, usagef("--base is required")
 	}
-	var err error
-	if s.Platforms, _, err = c.platforms(); err != nil {
-		return s, err
+	ic := spec.ImageConfig{
+		Name: af.imageName(push), Base: af.base, Workdir: af.workdir,
+		Entrypoint: af.entrypoint, Cmd: af.cmd, Volumes: af.volumes,
 	}
-	comp, err := c.compressionOverride()
-	if err != nil {
-		return s, err
-	}
-	if comp == nil {
-		comp = &layers.Compression{Algorithm: layers.Gzip, Level: 1}
-	}
-	s.Compression = *comp
-	s.Name = a.imageName(c.push)
-
-	var owner *layers.Owner
-	if a.owner != "" {
-		o, err := assemble.ParseOwner(a.owner)
-		if err != nil {
-			return s, usagef("--owner: %v", err)
-		}
-		owner = &o
-	}
-	for _, l := range a.layers {
+	for _, l := range af.layers {
 		i := strings.LastIndex(l, ":/")
 		if i <= 0 {
-			return s, usagef("--layer %q: want SRC:DEST with DEST absolute, e.g. ./out:/usr/share/nginx/html", l)
+			return ic, usagef("--layer %q: want SRC:DEST with DEST absolute, e.g. ./out:/usr/share/nginx/html", l)
 		}
-		src, dst := l[:i], l[i+1:]
-		if _, err := os.Lstat(src); err != nil {
-			return s, usagef("--layer %q: %s does not exist", l, src)
-		}
-		s.Layers = append(s.Layers, assemble.LayerSpec{Name: dst, Spec: layers.Spec{
-			Sources: []layers.Source{{From: src, To: dst}}, Owner: owner, SecretFiles: true,
-		}})
+		ic.Layers = append(ic.Layers, spec.LayerConfig{Name: l[i+1:], From: l[:i], To: l[i+1:], Owner: af.owner})
 	}
-	if a.user != "" {
-		u, err := parseUser(a.user)
+	if af.user != "" {
+		u, err := parseUser(af.user)
 		if err != nil {
-			return s, err
+			return ic, err
 		}
-		s.User = &u
+		ic.User = u
 	}
-	for _, d := range a.owns {
-		if s.User == nil {
-			return s, usagef("--own %s needs --user", d)
-		}
-		if !path.IsAbs(d) {
-			return s, usagef("--own %q is not an absolute path", d)
-		}
-		s.Owns = append(s.Owns, d)
+	if len(af.owns) > 0 && ic.User == nil {
+		return ic, usagef("--own %s needs --user", af.owns[0])
 	}
-	for _, kv := range a.env {
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return s, usagef("--env %q: want K=V", kv)
-		}
-		s.Env = append(s.Env, kv)
+	if ic.User != nil {
+		ic.User.Owns = af.owns
 	}
-	for _, kv := range a.labels {
+	for _, kv := range af.env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return s, usagef("--label %q: want K=V", kv)
+			return ic, usagef("--env %q: want K=V", kv)
 		}
-		if s.Labels == nil {
-			s.Labels = map[string]string{}
+		ic.Env = append(ic.Env, yaml.MapItem{Key: k, Value: v})
+	}
+	for _, kv := range af.labels {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return ic, usagef("--label %q: want K=V", kv)
 		}
-		s.Labels[k] = v
-	}
-	for _, p := range a.ports {
-		ps, err := assemble.ParsePort(p)
-		if err != nil {
-			return s, usagef("--port: %v", err)
+		if ic.Labels == nil {
+			ic.Labels = map[string]string{}
 		}
-		s.Ports = append(s.Ports, ps)
+		ic.Labels[k] = v
 	}
-	for _, v := range a.volumes {
-		if !path.IsAbs(v) {
-			return s, usagef("--volume %q is not an absolute path", v)
-		}
-		s.Volumes = append(s.Volumes, v)
+	for _, p := range af.ports {
+		ic.Ports = append(ic.Ports, p)
 	}
-	if a.workdir != "" && !path.IsAbs(a.workdir) {
-		return s, usagef("--workdir %q is not an absolute path", a.workdir)
+	if af.healthcheck != "" {
+		ic.Healthcheck = &spec.HealthcheckConfig{Test: af.healthcheck, Interval: duration(af.hcInterval), Timeout: duration(af.hcTimeout)}
+	} else if af.hcInterval != 0 || af.hcTimeout != 0 {
+		return ic, usagef("--healthcheck-interval and --healthcheck-timeout need --healthcheck")
 	}
-	s.Policy.MaxLayers = c.maxLayers
-	c.relax.Apply(&s)
-	if err := s.CheckSecrets(); err != nil {
-		return s, usagef("--%v", err)
+	return ic, nil
+}
+
+func duration(d time.Duration) string {
+	if d == 0 {
+		return ""
 	}
-	if a.healthcheck != "" {
-		s.Healthcheck = &manifests.Healthcheck{Test: manifests.ShellOrExec(a.healthcheck), Interval: a.hcInterval, Timeout: a.hcTimeout}
-	} else if a.hcInterval != 0 || a.hcTimeout != 0 {
-		return s, usagef("--healthcheck-interval and --healthcheck-timeout need --healthcheck")
-	}
-	return s, nil
+	return d.String()
 }
 
 // imageName names the image in --output references: --name, else the last
 // part of the --push repository, else of the base.
-func (a *appendFlags) imageName(push string) string {
-	if a.name != "" {
-		return a.name
+func (af *appendFlags) imageName(push string) string {
+	if af.name != "" {
+		return af.name
 	}
 	ref := push
 	if ref == "" {
-		ref = a.base
+		ref = af.base
 	}
 	if dir, ok := strings.CutPrefix(ref, "oci:"); ok {
 		return path.Base(strings.SplitN(dir, ":", 2)[0])
@@ -194,24 +171,67 @@ func (a *appendFlags) imageName(push string) string {
 	return "image"
 }
 
-func parseUser(s string) (layers.User, error) {
+// parseUser reads --user NAME:UID[:GROUP:GID].
+func parseUser(s string) (*spec.UserConfig, error) {
 	parts := strings.Split(s, ":")
 	if len(parts) != 2 && len(parts) != 4 {
-		return layers.User{}, usagef("--user %q: want NAME:UID or NAME:UID:GROUP:GID", s)
+		return nil, usagef("--user %q: want NAME:UID or NAME:UID:GROUP:GID", s)
 	}
 	uid, err := strconv.Atoi(parts[1])
 	if err != nil {
-		return layers.User{}, usagef("--user %q: uid %q is not a number", s, parts[1])
+		return nil, usagef("--user %q: uid %q is not a number", s, parts[1])
 	}
-	u := layers.User{Name: parts[0], UID: uid, Group: parts[0], GID: uid}
+	u := &spec.UserConfig{Name: parts[0], UID: &uid}
 	if len(parts) == 4 {
-		u.Group = parts[2]
-		if u.GID, err = strconv.Atoi(parts[3]); err != nil {
-			return layers.User{}, usagef("--user %q: gid %q is not a number", s, parts[3])
+		gid, err := strconv.Atoi(parts[3])
+		if err != nil {
+			return nil, usagef("--user %q: gid %q is not a number", s, parts[3])
 		}
-	}
-	if err := assemble.ValidateUser(u); err != nil {
-		return layers.User{}, usagef("--user: %v", err)
+		u.Group, u.GID = parts[2], &gid
 	}
 	return u, nil
+}
+
+// flagLocator names the flag behind a field of the image append builds, so
+// that the validator's errors speak of flags, not of gantry.yaml.
+type flagLocator struct{ af *appendFlags }
+
+func (l flagLocator) Errorf(p, format string, args ...any) error {
+	return &spec.ConfigError{Path: l.flag(p), Msg: fmt.Sprintf(format, args...)}
+}
+
+func (l flagLocator) flag(p string) string {
+	field, rest, _ := strings.Cut(p, ".")
+	base, index, _ := strings.Cut(field, "[")
+	i, _ := strconv.Atoi(strings.TrimSuffix(index, "]"))
+	switch base {
+	case "layers":
+		if rest == "owner" {
+			return "--owner"
+		}
+		if i < len(l.af.layers) {
+			return fmt.Sprintf("--layer %q", l.af.layers[i])
+		}
+		return "--layer"
+	case "env":
+		return "--env " + rest
+	case "user":
+		if strings.HasPrefix(rest, "owns") {
+			return "--own"
+		}
+		return "--user"
+	case "ports":
+		return "--port"
+	case "volumes":
+		return "--volume"
+	case "labels":
+		return "--label"
+	case "platforms":
+		return "--platform"
+	case "tags":
+		return "--tag"
+	case "name", "base", "workdir", "healthcheck", "entrypoint", "cmd", "compression":
+		return "--" + base
+	}
+	return p
 }

@@ -1,15 +1,16 @@
 package main
 
 import (
-	"io"
-
-	"github.com/gantry-dev/gantry/assemble"
+	"github.com/gantry-dev/gantry/assemble/sink"
+	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/spf13/cobra"
 )
 
-func newBuild(stdin io.Reader, stdout, stderr io.Writer, getenv env) *cobra.Command {
+func (a *app) buildCmd() *cobra.Command {
 	var (
-		c      common
+		b      buildOptions
+		p      policyOptions
+		out    outputOptions
 		file   string
 		images []string
 		bases  []string
@@ -33,40 +34,29 @@ Each image's new layers are appended to every platform of its base (or those
   gantry build --image web --base web=mirror.local/library/nginx:alpine --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			plats, all, err := c.platforms()
+			o, err := specOptions(&b, &p)
 			if err != nil {
 				return err
 			}
-			comp, err := c.compressionOverride()
-			if err != nil {
+			o.Images = images
+			if o.Bases, err = parseBases(bases); err != nil {
 				return err
 			}
-			over, err := parseBases(bases)
+			specs, err := spec.Load(file, a.getenv, o)
 			if err != nil {
 				return err
-			}
-			specs, err := assemble.Load(file, getenv, assemble.LoadOptions{
-				Images: images, Bases: over, Platforms: plats, AllPlatforms: all, Compression: comp, Relax: c.relax,
-			})
-			if err != nil {
-				return err
-			}
-			for i := range specs {
-				if c.maxLayers > 0 {
-					specs[i].Policy.MaxLayers = c.maxLayers
-				}
 			}
 			if locked {
-				lockFile := assemble.LockPath(file)
-				lock, err := assemble.ReadLock(lockFile)
+				lockFile := spec.LockPath(file)
+				lock, err := spec.ReadLock(lockFile)
 				if err != nil {
 					return usageError{err}
 				}
-				if err := assemble.ApplyLock(specs, lock, lockFile); err != nil {
+				if err := spec.ApplyLock(specs, lock, lockFile); err != nil {
 					return usageError{err}
 				}
 			}
-			return c.runBuild(cmd.Context(), stdin, stdout, stderr, getenv, specs, assemble.Destinations{Prefix: c.push, Tags: c.tags})
+			return a.runBuild(cmd.Context(), &b, &out, specs, sink.Destinations{Prefix: out.push, Tags: out.tags})
 		},
 	}
 	f := cmd.Flags()
@@ -74,6 +64,8 @@ Each image's new layers are appended to every platform of its base (or those
 	f.StringArrayVar(&images, "image", nil, "build only this image (repeatable)")
 	f.StringArrayVar(&bases, "base", nil, "override an image's base: NAME=REF (repeatable), e.g. to use a mirror")
 	f.BoolVar(&locked, "locked", false, "build the bases pinned in gantry.lock (see gantry lock); fail if it is missing or stale")
-	c.register(cmd, "push each image to PREFIX/NAME:TAG, e.g. ghcr.io/acme")
+	b.add(f)
+	p.add(f)
+	out.add(f, "push each image to PREFIX/NAME:TAG, e.g. ghcr.io/acme")
 	return cmd
 }

@@ -3,17 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
+	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/spf13/cobra"
-
-	"github.com/gantry-dev/gantry/assemble"
 )
 
-func newLock(stdin io.Reader, stdout, stderr io.Writer, getenv env) *cobra.Command {
+func (a *app) lockCmd() *cobra.Command {
 	var (
-		c      common
 		file   string
 		bases  []string
 		update bool
@@ -35,22 +32,22 @@ lock file; refresh it with --update.`,
 			if err != nil {
 				return err
 			}
-			specs, err := assemble.Load(file, getenv, assemble.LoadOptions{Bases: over})
+			specs, err := spec.Load(file, a.getenv, spec.Options{Bases: over})
 			if err != nil {
 				return err
 			}
-			lockFile := assemble.LockPath(file)
+			lockFile := spec.LockPath(file)
 			if _, err := os.Stat(lockFile); err == nil && !update {
 				return usagef("%s exists; pass --update to refresh it", lockFile)
 			} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
-			progress, err := newProgress(c.progress, c.quiet, stderr)
+			p, log, err := a.log.display(a.stderr)
 			if err != nil {
 				return err
 			}
-			defer progress.Wait()
-			e, err := c.engine(stdin, getenv, c.logger(progress.Writer()), progress)
+			defer p.Wait()
+			e, _, err := a.engine("", "", log, p)
 			if err != nil {
 				return err
 			}
@@ -61,7 +58,7 @@ lock file; refresh it with --update.`,
 			if err := lock.Write(lockFile); err != nil {
 				return err
 			}
-			fmt.Fprintln(stdout, lockFile)
+			fmt.Fprintln(a.stdout, lockFile)
 			return nil
 		},
 	}
@@ -69,6 +66,5 @@ lock file; refresh it with --update.`,
 	f.StringVarP(&file, "file", "f", "gantry.yaml", "config file")
 	f.StringArrayVar(&bases, "base", nil, "override an image's base: NAME=REF (repeatable)")
 	f.BoolVar(&update, "update", false, "replace an existing lock file")
-	c.registerRegistry(cmd)
 	return cmd
 }

@@ -1,22 +1,16 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"path/filepath"
 	"strings"
 
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/cli/cli/config/types"
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/gantry-dev/gantry/assemble/registry"
 	"github.com/spf13/cobra"
-
-	"github.com/gantry-dev/gantry/assemble"
 )
 
 // dockerConfig loads the docker config.json other tools use: in
@@ -33,25 +27,10 @@ func dockerConfig(getenv env) (*configfile.ConfigFile, error) {
 	return cf, nil
 }
 
-// serverAddress is how config.json names a registry (Docker Hub has its
-// historical URL).
-func serverAddress(reg string) (string, error) {
-	r, err := name.NewRegistry(reg)
-	if err != nil {
-		return "", usagef("%q is not a registry host", reg)
-	}
-	if r.RegistryStr() == name.DefaultRegistry {
-		return authn.DefaultAuthKey, nil
-	}
-	return r.RegistryStr(), nil
-}
-
-func newLogin(stdin io.Reader, stdout, stderr io.Writer, getenv env) *cobra.Command {
+func (a *app) loginCmd() *cobra.Command {
 	var (
 		user          string
 		passwordStdin bool
-		insecure      bool
-		caCert        string
 	)
 	cmd := &cobra.Command{
 		Use:   "login REGISTRY -u USER --password-stdin",
@@ -65,7 +44,7 @@ $DOCKER_CONFIG), in its credsStore when one is configured.`,
 			if user == "" || !passwordStdin {
 				return usagef("give -u USER and --password-stdin (a password on the command line would be in the shell history)")
 			}
-			pw, err := io.ReadAll(io.LimitReader(stdin, 64<<10))
+			pw, err := io.ReadAll(io.LimitReader(a.stdin, 64<<10))
 			if err != nil {
 				return fmt.Errorf("reading the password from stdin: %w", err)
 			}
@@ -73,14 +52,18 @@ $DOCKER_CONFIG), in its credsStore when one is configured.`,
 			if password == "" {
 				return usagef("--password-stdin: stdin was empty")
 			}
-			addr, err := serverAddress(args[0])
+			addr, err := registry.ConfigKey(args[0])
 			if err != nil {
+				return usageError{err}
+			}
+			c, err := registry.New(registry.Options{Insecure: a.registry.insecure, CACert: a.registry.caCert, UserAgent: "gantry/" + version()})
+			if err != nil {
+				return usageError{err}
+			}
+			if err := c.CheckLogin(cmd.Context(), args[0], user, password); err != nil {
 				return err
 			}
-			if err := checkLogin(cmd.Context(), args[0], user, password, insecure, caCert); err != nil {
-				return err
-			}
-			cf, err := dockerConfig(getenv)
+			cf, err := dockerConfig(a.getenv)
 			if err != nil {
 				return err
 			}
@@ -90,63 +73,26 @@ $DOCKER_CONFIG), in its credsStore when one is configured.`,
 			if err := cf.Save(); err != nil {
 				return fmt.Errorf("saving %s: %w", cf.Filename, err)
 			}
-			fmt.Fprintf(stderr, "Login to %s succeeded; credentials saved in %s\n", args[0], cf.Filename)
+			fmt.Fprintf(a.stderr, "Login to %s succeeded; credentials saved in %s\n", args[0], cf.Filename)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&user, "username", "u", "", "user name")
 	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password or token from stdin")
-	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS")
-	cmd.Flags().StringVar(&caCert, "ca-cert", "", "PEM file of CA certificates to trust for this registry")
 	return cmd
 }
 
-// checkLogin asks the registry's /v2/ endpoint with the credentials, the way
-// docker login does (Basic, or a Bearer token from the registry's realm).
-func checkLogin(ctx context.Context, reg, user, password string, insecure bool, caCert string) error {
-	var opts []name.Option
-	if insecure {
-		opts = append(opts, name.Insecure)
-	}
-	r, err := name.NewRegistry(reg, opts...)
-	if err != nil {
-		return usagef("%q is not a registry host", reg)
-	}
-	base, err := assemble.NewTransport(assemble.Options{Insecure: insecure, CACert: caCert})
-	if err != nil {
-		return usageError{err}
-	}
-	auth := authn.FromConfig(authn.AuthConfig{Username: user, Password: password})
-	rt, err := transport.NewWithContext(ctx, r, auth, base, []string{r.Scope("")})
-	if err != nil {
-		return fmt.Errorf("logging in to %s: %w", reg, assemble.RegistryErrorFor(err, reg))
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.Scheme()+"://"+r.RegistryStr()+"/v2/", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := (&http.Client{Transport: rt}).Do(req)
-	if err != nil {
-		return fmt.Errorf("logging in to %s: %w", reg, assemble.RegistryErrorFor(err, reg))
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return &assemble.RegistryError{Err: fmt.Errorf("%d %s on %s", resp.StatusCode, strings.ToLower(http.StatusText(resp.StatusCode)), reg), Hint: "check the user name and password or token"}
-	}
-	return nil
-}
-
-func newLogout(stderr io.Writer, getenv env) *cobra.Command {
+func (a *app) logoutCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "logout REGISTRY",
 		Short: "Remove a registry's credentials from ~/.docker/config.json",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			addr, err := serverAddress(args[0])
+			addr, err := registry.ConfigKey(args[0])
 			if err != nil {
-				return err
+				return usageError{err}
 			}
-			cf, err := dockerConfig(getenv)
+			cf, err := dockerConfig(a.getenv)
 			if err != nil {
 				return err
 			}
@@ -156,7 +102,7 @@ func newLogout(stderr io.Writer, getenv env) *cobra.Command {
 			if err := cf.Save(); err != nil {
 				return fmt.Errorf("saving %s: %w", cf.Filename, err)
 			}
-			fmt.Fprintf(stderr, "Removed the credentials for %s from %s\n", args[0], cf.Filename)
+			fmt.Fprintf(a.stderr, "Removed the credentials for %s from %s\n", args[0], cf.Filename)
 			return nil
 		},
 	}

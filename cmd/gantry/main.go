@@ -1,6 +1,7 @@
 // Command gantry assembles OCI images without a Docker daemon: it appends
 // layers made from local directories to a base image's every platform,
-// rewrites the config, and pushes or writes the result.
+// rewrites the config, and pushes or writes the result. The commands only
+// turn flags into a spec and options for package assemble, and report.
 package main
 
 import (
@@ -8,11 +9,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/gantry-dev/gantry/assemble"
+	"github.com/gantry-dev/gantry/assemble/progress"
+	"github.com/gantry-dev/gantry/assemble/registry"
+	"github.com/gantry-dev/gantry/assemble/sink"
+	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/spf13/cobra"
 )
 
@@ -36,9 +42,20 @@ type env func(string) (string, bool)
 
 func (e env) get(k string) string { v, _ := e(k); return v }
 
+// app is one invocation: its inputs and outputs, and the flags every
+// command shares.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         env
+	log            logOptions
+	registry       registryOptions
+}
+
 // run is the whole CLI, with its inputs and outputs passed in.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv env) int {
-	root := newRoot(stdin, stdout, stderr, getenv)
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	root := a.root()
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -60,8 +77,8 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 
 func exitCode(err error) int {
 	var ue usageError
-	var ce *assemble.ConfigError
-	var re *assemble.RegistryError
+	var ce *spec.ConfigError
+	var re *registry.Error
 	switch {
 	case errors.As(err, &ue), errors.As(err, &ce):
 		return exitUsage
@@ -71,7 +88,7 @@ func exitCode(err error) int {
 	return exitBuild
 }
 
-func newRoot(stdin io.Reader, stdout, stderr io.Writer, getenv env) *cobra.Command {
+func (a *app) root() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "gantry",
 		Short: "Assemble container images from directories, without a Docker daemon",
@@ -86,7 +103,45 @@ it as an OCI layout or a docker-loadable tarball. No daemon, no RUN, no root.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see gantry %s --help)", err, c.Name())}
 	})
-	root.AddCommand(newBuild(stdin, stdout, stderr, getenv), newAppend(stdin, stdout, stderr, getenv),
-		newLock(stdin, stdout, stderr, getenv), newLogin(stdin, stdout, stderr, getenv), newLogout(stderr, getenv), newVersion(stdout))
+	a.log.add(root.PersistentFlags())
+	a.registry.add(root.PersistentFlags())
+	root.AddCommand(a.buildCmd(), a.appendCmd(), a.lockCmd(), a.loginCmd(), a.logoutCmd(), a.versionCmd())
 	return root
+}
+
+// engine makes the registry client and the engine for a command; push is
+// the push destination, if any.
+func (a *app) engine(cacheDir, push string, log *slog.Logger, p progress.Progress) (*assemble.Engine, *registry.Client, error) {
+	epoch, err := spec.EpochFromEnv(a.getenv.get)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	c, err := a.registry.client(a.stdin, a.getenv, push, log, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := assemble.NewEngine(assemble.Options{CacheDir: cacheDir, Registry: c, Epoch: epoch, Logger: log, Progress: p})
+	return e, c, err
+}
+
+// runBuild is what build and append share once they have their specs.
+func (a *app) runBuild(ctx context.Context, b *buildOptions, out *outputOptions, specs []spec.ImageSpec, dest sink.Destinations) error {
+	p, log, err := a.log.display(a.stderr)
+	if err != nil {
+		return err
+	}
+	defer p.Wait()
+	e, c, err := a.engine(b.cacheDir, out.push, log, p)
+	if err != nil {
+		return err
+	}
+	sinks, err := out.sinks(c, dest, log)
+	if err != nil {
+		return err
+	}
+	results, err := e.Run(ctx, specs, sinks...)
+	if err != nil {
+		return err
+	}
+	return out.report(a.stdout, results)
 }

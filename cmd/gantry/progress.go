@@ -12,12 +12,12 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
-	"github.com/gantry-dev/gantry/assemble"
+	"github.com/gantry-dev/gantry/assemble/progress"
 )
 
 // progressOutput is the progress display: bars, plain lines, or nothing.
 type progressOutput interface {
-	assemble.Progress
+	progress.Progress
 	// Writer is where log lines go so they do not tear the bars.
 	Writer() io.Writer
 	// Wait flushes the display.
@@ -49,17 +49,13 @@ func newProgress(mode string, quiet bool, stderr io.Writer) (progressOutput, err
 	return nil, usagef("--progress %q: want auto, tty, plain or none", mode)
 }
 
-type noProgress struct{ w io.Writer }
+type noProgress struct {
+	progress.Nop
+	w io.Writer
+}
 
-func (noProgress) Task(string, int64) assemble.Task { return noTask{} }
-func (noProgress) Event(string, string)             {}
-func (n noProgress) Writer() io.Writer              { return n.w }
-func (noProgress) Wait()                            {}
-
-type noTask struct{}
-
-func (noTask) Add(int64)   {}
-func (noTask) Done(string) {}
+func (n noProgress) Writer() io.Writer { return n.w }
+func (noProgress) Wait()               {}
 
 // plainProgress prints one line per finished step: no control characters,
 // fit for CI logs.
@@ -88,7 +84,7 @@ func (l lockedWriter) Write(b []byte) (int, error) {
 	return l.p.w.Write(b)
 }
 
-func (p *plainProgress) Task(label string, total int64) assemble.Task {
+func (p *plainProgress) Task(label string, total int64) progress.Task {
 	return &plainTask{p: p, label: label, total: total, start: time.Now()}
 }
 
@@ -111,9 +107,9 @@ func (t *plainTask) Done(status string) {
 	d := time.Since(t.start)
 	rate := ""
 	if s := d.Seconds(); s > 0.001 {
-		rate = fmt.Sprintf(", %s/s", assemble.HumanSize(int64(float64(n)/s)))
+		rate = fmt.Sprintf(", %s/s", progress.Size(int64(float64(n)/s)))
 	}
-	t.p.line("%s: %s; %s in %s%s", t.label, status, assemble.HumanSize(n), d.Round(time.Millisecond), rate)
+	t.p.line("%s: %s; %s in %s%s", t.label, status, progress.Size(n), d.Round(time.Millisecond), rate)
 }
 
 // bars draws a bar per task with mpb, and a finished line per event.
@@ -137,7 +133,7 @@ func (b *bars) Event(label, status string) {
 	bar.SetTotal(1, true)
 }
 
-func (b *bars) Task(label string, total int64) assemble.Task {
+func (b *bars) Task(label string, total int64) progress.Task {
 	t := &barTask{}
 	t.bar = b.p.AddBar(total, mpb.BarFillerClearOnComplete(),
 		mpb.PrependDecorators(decor.Name(label, decor.WCSyncSpaceR)),

@@ -1,4 +1,4 @@
-package assemble
+package spec
 
 import (
 	"bytes"
@@ -58,7 +58,7 @@ func fuzzProject(t testing.TB) string {
 }
 
 func FuzzLoadConfig(f *testing.F) {
-	example, err := os.ReadFile("../testdata/taskflow/gantry.yaml")
+	example, err := os.ReadFile("../../testdata/taskflow/gantry.yaml")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func FuzzLoadConfig(f *testing.F) {
 		if err := os.WriteFile(name, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		specs, err := Load(name, fuzzEnv, LoadOptions{})
+		specs, err := Load(name, fuzzEnv, Options{})
 		if err != nil {
 			var ce *ConfigError
 			if !errors.As(err, &ce) {

@@ -1,4 +1,4 @@
-package assemble
+package registry
 
 import (
 	"crypto/tls"
@@ -16,7 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gantry-dev/gantry/assemble/progress"
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -202,13 +204,10 @@ func redactURL(u string) string {
 	return base + "?" + strings.Join(parts, "&")
 }
 
-// NewTransport is the HTTP transport for every registry request: tuned
+// newTransport is the HTTP transport for every registry request: tuned
 // buffers, the system roots plus CACert, retries, and debug logging.
-func NewTransport(o Options) (http.RoundTripper, error) {
+func newTransport(o Options) (http.RoundTripper, error) {
 	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	base := o.Transport
 	if base == nil {
 		t := remote.DefaultTransport.(*http.Transport).Clone()
@@ -238,7 +237,7 @@ func NewTransport(o Options) (http.RoundTripper, error) {
 		base = t
 	}
 	var rt http.RoundTripper = &retryTransport{next: &logTransport{next: base, log: log}, policy: o.Retry.withDefaults(), log: log}
-	if o.Progress != nil {
+	if _, ok := o.Progress.(progress.Nop); !ok {
 		rt = &progressTransport{next: rt, progress: o.Progress}
 	}
 	return rt, nil
@@ -260,21 +259,49 @@ type staticKeychain struct {
 }
 
 func (k staticKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
-	if sameRegistry(r.RegistryStr(), k.creds.Registry) {
+	if SameRegistry(r.RegistryStr(), k.creds.Registry) {
 		return authn.FromConfig(authn.AuthConfig{Username: k.creds.Username, Password: k.creds.Password}), nil
 	}
 	return k.next.Resolve(r)
 }
 
-func sameRegistry(a, b string) bool {
-	norm := func(s string) string {
-		s = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(s, "https://"), "http://"), "/")
-		if s == "docker.io" || s == "registry-1.docker.io" {
-			return "index.docker.io"
-		}
-		return s
+// Host normalises how a registry is named — a URL as config.json keeps
+// it, a bare host, Docker Hub's aliases — to the host go-containerregistry
+// uses (index.docker.io for Docker Hub).
+func Host(s string) string {
+	s = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(s, "https://"), "http://"), "/")
+	s, _, _ = strings.Cut(s, "/")
+	if s == "docker.io" || s == "registry-1.docker.io" {
+		return name.DefaultRegistry
 	}
-	return norm(a) == norm(b)
+	return s
+}
+
+// SameRegistry reports whether a and b name the same registry.
+func SameRegistry(a, b string) bool { return Host(a) == Host(b) }
+
+// HostOf is the registry host of a reference or repository prefix, by
+// Docker's rule: a first part with a dot or a colon, or localhost, is a
+// host; anything else is on Docker Hub.
+func HostOf(ref string) string {
+	first, _, _ := strings.Cut(ref, "/")
+	if strings.ContainsAny(first, ".:") || first == "localhost" {
+		return first
+	}
+	return name.DefaultRegistry
+}
+
+// ConfigKey is how docker's config.json names a registry (Docker Hub has
+// its historical URL).
+func ConfigKey(reg string) (string, error) {
+	r, err := name.NewRegistry(reg)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a registry host", reg)
+	}
+	if r.RegistryStr() == name.DefaultRegistry {
+		return authn.DefaultAuthKey, nil
+	}
+	return r.RegistryStr(), nil
 }
 
 // tlsHint explains a certificate error from host.
@@ -287,4 +314,27 @@ func tlsHint(err error, host string) string {
 		return fmt.Sprintf("the TLS certificate of %s is not trusted: pass --ca-cert FILE with its CA, or --insecure", host)
 	}
 	return ""
+}
+
+// progressTransport turns registry answers into progress events: a blob
+// the registry has (HEAD 200) or mounted from another repository (201 to a
+// POST with mount=).
+type progressTransport struct {
+	next     http.RoundTripper
+	progress progress.Progress
+}
+
+func (t *progressTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	path := req.URL.Path
+	switch {
+	case req.Method == http.MethodHead && resp.StatusCode == http.StatusOK && strings.Contains(path, "/blobs/sha256:"):
+		t.progress.Event("blob "+progress.Short(path[strings.LastIndex(path, "/")+1:]), "exists")
+	case req.Method == http.MethodPost && resp.StatusCode == http.StatusCreated && req.URL.Query().Get("mount") != "":
+		t.progress.Event("blob "+progress.Short(req.URL.Query().Get("mount")), "mounted from "+req.URL.Query().Get("from"))
+	}
+	return resp, nil
 }

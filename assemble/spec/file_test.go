@@ -1,4 +1,4 @@
-package assemble
+package spec
 
 import (
 	"errors"
@@ -162,7 +162,7 @@ imagez: [] #!
 				t.Errorf("error %q does not name gantry.yaml:%d", err, ce.Line)
 			}
 			// Load reports the same error.
-			_, err2 := Load(name, cfgEnv(nil), LoadOptions{})
+			_, err2 := Load(name, cfgEnv(nil), Options{})
 			if err2 == nil || err2.Error() != err.Error() {
 				t.Errorf("Load: %v, want %v", err2, err)
 			}
@@ -242,7 +242,7 @@ func TestLoadExpandsEnv(t *testing.T) {
       test: curl -f http://localhost:$PORT/ || exit 1
 `
 	name := cfgWrite(t, dir, content)
-	specs, err := Load(name, cfgEnv(map[string]string{"SRC": "site", "URL": "https://example.com"}), LoadOptions{})
+	specs, err := Load(name, cfgEnv(map[string]string{"SRC": "site", "URL": "https://example.com"}), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestLoadExpandsEnv(t *testing.T) {
 	}
 
 	// An unset variable without a default names the file, line and field.
-	_, err = Load(name, cfgEnv(nil), LoadOptions{})
+	_, err = Load(name, cfgEnv(nil), Options{})
 	wantConfigError(t, err, name, 5, "images[0].layers[0].from", "${SRC} is not set")
 
 	// Comments are not expanded, and a value cannot change the structure.
@@ -269,7 +269,7 @@ images:
     env:
       TRICKY: ${TRICKY}
 `)
-	specs, err = Load(name, cfgEnv(map[string]string{"TRICKY": "a: b\n  evil: [1]"}), LoadOptions{})
+	specs, err = Load(name, cfgEnv(map[string]string{"TRICKY": "a: b\n  evil: [1]"}), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

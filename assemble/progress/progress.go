@@ -1,8 +1,11 @@
-package assemble
+// Package progress is how a run reports what it is doing — building a
+// layer, uploading a blob, a blob the registry already had — to bars on a
+// terminal or plain lines in a log, and the formats those reports share.
+package progress
 
 import (
+	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"sync"
 
@@ -10,8 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Progress receives what a run is doing, for bars on a terminal or plain
-// lines in a log. Implementations must be safe for concurrent use.
+// Progress receives what a run is doing. Implementations must be safe for
+// concurrent use.
 type Progress interface {
 	// Task starts a step that moves total bytes (building a layer, uploading
 	// a blob).
@@ -27,18 +30,34 @@ type Task interface {
 	Done(status string)
 }
 
-type nopProgress struct{}
+// Nop reports nothing.
+type Nop struct{}
 
-func (nopProgress) Task(string, int64) Task { return nopTask{} }
-func (nopProgress) Event(string, string)    {}
+func (Nop) Task(string, int64) Task { return nopTask{} }
+func (Nop) Event(string, string)    {}
 
 type nopTask struct{}
 
 func (nopTask) Add(int64)   {}
 func (nopTask) Done(string) {}
 
-// trackedLayer reports reads of a new layer's blob (an upload, or a copy
-// into a layout) as a task.
+// Or returns p, or Nop when p is nil.
+func Or(p Progress) Progress {
+	if p == nil {
+		return Nop{}
+	}
+	return p
+}
+
+// Layer wraps l so that reading its blob (to upload or copy it) is
+// reported to p as a task named label.
+func Layer(l v1.Layer, label string, p Progress) v1.Layer {
+	if _, ok := p.(Nop); ok || p == nil {
+		return l
+	}
+	return &trackedLayer{Layer: l, label: label, progress: p}
+}
+
 type trackedLayer struct {
 	v1.Layer
 	label    string
@@ -87,33 +106,24 @@ func (r *trackedReader) Close() error {
 	return r.rc.Close()
 }
 
-// progressTransport turns registry answers into progress events: a blob
-// the registry has (HEAD 200) or mounted from another repository (201 to a
-// POST with mount=).
-type progressTransport struct {
-	next     http.RoundTripper
-	progress Progress
-}
-
-func (t *progressTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(req)
-	if err != nil {
-		return resp, err
-	}
-	path := req.URL.Path
-	switch {
-	case req.Method == http.MethodHead && resp.StatusCode == http.StatusOK && strings.Contains(path, "/blobs/sha256:"):
-		t.progress.Event("blob "+shortDigest(path[strings.LastIndex(path, "/")+1:]), "exists")
-	case req.Method == http.MethodPost && resp.StatusCode == http.StatusCreated && req.URL.Query().Get("mount") != "":
-		t.progress.Event("blob "+shortDigest(req.URL.Query().Get("mount")), "mounted from "+req.URL.Query().Get("from"))
-	}
-	return resp, nil
-}
-
-func shortDigest(d string) string {
+// Short is the first 12 hex digits of a digest, as docker shows them.
+func Short(d string) string {
 	d = strings.TrimPrefix(d, "sha256:")
 	if len(d) > 12 {
 		d = d[:12]
 	}
 	return d
+}
+
+// Size formats a byte count in decimal units, as docker images does.
+func Size(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d B", n)
 }

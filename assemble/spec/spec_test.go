@@ -1,4 +1,4 @@
-package assemble
+package spec
 
 import (
 	"fmt"
@@ -334,7 +334,7 @@ images:
 		t.Run(tc.name, func(t *testing.T) {
 			dir := cfgProject(t)
 			name := cfgWrite(t, dir, tc.yaml)
-			specs, err := Load(name, cfgEnv(nil), LoadOptions{})
+			specs, err := Load(name, cfgEnv(nil), Options{})
 			if err == nil {
 				t.Fatalf("Load succeeded: %+v", specs)
 			}
@@ -392,7 +392,7 @@ images:
     layers:
       - {from: site, to: /srv}
 `)
-	specs, err := Load(name, cfgEnv(nil), LoadOptions{})
+	specs, err := Load(name, cfgEnv(nil), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,7 +482,7 @@ func TestLoadKeepsScalarText(t *testing.T) {
     healthcheck:
       test: [CMD, check, 1.50]
 `)
-	specs, err := Load(name, cfgEnv(nil), LoadOptions{})
+	specs, err := Load(name, cfgEnv(nil), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -528,7 +528,7 @@ func TestLoadHealthcheckForms(t *testing.T) {
 	} {
 		dir := cfgProject(t)
 		name := cfgWrite(t, dir, "images:\n  - name: web\n    base: nginx\n    healthcheck:\n      test: "+tc.test+"\n      interval: 10s\n      timeout: 500ms\n      startPeriod: 1m\n      retries: 5\n")
-		specs, err := Load(name, cfgEnv(nil), LoadOptions{})
+		specs, err := Load(name, cfgEnv(nil), Options{})
 		if err != nil {
 			t.Errorf("test: %s: %v", tc.test, err)
 			continue
@@ -561,7 +561,7 @@ func TestLoadResolvesPathsAgainstConfigDir(t *testing.T) {
 	// From a directory that has a site/ of its own: the config's wins.
 	t.Chdir(filepath.Join(root, "elsewhere"))
 	for _, name := range []string{filepath.Join(proj, "gantry.yaml"), "../proj/gantry.yaml"} {
-		specs, err := Load(name, cfgEnv(nil), LoadOptions{})
+		specs, err := Load(name, cfgEnv(nil), Options{})
 		if err != nil {
 			t.Fatalf("Load(%s): %v", name, err)
 		}
@@ -584,11 +584,11 @@ func TestLoadResolvesPathsAgainstConfigDir(t *testing.T) {
 	// A source only the cwd has is missing, and the error says where
 	// relative paths start.
 	name := cfgWrite(t, proj, "images:\n  - name: web\n    base: nginx\n    layers:\n      - from: ../elsewhere/site/../../nosuch\n        to: /x\n")
-	_, err := Load(name, cfgEnv(nil), LoadOptions{})
+	_, err := Load(name, cfgEnv(nil), Options{})
 	wantConfigError(t, err, name, 5, "images[0].layers[0].from", filepath.Join(root, "nosuch")+" does not exist (relative paths start at "+proj+")")
 }
 
-func TestLoadOptions(t *testing.T) {
+func TestOptions(t *testing.T) {
 	dir := cfgProject(t)
 	name := cfgWrite(t, dir, `compression: gzip
 images:
@@ -601,7 +601,7 @@ images:
     base: python:3.13-slim
     compression: zstd
 `)
-	load := func(o LoadOptions) ([]ImageSpec, error) { return Load(name, cfgEnv(nil), o) }
+	load := func(o Options) ([]ImageSpec, error) { return Load(name, cfgEnv(nil), o) }
 	names := func(specs []ImageSpec) string {
 		var n []string
 		for _, s := range specs {
@@ -610,29 +610,29 @@ images:
 		return strings.Join(n, ",")
 	}
 
-	specs, err := load(LoadOptions{})
+	specs, err := load(Options{})
 	if err != nil || names(specs) != "web,api,worker" {
 		t.Fatalf("no options: %s, %v", names(specs), err)
 	}
-	specs, err = load(LoadOptions{Images: []string{"worker", "web", "worker"}})
+	specs, err = load(Options{Images: []string{"worker", "web", "worker"}})
 	if err != nil || names(specs) != "worker,web" {
 		t.Errorf("--image worker,web,worker: %s, %v", names(specs), err)
 	}
-	_, err = load(LoadOptions{Images: []string{"web", "nosuch"}})
+	_, err = load(Options{Images: []string{"web", "nosuch"}})
 	if err == nil || !strings.Contains(err.Error(), "nosuch") || !strings.Contains(err.Error(), "web, api, worker") {
 		t.Errorf("--image nosuch: %v; want an error naming it and listing the images", err)
 	}
 
-	specs, err = load(LoadOptions{Bases: map[string]string{"api": "oci:/tmp/py", "web": "localhost:5000/nginx"}})
+	specs, err = load(Options{Bases: map[string]string{"api": "oci:/tmp/py", "web": "localhost:5000/nginx"}})
 	if err != nil || specs[0].Base != "localhost:5000/nginx" || specs[1].Base != "oci:/tmp/py" || specs[2].Base != "python:3.13-slim" {
 		t.Errorf("--base: %v %+v", err, specs)
 	}
-	_, err = load(LoadOptions{Bases: map[string]string{"nosuch": "x"}})
+	_, err = load(Options{Bases: map[string]string{"nosuch": "x"}})
 	if err == nil || !strings.Contains(err.Error(), `"nosuch"`) || !strings.Contains(err.Error(), "web, api, worker") {
 		t.Errorf("--base nosuch=x: %v; want an error naming it and listing the images", err)
 	}
 
-	specs, err = load(LoadOptions{Platforms: specsPlatforms(t, "linux/arm64", "linux/arm/v7")})
+	specs, err = load(Options{Platforms: specsPlatforms(t, "linux/arm64", "linux/arm/v7")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -641,7 +641,7 @@ images:
 			t.Errorf("--platform: %s has %s", s.Name, got)
 		}
 	}
-	specs, err = load(LoadOptions{AllPlatforms: true, Platforms: specsPlatforms(t, "linux/arm64")})
+	specs, err = load(Options{AllPlatforms: true, Platforms: specsPlatforms(t, "linux/arm64")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -650,7 +650,7 @@ images:
 			t.Errorf("--platform all: %s has %v", s.Name, s.Platforms)
 		}
 	}
-	specs, err = load(LoadOptions{})
+	specs, err = load(Options{})
 	if err != nil || len(specs[0].Platforms) != 1 || specs[1].Platforms != nil {
 		t.Errorf("file platforms: %v %v", specs[0].Platforms, specs[1].Platforms)
 	}
@@ -660,7 +660,7 @@ images:
 
 	over := specs[2].Compression
 	over.Level = 4
-	specs, err = load(LoadOptions{Compression: &over})
+	specs, err = load(Options{Compression: &over})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -687,7 +687,7 @@ func specsPlatforms(t *testing.T, ps ...string) []v1.Platform {
 func TestLoadTaskFlowExample(t *testing.T) {
 	const secret = "s3cr3t-do-not-bake"
 	env := cfgEnv(map[string]string{"DATABASE_URL": "postgres://" + secret, "OPENROUTER_API_KEY": secret})
-	specs, err := Load("../testdata/taskflow/gantry.yaml", env, LoadOptions{})
+	specs, err := Load("../../testdata/taskflow/gantry.yaml", env, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -740,7 +740,7 @@ func TestLoadTaskFlowExample(t *testing.T) {
 	}
 
 	// API_URL comes from the environment when set.
-	specs, err = Load("../testdata/taskflow/gantry.yaml", cfgEnv(map[string]string{"API_URL": "https://api.example.com"}), LoadOptions{Images: []string{"taskflow-frontend"}})
+	specs, err = Load("../../testdata/taskflow/gantry.yaml", cfgEnv(map[string]string{"API_URL": "https://api.example.com"}), Options{Images: []string{"taskflow-frontend"}})
 	if err != nil || len(specs) != 1 || !slices.Contains(specs[0].Env, "API_URL=https://api.example.com") {
 		t.Errorf("API_URL override: %v %+v", err, specs)
 	}

@@ -1,0 +1,203 @@
+package assemble
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/gantry-dev/gantry/assemble/progress"
+	"github.com/gantry-dev/gantry/assemble/spec"
+	"github.com/gantry-dev/gantry/layers"
+	"github.com/gantry-dev/gantry/manifests"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Built is one assembled image, ready for sinks.
+type Built struct {
+	Spec       spec.ImageSpec
+	BaseRef    string
+	BaseDigest v1.Hash
+	// Image is set for a single-manifest result, Index for a multi-platform one.
+	Image     v1.Image
+	Index     v1.ImageIndex
+	Digest    v1.Hash
+	MediaType string
+	Platforms []PlatformResult
+}
+
+// PlatformResult describes one platform's image.
+type PlatformResult struct {
+	Platform         string `json:"platform"`
+	Digest           string `json:"digest"`
+	CompressedSize   int64  `json:"compressedSize"`
+	UncompressedSize int64  `json:"uncompressedSize"`
+}
+
+// Taggable is what sinks write.
+func (b *Built) Taggable() remote.Taggable {
+	if b.Index != nil {
+		return b.Index
+	}
+	return b.Image
+}
+
+// Build assembles every spec. Nothing is written to a sink here, so a
+// failure (a missing directory, a base that does not exist, a size over
+// maxSize) leaves no trace anywhere but the layer cache.
+func (e *Engine) Build(ctx context.Context, specs []spec.ImageSpec) ([]*Built, error) {
+	return e.build(ctx, specs, nil)
+}
+
+func (e *Engine) build(ctx context.Context, specs []spec.ImageSpec, streamers []LayerStreamer) ([]*Built, error) {
+	var out []*Built
+	for _, s := range specs {
+		b, err := e.buildImage(ctx, s, streamers)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", s.Name, err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// imageBuild is one image being built: its spec and base, and the new
+// layers every platform shares.
+type imageBuild struct {
+	s         spec.ImageSpec
+	gates     gates
+	base      *base
+	plats     []platformImage
+	family    manifests.Family
+	layerType types.MediaType
+	builder   *layers.Builder
+	content   []*layers.Layer
+	history   []manifests.History
+	upper     map[string]layers.Entry // every entry of the new layers, by name
+}
+
+func (e *Engine) buildImage(ctx context.Context, s spec.ImageSpec, streamers []LayerStreamer) (*Built, error) {
+	start := time.Now()
+	ib, err := e.plan(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	for _, ls := range s.Layers {
+		if err := e.addContent(ctx, ib, ls, streamers); err != nil {
+			return nil, fmt.Errorf("layer %s: %w", ls.Name, err)
+		}
+	}
+	built := &Built{Spec: s, BaseRef: ib.base.ref, BaseDigest: ib.base.digest}
+	var children []manifests.Child
+	for _, p := range ib.plats {
+		img, pr, err := e.buildPlatform(ctx, ib, p)
+		if err != nil {
+			return nil, fmt.Errorf("platform %s: %w", manifests.PlatformString(p.platform), err)
+		}
+		built.Platforms = append(built.Platforms, pr)
+		e.progress.Event(s.Name+" "+pr.Platform, fmt.Sprintf("%s, %s compressed, %s uncompressed", progress.Short(pr.Digest), progress.Size(pr.CompressedSize), progress.Size(pr.UncompressedSize)))
+		children = append(children, manifests.Child{Image: img, Platform: p.platform})
+		if ib.base.index == nil {
+			built.Image = img
+		}
+	}
+	if ib.base.index != nil {
+		idx, err := manifests.NewIndex(ib.base.rawIndex, ib.family, children, e.annotations(s, ib.base.ref, ib.base.digest))
+		if err != nil {
+			return nil, err
+		}
+		built.Index = idx
+		built.Digest, _ = idx.Digest()
+		built.MediaType = string(ib.family.IndexType())
+	} else {
+		built.Digest, _ = built.Image.Digest()
+		built.MediaType = string(ib.family.ManifestType())
+	}
+	e.log.Debug("built", "image", s.Name, "digest", built.Digest, "platforms", len(ib.plats), "took", time.Since(start).Round(time.Millisecond))
+	return built, nil
+}
+
+// plan resolves s's base and platforms and picks the media types.
+func (e *Engine) plan(ctx context.Context, s spec.ImageSpec) (*imageBuild, error) {
+	bs, err := e.resolveBase(ctx, s.Base, s.Mirrors, s.Pin)
+	if err != nil {
+		return nil, err
+	}
+	plats, err := bs.platforms(s.Platforms)
+	if err != nil {
+		return nil, err
+	}
+	if s.Pin != nil {
+		if err := s.Pin.Check(bs.ref, bs.digest, platformDigests(plats)); err != nil {
+			return nil, err
+		}
+	}
+	family := manifests.FamilyOf(types.MediaType(bs.mediaType))
+	if s.Compression.Algorithm == layers.Zstd && family == manifests.Docker {
+		e.log.Info("zstd layers need OCI media types: writing the whole image as OCI; Docker config fields such as Healthcheck are kept", "image", s.Name)
+		family = manifests.OCI
+	}
+	layerType, err := family.LayerType(s.Compression.Algorithm)
+	if err != nil {
+		return nil, err
+	}
+	return &imageBuild{
+		s: s, gates: gates{policy: s.Policy, userMerged: s.User != nil}, base: bs, plats: plats, family: family, layerType: layerType,
+		builder: e.builder(s.Compression), upper: map[string]layers.Entry{},
+	}, nil
+}
+
+// addContent builds one new layer, which does not depend on the platform,
+// so it is built once for all of them.
+func (e *Engine) addContent(ctx context.Context, ib *imageBuild, ls spec.LayerSpec, streamers []LayerStreamer) error {
+	entries, err := layers.Walk(ls.Spec)
+	if err != nil {
+		return err
+	}
+	if err := ib.gates.entries(ls.Name, entries, ib.upper); err != nil {
+		return err
+	}
+	var total int64
+	for _, en := range entries {
+		total += en.Size
+	}
+	task := e.progress.Task(ib.s.Name+": layer "+ls.Name, total)
+	stream := openStreams(ctx, streamers, ib.s)
+	l, err := ib.builder.BuildWith(ctx, entries, layers.Hooks{Progress: task.Add, Tee: stream.writer()})
+	if err != nil {
+		task.Done("failed")
+		stream.finish(nil)
+		return err
+	}
+	d, _ := l.Digest()
+	stream.finish(&d)
+	for _, en := range entries {
+		ib.upper[en.Name] = en
+	}
+	size, _ := l.Size()
+	verb := "built"
+	if l.Cached() {
+		verb = "cached"
+	}
+	task.Done(fmt.Sprintf("%s %s (%s compressed, %d entries)", verb, progress.Short(d.Hex), progress.Size(size), len(entries)))
+	e.log.Debug("layer", "image", ib.s.Name, "layer", ls.Name, "digest", d, "size", size, "entries", len(entries), "cached", l.Cached())
+	ib.content = append(ib.content, l.WithMediaType(ib.layerType))
+	ib.history = append(ib.history, manifests.History{CreatedBy: "gantry: " + ls.Description()})
+	return nil
+}
+
+func (e *Engine) annotations(s spec.ImageSpec, ref string, dig v1.Hash) map[string]string {
+	a := map[string]string{
+		"org.opencontainers.image.base.name":   ref,
+		"org.opencontainers.image.base.digest": dig.String(),
+		"org.opencontainers.image.created":     e.epoch.Format(time.RFC3339),
+	}
+	if strings.HasPrefix(ref, "oci:") {
+		delete(a, "org.opencontainers.image.base.name") // a local path means nothing to a puller
+	}
+	maps.Copy(a, s.Annotations)
+	return a
+}

@@ -1,0 +1,166 @@
+package assemble
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+
+	"github.com/gantry-dev/gantry/assemble/spec"
+	"github.com/gantry-dev/gantry/layers"
+	"github.com/gantry-dev/gantry/manifests"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// platformBuild is one platform's image of an imageBuild: the base's
+// layers, the new ones, and the config patch they add up to.
+type platformBuild struct {
+	*imageBuild
+	p            platformImage
+	baseLayers   []v1.Layer
+	fs           *layers.BaseFS
+	layers       []v1.Layer
+	diffIDs      []v1.Hash
+	uncompressed int64 // of the new layers
+	patch        manifests.ConfigPatch
+}
+
+func (e *Engine) buildPlatform(ctx context.Context, ib *imageBuild, p platformImage) (v1.Image, PlatformResult, error) {
+	pr := PlatformResult{Platform: manifests.PlatformString(p.platform)}
+	baseLayers, err := p.image.Layers()
+	if err != nil {
+		return nil, pr, fmt.Errorf("listing base layers: %w", err)
+	}
+	fsys := layers.NewBaseFS(e.cache, baseLayers)
+	fsys.Tail = e.registry.Tail
+	pb := &platformBuild{imageBuild: ib, p: p, baseLayers: baseLayers, fs: fsys}
+	for _, l := range ib.content {
+		pb.add(e, l)
+	}
+	pb.patch = e.configPatch(ib.s, ib.history)
+	if err := e.addUser(ctx, pb); err != nil {
+		return nil, pr, err
+	}
+	img, err := e.image(pb)
+	if err != nil {
+		return nil, pr, err
+	}
+	if err := ib.gates.layerCount(len(baseLayers), len(pb.layers)); err != nil {
+		return nil, pr, err
+	}
+	if err := e.measure(ctx, pb, img, &pr); err != nil {
+		return nil, pr, err
+	}
+	if err := ib.gates.size(pr.UncompressedSize, ib.s.MaxSize); err != nil {
+		return nil, pr, err
+	}
+	return img, pr, nil
+}
+
+// add appends a new layer to the platform's image.
+func (pb *platformBuild) add(e *Engine, l *layers.Layer) {
+	pb.layers = append(pb.layers, e.tracked(pb.s.Name, l))
+	d, _ := l.DiffID()
+	pb.diffIDs = append(pb.diffIDs, d)
+	pb.uncompressed += l.UncompressedSize()
+}
+
+// configPatch is what the spec changes in every platform's config.
+func (e *Engine) configPatch(s spec.ImageSpec, history []manifests.History) manifests.ConfigPatch {
+	return manifests.ConfigPatch{
+		Env: s.Env, Entrypoint: s.Entrypoint, Cmd: s.Cmd, WorkingDir: s.Workdir,
+		ExposedPorts: s.Ports, Volumes: s.Volumes, StopSignal: s.StopSignal, Healthcheck: s.Healthcheck,
+		Created: e.epoch, History: append([]manifests.History(nil), history...),
+	}
+}
+
+// addUser merges the spec's user into this platform's base /etc/passwd
+// and /etc/group, in a layer of its own, and runs the image as that user.
+func (e *Engine) addUser(ctx context.Context, pb *platformBuild) error {
+	u := pb.s.User
+	if u == nil {
+		return nil
+	}
+	entries, err := layers.UserEntries(ctx, pb.fs, pb.upper, *u, pb.s.Owns, e.log)
+	if err != nil {
+		return err
+	}
+	if err := pb.gates.userEntries(entries, pb.upper); err != nil {
+		return err
+	}
+	l, err := pb.builder.Build(ctx, entries)
+	if err != nil {
+		return fmt.Errorf("user layer: %w", err)
+	}
+	pb.add(e, l.WithMediaType(pb.layerType))
+	pb.patch.User = fmt.Sprintf("%d:%d", u.UID, u.GID)
+	pb.patch.History = append(pb.patch.History, manifests.History{CreatedBy: fmt.Sprintf("gantry: user %s (%d) group %s (%d)", u.Name, u.UID, u.Group, u.GID)})
+	return nil
+}
+
+// image writes the platform's config and manifest.
+func (e *Engine) image(pb *platformBuild) (v1.Image, error) {
+	s := pb.s
+	pb.patch.DiffIDs = pb.diffIDs
+	annotations := e.annotations(s, pb.base.ref, pb.p.digest)
+	pb.patch.Labels = maps.Clone(s.Labels)
+	if pb.patch.Labels == nil {
+		pb.patch.Labels = map[string]string{}
+	}
+	if len(s.RuntimeEnv) > 0 {
+		v, err := json.Marshal(s.RuntimeEnv)
+		if err != nil {
+			return nil, err
+		}
+		pb.patch.Labels[spec.RuntimeEnvLabel] = string(v)
+	}
+	if pb.family == manifests.Docker {
+		// Docker manifests carry no annotations: record the base as labels.
+		maps.Copy(pb.patch.Labels, annotations)
+	}
+	// The manifest names the config; go-containerregistry's ConfigName would
+	// download it to hash it.
+	bm, err := pb.p.image.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading base manifest: %w", err)
+	}
+	rawCfg, err := e.cache.Blob(bm.Config.Digest, pb.p.image.RawConfigFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading base config: %w", err)
+	}
+	cfg, err := manifests.PatchConfig(rawCfg, pb.patch)
+	if err != nil {
+		return nil, err
+	}
+	if err := pb.gates.runAs(cfg); err != nil {
+		return nil, err
+	}
+	return manifests.Append(pb.p.image, cfg, pb.layers, manifests.AppendOptions{Family: pb.family, Annotations: annotations})
+}
+
+// measure fills in the platform's digest and sizes.
+func (e *Engine) measure(ctx context.Context, pb *platformBuild, img v1.Image, pr *PlatformResult) error {
+	m, err := img.Manifest()
+	if err != nil {
+		return err
+	}
+	pr.CompressedSize = m.Config.Size
+	for _, d := range m.Layers {
+		pr.CompressedSize += d.Size
+	}
+	uncompressed := pb.uncompressed
+	for i := range pb.baseLayers {
+		n, err := pb.fs.UncompressedSize(ctx, i)
+		if err != nil {
+			return err
+		}
+		uncompressed += n
+	}
+	pr.UncompressedSize = uncompressed
+	d, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	pr.Digest = d.String()
+	return nil
+}

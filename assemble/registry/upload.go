@@ -1,0 +1,290 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/gantry-dev/gantry/assemble/progress"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// Uploads are one run's upload sessions for layers streamed while they
+// are built, so compressing and uploading overlap instead of following each
+// other. A session is committed (PUT ?digest=) only by Commit, after every
+// gate has passed; Abort cancels the rest, so a failed run leaves no blob
+// behind. Any failure here only costs the overlap: the pusher then uploads
+// as usual.
+type Uploads struct {
+	c *Client
+
+	mu        sync.Mutex
+	clients   map[string]*http.Client // by repository
+	pending   map[string][]*Upload    // by repository, built and not committed
+	committed int                     // layers that became blobs this way
+}
+
+// NewUploads starts a run's set of upload sessions.
+func (c *Client) NewUploads() *Uploads {
+	return &Uploads{c: c, clients: map[string]*http.Client{}, pending: map[string][]*Upload{}}
+}
+
+// Committed counts the layers that became blobs through a streamed upload.
+func (us *Uploads) Committed() int {
+	us.mu.Lock()
+	defer us.mu.Unlock()
+	return us.committed
+}
+
+// Upload is one layer's upload session; it starts at the first Write.
+type Upload struct {
+	us   *Uploads
+	ctx  context.Context
+	repo name.Repository
+
+	begun bool // only the writer's goroutine touches begun and pw
+	pw    *io.PipeWriter
+	done  chan struct{} // closed when the PATCH has returned
+
+	mu  sync.Mutex // guards what the PATCH goroutine writes
+	loc string     // the session's latest location
+	err error
+	dig v1.Hash
+}
+
+// Open returns the writer for a layer going to repo.
+func (us *Uploads) Open(ctx context.Context, repo name.Repository) *Upload {
+	return &Upload{us: us, ctx: ctx, repo: repo}
+}
+
+func (us *Uploads) client(ctx context.Context, repo name.Repository) (*http.Client, error) {
+	us.mu.Lock()
+	defer us.mu.Unlock()
+	if c, ok := us.clients[repo.String()]; ok {
+		return c, nil
+	}
+	c, err := us.c.authorized(ctx, repo, transport.PushScope)
+	if err != nil {
+		return nil, err
+	}
+	us.clients[repo.String()] = c
+	return c, nil
+}
+
+func (u *Upload) fail(err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.err == nil {
+		u.err = err
+	}
+}
+
+func (u *Upload) failed() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.err
+}
+
+// Write starts the session on the first call, then streams into it.
+func (u *Upload) Write(p []byte) (int, error) {
+	if !u.begun {
+		u.begun = true
+		if err := u.begin(); err != nil {
+			u.fail(err)
+		}
+	}
+	if err := u.failed(); err != nil {
+		return 0, err
+	}
+	return u.pw.Write(p)
+}
+
+func (u *Upload) begin() error {
+	client, err := u.us.client(u.ctx, u.repo)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(u.ctx, http.MethodPost, uploadsURL(u.repo), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("starting an upload: %s", resp.Status)
+	}
+	loc, err := resolve(req.URL, resp.Header.Get("Location"))
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	u.pw, u.done = pw, make(chan struct{})
+	u.mu.Lock()
+	u.loc = loc
+	u.mu.Unlock()
+	go u.patch(client, loc, pr)
+	return nil
+}
+
+// patch sends what the writer writes as one PATCH.
+func (u *Upload) patch(client *http.Client, loc string, pr *io.PipeReader) {
+	defer close(u.done)
+	err := func() error {
+		req, err := http.NewRequestWithContext(u.ctx, http.MethodPatch, loc, pr)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/octet-stream")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNoContent {
+			return fmt.Errorf("streaming a layer: %s", resp.Status)
+		}
+		next, err := resolve(req.URL, resp.Header.Get("Location"))
+		if err != nil {
+			return err
+		}
+		u.mu.Lock()
+		u.loc = next
+		u.mu.Unlock()
+		return nil
+	}()
+	if err != nil {
+		u.fail(err)
+		pr.CloseWithError(err)
+	}
+}
+
+func resolve(base *url.URL, loc string) (string, error) {
+	if loc == "" {
+		return "", fmt.Errorf("the registry gave no upload location")
+	}
+	u, err := base.Parse(loc)
+	if err != nil {
+		return "", err
+	}
+	return u.String(), nil
+}
+
+// Finish ends the stream: built is the layer's digest, or nil when the
+// layer failed to build (or came from the cache, and nothing was
+// streamed). A whole stream is kept for Commit; anything else is cancelled.
+// It returns only when the session's request has.
+func (u *Upload) Finish(built *v1.Hash) {
+	if !u.begun {
+		return
+	}
+	if u.pw != nil {
+		if built == nil {
+			u.pw.CloseWithError(fmt.Errorf("the layer failed to build"))
+		} else {
+			u.pw.Close()
+		}
+		<-u.done
+	}
+	if err := u.failed(); err != nil || built == nil {
+		u.us.c.log.Debug("streaming upload dropped; the layer is uploaded after the build", "repo", u.repo.String(), "error", err)
+		u.us.cancel(u)
+		return
+	}
+	u.mu.Lock()
+	u.dig = *built
+	u.mu.Unlock()
+	us := u.us
+	us.mu.Lock()
+	us.pending[u.repo.String()] = append(us.pending[u.repo.String()], u)
+	us.mu.Unlock()
+}
+
+// Commit turns the sessions streamed for repo into blobs. A failure is not
+// an error: the pusher uploads what is missing.
+func (us *Uploads) Commit(ctx context.Context, repo name.Repository) {
+	us.mu.Lock()
+	ups := us.pending[repo.String()]
+	delete(us.pending, repo.String())
+	us.mu.Unlock()
+	for _, u := range ups {
+		client, err := us.client(ctx, repo)
+		if err == nil {
+			err = u.put(ctx, client)
+		}
+		if err != nil {
+			us.c.log.Debug("committing a streamed layer failed; uploading it again", "repo", repo.String(), "digest", u.dig, "error", err)
+			continue
+		}
+		us.mu.Lock()
+		us.committed++
+		us.mu.Unlock()
+		us.c.progress.Event("blob "+progress.Short(u.dig.Hex), "uploaded while it was built")
+	}
+}
+
+func (u *Upload) put(ctx context.Context, client *http.Client) error {
+	u.mu.Lock()
+	loc, dig := u.loc, u.dig
+	u.mu.Unlock()
+	p, err := url.Parse(loc)
+	if err != nil {
+		return err
+	}
+	q := p.Query()
+	q.Set("digest", dig.String())
+	p.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, p.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("committing %s: %s", dig, resp.Status)
+	}
+	return nil
+}
+
+// Abort cancels every session not committed.
+func (us *Uploads) Abort() {
+	us.mu.Lock()
+	var ups []*Upload
+	for _, u := range us.pending {
+		ups = append(ups, u...)
+	}
+	us.pending = map[string][]*Upload{}
+	us.mu.Unlock()
+	for _, u := range ups {
+		us.cancel(u)
+	}
+}
+
+// cancel deletes u's session at its latest location, with a bounded wait
+// that an interrupt does not cut short.
+func (us *Uploads) cancel(u *Upload) {
+	u.mu.Lock()
+	loc := u.loc
+	u.mu.Unlock()
+	if loc == "" {
+		return
+	}
+	ctx, stop := context.WithTimeout(context.WithoutCancel(u.ctx), 10*time.Second)
+	defer stop()
+	client, err := us.client(ctx, u.repo)
+	if err != nil {
+		return
+	}
+	us.c.deleteSession(ctx, client, loc)
+}

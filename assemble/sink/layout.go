@@ -1,0 +1,232 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/gantry-dev/gantry/assemble"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// layoutSink writes every image into one OCI image layout. A new layout is
+// written beside its final path and renamed into place; an existing one gets
+// its blobs first and its index.json replaced atomically last.
+type layoutSink struct {
+	dir     string
+	work    string // where blobs go: dir itself, or a temporary sibling
+	fresh   bool
+	dest    Destinations
+	entries []v1.Descriptor
+	names   map[string]bool
+}
+
+// Layout writes an OCI layout at dir, one index.json entry per image
+// and tag, named NAME:TAG in org.opencontainers.image.ref.name.
+func Layout(dir string, dest Destinations) assemble.Sink {
+	return &layoutSink{dir: dir, dest: dest, names: map[string]bool{}}
+}
+
+func (s *layoutSink) Prepare(ctx context.Context, images []*assemble.Built) error {
+	fi, err := os.Stat(s.dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(filepath.Dir(s.dir), 0o755); err != nil {
+			return fmt.Errorf("output %s: %w", s.dir, err)
+		}
+		work, err := os.MkdirTemp(filepath.Dir(s.dir), "."+filepath.Base(s.dir)+".tmp-*")
+		if err != nil {
+			return fmt.Errorf("output %s: %w", s.dir, err)
+		}
+		s.work, s.fresh = work, true
+	case err != nil:
+		return fmt.Errorf("output %s: %w", s.dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("output %s exists and is not a directory", s.dir)
+	default:
+		if _, err := os.Stat(filepath.Join(s.dir, "oci-layout")); err != nil {
+			if entries, _ := os.ReadDir(s.dir); len(entries) > 0 {
+				return fmt.Errorf("output %s exists and is not an OCI layout; choose another directory", s.dir)
+			}
+		}
+		s.work = s.dir
+	}
+	if _, err := os.Stat(filepath.Join(s.work, "oci-layout")); err != nil {
+		if err := os.WriteFile(filepath.Join(s.work, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+			return fmt.Errorf("output %s: %w", s.dir, err)
+		}
+	}
+	return os.MkdirAll(filepath.Join(s.work, "blobs", "sha256"), 0o755)
+}
+
+func (s *layoutSink) Write(ctx context.Context, b *assemble.Built) ([]string, error) {
+	if err := s.writeTaggable(ctx, b.Taggable()); err != nil {
+		return nil, fmt.Errorf("writing %s to %s: %w", b.Spec.Name, s.dir, err)
+	}
+	raw, err := b.Taggable().RawManifest()
+	if err != nil {
+		return nil, err
+	}
+	var refs []string
+	for _, t := range s.dest.tags(b.Spec) {
+		rn := b.Spec.Name + ":" + t
+		s.entries = append(s.entries, v1.Descriptor{
+			MediaType:   types.MediaType(b.MediaType),
+			Size:        int64(len(raw)),
+			Digest:      b.Digest,
+			Annotations: map[string]string{"org.opencontainers.image.ref.name": rn},
+		})
+		s.names[rn] = true
+		refs = append(refs, "oci:"+s.dir+":"+rn)
+	}
+	return refs, nil
+}
+
+func (s *layoutSink) writeTaggable(ctx context.Context, t remote.Taggable) error {
+	if idx, ok := t.(v1.ImageIndex); ok {
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return err
+		}
+		for _, d := range im.Manifests {
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				return err
+			}
+			if err := s.writeTaggable(ctx, img); err != nil {
+				return err
+			}
+		}
+	} else if img, ok := t.(v1.Image); ok {
+		ls, err := img.Layers()
+		if err != nil {
+			return err
+		}
+		for _, l := range ls {
+			if err := s.writeLayer(ctx, l); err != nil {
+				return err
+			}
+		}
+		cfg, err := img.RawConfigFile()
+		if err != nil {
+			return err
+		}
+		if err := s.writeBytes(cfg); err != nil {
+			return err
+		}
+	}
+	raw, err := t.RawManifest()
+	if err != nil {
+		return err
+	}
+	return s.writeBytes(raw)
+}
+
+func (s *layoutSink) blobPath(h v1.Hash) string {
+	return filepath.Join(s.work, "blobs", h.Algorithm, h.Hex)
+}
+
+func (s *layoutSink) writeBytes(b []byte) error {
+	h, _, err := v1.SHA256(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	return s.writeBlob(h, int64(len(b)), func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+}
+
+func (s *layoutSink) writeLayer(ctx context.Context, l v1.Layer) error {
+	h, err := l.Digest()
+	if err != nil {
+		return err
+	}
+	size, err := l.Size()
+	if err != nil {
+		return err
+	}
+	return s.writeBlob(h, size, func() (io.ReadCloser, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return l.Compressed()
+	})
+}
+
+// writeBlob writes a blob by temp file and rename, checking its size and
+// digest, so a corrupt source never lands in the layout.
+func (s *layoutSink) writeBlob(h v1.Hash, size int64, open func() (io.ReadCloser, error)) error {
+	dst := s.blobPath(h)
+	if fi, err := os.Stat(dst); err == nil && fi.Size() == size {
+		return nil
+	}
+	rc, err := open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+h.Hex[:12]+"-*")
+	if err != nil {
+		return err
+	}
+	hasher := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, hasher), rc)
+	cerr := f.Close()
+	if err == nil && n != size {
+		err = fmt.Errorf("blob %s: got %d bytes, want %d", h, n, size)
+	}
+	if got := hex.EncodeToString(hasher.Sum(nil)); err == nil && got != h.Hex {
+		err = fmt.Errorf("blob %s: its bytes hash to sha256:%s; the source is corrupt", h, got)
+	}
+	if err = errors.Join(err, cerr); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return os.Rename(f.Name(), dst)
+}
+
+func (s *layoutSink) Commit(ctx context.Context) error {
+	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
+	if raw, err := os.ReadFile(filepath.Join(s.work, "index.json")); err == nil {
+		old, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+		if err != nil {
+			return fmt.Errorf("output %s: reading index.json: %w", s.dir, err)
+		}
+		for _, d := range old.Manifests {
+			if !s.names[d.Annotations["org.opencontainers.image.ref.name"]] {
+				index.Manifests = append(index.Manifests, d)
+			}
+		}
+	}
+	index.Manifests = append(index.Manifests, s.entries...)
+	raw, err := json.MarshalIndent(index, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(s.work, ".index.json.tmp")
+	if err := os.WriteFile(tmp, raw, 0o644); err != nil {
+		return fmt.Errorf("output %s: %w", s.dir, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(s.work, "index.json")); err != nil {
+		return fmt.Errorf("output %s: %w", s.dir, err)
+	}
+	if s.fresh {
+		if err := os.Rename(s.work, s.dir); err != nil {
+			return fmt.Errorf("output %s: %w", s.dir, err)
+		}
+	}
+	return nil
+}
+
+func (s *layoutSink) Abort() {
+	if s.fresh && s.work != "" {
+		os.RemoveAll(s.work)
+	}
+}

@@ -1,0 +1,354 @@
+package spec
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gantry-dev/gantry/layers"
+	"github.com/gantry-dev/gantry/manifests"
+	"github.com/goccy/go-yaml"
+)
+
+// A Locator turns a problem with the field at a path such as
+// images[0].layers[1].from into an error that says where it is: a file and
+// line for gantry.yaml, the flag that set it for gantry append.
+type Locator interface {
+	Errorf(path, format string, args ...any) error
+}
+
+var (
+	imageNameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+	tagRE       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	posixNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,30}\$?$`)
+	envKeyRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// validator is the one place an image's config is checked and resolved,
+// whichever front end it came from.
+type validator struct {
+	loc Locator
+	dir string // relative host paths start here
+}
+
+func (v validator) errorf(p, field, format string, args ...any) error {
+	return v.loc.Errorf(joinPath(p, field), format, args...)
+}
+
+// image validates ic, found at path p ("" for a config made from flags).
+func (v validator) image(p string, ic ImageConfig) (ImageSpec, error) {
+	s := ImageSpec{
+		Name: ic.Name, Base: ic.Base, BaseAsWritten: ic.Base, Workdir: ic.Workdir, StopSignal: ic.StopSignal,
+		Entrypoint: ic.Entrypoint, Cmd: ic.Cmd, Tags: ic.Tags, Labels: ic.Labels, Annotations: ic.Annotations,
+	}
+	if !imageNameRE.MatchString(ic.Name) {
+		return s, v.errorf(p, "name", "%q is not a valid repository name (lowercase letters, digits, . _ - and /)", ic.Name)
+	}
+	if ic.Base == "" {
+		return s, v.errorf(p, "base", "missing; give a registry reference or oci:DIR[:tag]")
+	}
+	if dir, ok := strings.CutPrefix(ic.Base, "oci:"); ok && !filepath.IsAbs(dir) {
+		s.Base = "oci:" + filepath.Join(v.dir, dir)
+	}
+	for j, pl := range ic.Platforms {
+		if pl == "all" {
+			s.Platforms = nil
+			break
+		}
+		plat, err := manifests.ParsePlatform(pl)
+		if err != nil {
+			return s, v.errorf(p, fmt.Sprintf("platforms[%d]", j), "%v", err)
+		}
+		s.Platforms = append(s.Platforms, plat)
+	}
+	for j, t := range s.Tags {
+		if err := ValidateTag(t); err != nil {
+			return s, v.errorf(p, fmt.Sprintf("tags[%d]", j), "%v", err)
+		}
+	}
+	comp, err := layers.Compression{Algorithm: ic.Compression, Level: ic.CompressionLevel}.Normalize()
+	if err != nil {
+		return s, v.errorf(p, "compression", "%v", err)
+	}
+	s.Compression = comp
+	for j, lc := range ic.Layers {
+		ls, err := v.layer(joinPath(p, fmt.Sprintf("layers[%d]", j)), lc)
+		if err != nil {
+			return s, err
+		}
+		s.Layers = append(s.Layers, ls)
+	}
+	if err := v.user(p, ic.User, &s); err != nil {
+		return s, err
+	}
+	if err := v.config(p, ic, &s); err != nil {
+		return s, err
+	}
+	if err := v.policy(p, ic, &s); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// config checks the image config's fields: env, ports, volumes, workdir
+// and healthcheck.
+func (v validator) config(p string, ic ImageConfig, s *ImageSpec) error {
+	for _, kv := range ic.Env {
+		k := fmt.Sprint(kv.Key)
+		if !envKeyRE.MatchString(k) {
+			return v.errorf(p, "env."+k, "%q is not a valid environment variable name", k)
+		}
+		val := ""
+		switch x := kv.Value.(type) {
+		case nil:
+		case string:
+			val = x
+		case []any, yaml.MapSlice, map[string]any:
+			return v.errorf(p, "env."+k, "give a string, number or boolean, not a list or mapping")
+		default:
+			val = fmt.Sprint(x)
+		}
+		s.Env = append(s.Env, k+"="+val)
+	}
+	for j, port := range ic.Ports {
+		ps, err := ParsePort(fmt.Sprint(port))
+		if err != nil {
+			return v.errorf(p, fmt.Sprintf("ports[%d]", j), "%v", err)
+		}
+		s.Ports = append(s.Ports, ps)
+	}
+	for j, vol := range ic.Volumes {
+		if !path.IsAbs(vol) {
+			return v.errorf(p, fmt.Sprintf("volumes[%d]", j), "%q is not an absolute path", vol)
+		}
+	}
+	s.Volumes = ic.Volumes
+	if ic.Workdir != "" && !path.IsAbs(ic.Workdir) {
+		return v.errorf(p, "workdir", "%q is not an absolute path", ic.Workdir)
+	}
+	if hc := ic.Healthcheck; hc != nil {
+		h, field, err := healthcheck(hc)
+		if err != nil {
+			return v.errorf(p, "healthcheck."+field, "%v", err)
+		}
+		s.Healthcheck = h
+	}
+	return nil
+}
+
+// policy checks the relaxations, runtime settings and limits.
+func (v validator) policy(p string, ic ImageConfig, s *ImageSpec) error {
+	s.Policy = Policy{AllowRoot: ic.AllowRoot, AllowWorldWritable: ic.AllowWorldWritable, AllowSetuid: ic.AllowSetuid, AllowSecrets: ic.AllowSecrets, MaxLayers: ic.MaxLayers}
+	if ic.MaxLayers < 0 {
+		return v.errorf(p, "maxLayers", "must not be negative")
+	}
+	withValue := map[string]bool{}
+	for _, kv := range s.Env {
+		k, val, _ := strings.Cut(kv, "=")
+		withValue[k] = val != ""
+	}
+	for j, re := range ic.RuntimeEnv {
+		q := fmt.Sprintf("runtimeEnv[%d].name", j)
+		if !envKeyRE.MatchString(re.Name) {
+			return v.errorf(p, q, "%q is not a valid environment variable name", re.Name)
+		}
+		if withValue[re.Name] {
+			return v.errorf(p, q, "%s is also given a value under env:; a runtime setting gets its value when the container starts, never in the image", re.Name)
+		}
+		required := re.Required == nil || *re.Required
+		s.RuntimeEnv = append(s.RuntimeEnv, RuntimeEnv{Name: re.Name, Description: re.Description, Required: required})
+	}
+	if ic.MaxSize != "" {
+		n, err := ParseSize(ic.MaxSize)
+		if err != nil {
+			return v.errorf(p, "maxSize", "%v", err)
+		}
+		s.MaxSize = n
+	}
+	return nil
+}
+
+// secrets refuses env values that look like secrets unless the policy, as
+// the command line changed it, allows them.
+func (v validator) secrets(p string, s *ImageSpec) error {
+	for _, kv := range s.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		why := SecretEnv(kv)
+		if why == "" || s.Policy.allowsSecret(k) {
+			continue
+		}
+		return v.errorf(p, "env."+k, "%s, and anyone who can pull the image can read its config; declare it under runtimeEnv: (name and description only) and pass it at run time, or allow it with allowSecrets: [%s] / --allow-secret %s", why, k, k)
+	}
+	return nil
+}
+
+func (v validator) layer(p string, lc LayerConfig) (LayerSpec, error) {
+	ls := LayerSpec{Name: lc.Name}
+	ls.Include, ls.Exclude, ls.Precompress = lc.Include, lc.Exclude, lc.Precompress
+	ls.FollowSymlinks, ls.SecretFiles, ls.AllowSecretFiles = lc.FollowSymlinks, true, lc.AllowSecretFiles
+	if lc.From == "" && len(lc.Files) == 0 {
+		return ls, v.loc.Errorf(p, "a layer needs from: (a directory or file) or files:")
+	}
+	if lc.From != "" {
+		s, err := v.source(p, lc.From, lc.To)
+		if err != nil {
+			return ls, err
+		}
+		ls.Sources = append(ls.Sources, s)
+	} else if lc.To != "" {
+		return ls, v.errorf(p, "to", "to: goes with from:; each of files: has its own to:")
+	}
+	for j, fc := range lc.Files {
+		s, err := v.source(fmt.Sprintf("%s.files[%d]", p, j), fc.From, fc.To)
+		if err != nil {
+			return ls, err
+		}
+		ls.Sources = append(ls.Sources, s)
+	}
+	if lc.Owner != "" {
+		o, err := ParseOwner(lc.Owner)
+		if err != nil {
+			return ls, v.errorf(p, "owner", "%v", err)
+		}
+		ls.Owner = &o
+	}
+	for _, m := range []struct {
+		field string
+		val   string
+		dst   *fs.FileMode
+	}{{"fileMode", lc.FileMode, &ls.FileMode}, {"dirMode", lc.DirMode, &ls.DirMode}} {
+		if m.val == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(m.val, 8, 32)
+		if err != nil || n > 0o7777 || n == 0 {
+			return ls, v.errorf(p, m.field, "%q is not an octal mode such as \"0644\"", m.val)
+		}
+		*m.dst = fs.FileMode(n)
+	}
+	if ls.Name == "" {
+		ls.Name = ls.Sources[0].To
+	}
+	return ls, nil
+}
+
+func (v validator) source(p, from, to string) (layers.Source, error) {
+	if from == "" {
+		return layers.Source{}, v.errorf(p, "from", "missing")
+	}
+	if to == "" {
+		return layers.Source{}, v.errorf(p, "to", "missing; give an absolute path in the image")
+	}
+	if !path.IsAbs(to) {
+		return layers.Source{}, v.errorf(p, "to", "%q is not an absolute path in the image", to)
+	}
+	host := from
+	if !filepath.IsAbs(host) {
+		host = filepath.Join(v.dir, from)
+	}
+	if _, err := os.Lstat(host); err != nil {
+		where := v.dir
+		if where == "" {
+			where = "the current directory"
+		}
+		return layers.Source{}, v.errorf(p, "from", "%s does not exist (relative paths start at %s)", host, where)
+	}
+	return layers.Source{From: host, To: to}, nil
+}
+
+// user checks the account to create and the directories it owns.
+func (v validator) user(p string, u *UserConfig, s *ImageSpec) error {
+	if u == nil {
+		return nil
+	}
+	user, field, err := userSpec(u)
+	if err != nil {
+		return v.errorf(p, "user"+field, "%v", err)
+	}
+	s.User = &user
+	for j, d := range u.Owns {
+		if !path.IsAbs(d) {
+			return v.errorf(p, fmt.Sprintf("user.owns[%d]", j), "%q is not an absolute path", d)
+		}
+	}
+	s.Owns = u.Owns
+	return nil
+}
+
+// userSpec returns the user and, with an error, the field at fault (".uid").
+func userSpec(u *UserConfig) (layers.User, string, error) {
+	if u.UID == nil {
+		return layers.User{}, "", fmt.Errorf("uid is required")
+	}
+	user := layers.User{Name: u.Name, UID: *u.UID, Group: u.Group, GID: *u.UID, Home: u.Home, Shell: u.Shell}
+	if u.GID != nil {
+		user.GID = *u.GID
+	}
+	if user.Group == "" {
+		user.Group = user.Name
+	}
+	err := ValidateUser(user)
+	field := ""
+	switch {
+	case err == nil:
+	case !posixNameRE.MatchString(user.Name):
+		field = ".name"
+	case u.Group != "" && !posixNameRE.MatchString(user.Group):
+		field = ".group"
+	case user.UID < 0 || user.UID > 65534:
+		field = ".uid"
+	case u.GID != nil:
+		field = ".gid"
+	}
+	return user, field, err
+}
+
+// healthcheck returns the healthcheck and, with an error, the field at
+// fault.
+func healthcheck(hc *HealthcheckConfig) (*manifests.Healthcheck, string, error) {
+	h := &manifests.Healthcheck{}
+	switch t := hc.Test.(type) {
+	case string:
+		h.Test = manifests.ShellOrExec(t)
+	case []any:
+		var args []string
+		for _, a := range t {
+			args = append(args, fmt.Sprint(a))
+		}
+		h.Test = manifests.HealthcheckTest(args)
+	case []string:
+		h.Test = manifests.HealthcheckTest(t)
+	default:
+		return nil, "test", fmt.Errorf("give a command: a string (shell form) or a list (exec form)")
+	}
+	if len(h.Test) == 0 || h.Test[0] != "NONE" && (len(h.Test) < 2 || strings.TrimSpace(strings.Join(h.Test[1:], "")) == "") {
+		return nil, "test", fmt.Errorf("empty command")
+	}
+	for _, d := range []struct {
+		field string
+		val   string
+		dst   *time.Duration
+	}{{"interval", hc.Interval, &h.Interval}, {"timeout", hc.Timeout, &h.Timeout}, {"startPeriod", hc.StartPeriod, &h.StartPeriod}} {
+		if d.val == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.val)
+		if err != nil || v < time.Millisecond {
+			return nil, d.field, fmt.Errorf("%q is not a duration of at least 1ms such as 10s or 1m30s", d.val)
+		}
+		*d.dst = v
+	}
+	if hc.Retries != nil {
+		if *hc.Retries < 0 {
+			return nil, "retries", fmt.Errorf("must not be negative")
+		}
+		h.Retries = *hc.Retries
+	}
+	return h, "", nil
+}
