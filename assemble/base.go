@@ -89,27 +89,10 @@ func resolveLayoutBase(ref, spec string) (*base, error) {
 	if err != nil {
 		return nil, fmt.Errorf("base %s: %w", ref, err)
 	}
-	var found []v1.Descriptor
-	var names []string
-	for _, d := range im.Manifests {
-		rn := d.Annotations["org.opencontainers.image.ref.name"]
-		names = append(names, rn)
-		switch {
-		case sel == "":
-			found = append(found, d)
-		case strings.HasPrefix(sel, "sha256:") && d.Digest.String() == sel,
-			rn == sel || strings.HasSuffix(rn, ":"+sel):
-			found = append(found, d)
-		}
+	d, err := selectManifest(im.Manifests, sel)
+	if err != nil {
+		return nil, fmt.Errorf("base %s: layout %s has %w", ref, dir, err)
 	}
-	if len(found) != 1 {
-		what := "no image named " + sel
-		if sel == "" {
-			what = fmt.Sprintf("%d images; add :tag or @digest", len(found))
-		}
-		return nil, fmt.Errorf("base %s: layout %s has %s (it has %q)", ref, dir, what, names)
-	}
-	d := found[0]
 	raw, err := p.Blob(d.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("base %s: %w", ref, err)
@@ -135,21 +118,37 @@ func resolveLayoutBase(ref, spec string) (*base, error) {
 	return b, nil
 }
 
+// selectManifest finds the one manifest of a layout's index that sel (a
+// tag, a ref.name, a digest, or nothing) names.
+func selectManifest(ds []v1.Descriptor, sel string) (v1.Descriptor, error) {
+	var found []v1.Descriptor
+	var names []string
+	for _, d := range ds {
+		rn := d.Annotations["org.opencontainers.image.ref.name"]
+		names = append(names, rn)
+		switch {
+		case sel == "":
+			found = append(found, d)
+		case strings.HasPrefix(sel, "sha256:") && d.Digest.String() == sel,
+			rn == sel || strings.HasSuffix(rn, ":"+sel):
+			found = append(found, d)
+		}
+	}
+	if len(found) != 1 {
+		what := "no image named " + sel
+		if sel == "" {
+			what = fmt.Sprintf("%d images; add :tag or @digest", len(found))
+		}
+		return v1.Descriptor{}, fmt.Errorf("%s (it has %q)", what, names)
+	}
+	return found[0], nil
+}
+
 // platforms lists the base's platform images that want selects (all when
 // want is empty), skipping attestation manifests.
 func (b *base) platforms(want []v1.Platform) ([]platformImage, error) {
 	if b.index == nil {
-		cf, err := b.image.ConfigFile()
-		if err != nil {
-			return nil, fmt.Errorf("base %s: reading config: %w", b.ref, err)
-		}
-		p := cf.Platform()
-		for _, w := range want {
-			if !manifests.Matches(p, w) {
-				return nil, fmt.Errorf("base %s is a single %s image; it has no platform %s", b.ref, manifests.PlatformString(p), manifests.PlatformString(&w))
-			}
-		}
-		return []platformImage{{platform: p, image: b.image, digest: b.digest}}, nil
+		return b.single(want)
 	}
 	im, err := b.index.IndexManifest()
 	if err != nil {
@@ -190,4 +189,19 @@ func (b *base) platforms(want []v1.Platform) ([]platformImage, error) {
 		return nil, fmt.Errorf("base %s has no platform images", b.ref)
 	}
 	return out, nil
+}
+
+// single is the platform of a single-manifest base, if want allows it.
+func (b *base) single(want []v1.Platform) ([]platformImage, error) {
+	cf, err := b.image.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("base %s: reading config: %w", b.ref, err)
+	}
+	p := cf.Platform()
+	for _, w := range want {
+		if !manifests.Matches(p, w) {
+			return nil, fmt.Errorf("base %s is a single %s image; it has no platform %s", b.ref, manifests.PlatformString(p), manifests.PlatformString(&w))
+		}
+	}
+	return []platformImage{{platform: p, image: b.image, digest: b.digest}}, nil
 }

@@ -1,16 +1,21 @@
 package assemble_test
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
+	"testing"
 
 	"github.com/gantry-dev/gantry/assemble"
 	"github.com/gantry-dev/gantry/assemble/progress"
 	"github.com/gantry-dev/gantry/assemble/registry"
 	"github.com/gantry-dev/gantry/assemble/sink"
+	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/google/go-containerregistry/pkg/authn"
+	"go.uber.org/goleak"
 )
 
 // testOptions are the engine's and its registry client's options in one,
@@ -75,4 +80,27 @@ func (ev *events) count(s string) int {
 		}
 	}
 	return n
+}
+
+// TestRunLeavesNoGoroutine: a run that pushes (streamed uploads, the push
+// check, the pusher) and writes a layout starts nothing that outlives it;
+// only the client's idle keep-alive connections remain, and closing them
+// leaves no goroutine of gantry's behind.
+func TestRunLeavesNoGoroutine(t *testing.T) {
+	reg := newTestRegistry(t)
+	pushLayoutBase(t, nginxBase, reg.host+"/library/nginx:alpine")
+	before := goleak.IgnoreCurrent()
+	e, err := NewEngine(testOptions{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := e.Run(context.Background(), []spec.ImageSpec{smallSpec(t, reg.host+"/library/nginx:alpine")},
+		e.RegistrySink(sink.Destinations{Ref: reg.host + "/web/leak:v1"}), sink.Layout(out, sink.Destinations{})); err != nil {
+		t.Fatal(err)
+	}
+	e.client.CloseIdleConnections()
+	goleak.VerifyNone(t, before,
+		// the in-process registry's server side of the closed connections
+		goleak.IgnoreTopFunction("net/http.(*conn).serve"), goleak.IgnoreAnyFunction("net/http.(*connReader).backgroundRead"))
 }

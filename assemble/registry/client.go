@@ -56,6 +56,7 @@ type Options struct {
 type Client struct {
 	keychain  authn.Keychain
 	transport http.RoundTripper
+	base      http.RoundTripper // under the retries and logging
 	insecure  bool
 	mirrors   map[string]string
 	retry     RetryPolicy
@@ -83,12 +84,12 @@ func New(o Options) (*Client, error) {
 	if o.UserAgent == "" {
 		o.UserAgent = "gantry"
 	}
-	t, err := newTransport(o)
+	t, base, err := newTransport(o)
 	if err != nil {
 		return nil, err
 	}
 	return &Client{
-		keychain: o.Keychain, transport: t, insecure: o.Insecure, mirrors: o.Mirrors, retry: o.Retry.withDefaults(),
+		keychain: o.Keychain, transport: t, base: base, insecure: o.Insecure, mirrors: o.Mirrors, retry: o.Retry.withDefaults(),
 		jobs: o.Jobs, userAgent: o.UserAgent, log: o.Logger, progress: o.Progress,
 	}, nil
 }
@@ -98,6 +99,14 @@ func (c *Client) Keychain() authn.Keychain { return c.keychain }
 
 // Transport is the client's HTTP transport (retries, TLS, logging).
 func (c *Client) Transport() http.RoundTripper { return c.transport }
+
+// CloseIdleConnections closes the connections kept alive for the next
+// request, and with them their goroutines; call it when done.
+func (c *Client) CloseIdleConnections() {
+	if t, ok := c.base.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
+}
 
 // Progress is where the client reports blobs.
 func (c *Client) Progress() progress.Progress { return c.progress }

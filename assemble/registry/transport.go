@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -72,27 +73,9 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var waited time.Duration
 	for attempt := 1; ; attempt++ {
 		resp, err := t.next.RoundTrip(req)
-		last := attempt >= t.policy.Attempts
-		hasBody := req.Body != nil && req.Body != http.NoBody
-		var wait time.Duration
-		switch {
-		case err != nil:
-			if last || hasBody || req.Context().Err() != nil || permanent(err) {
-				return nil, err
-			}
-			wait = t.backoff(attempt)
-		case retryable(resp.StatusCode):
-			if last || (hasBody && req.GetBody == nil) {
-				return resp, nil
-			}
-			wait = t.backoff(attempt)
-			if ra := retryAfter(resp.Header.Get("Retry-After")); ra > 0 {
-				wait = ra
-			}
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			resp.Body.Close()
-		default:
-			return resp, nil
+		wait, retry := t.decide(req, resp, err, attempt)
+		if !retry {
+			return resp, err
 		}
 		wait = min(wait, t.policy.MaxWait)
 		if waited+wait > t.policy.Budget {
@@ -101,30 +84,72 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, fmt.Errorf("%s %s: gave up after %d tries over %s: %s", req.Method, redactURL(req.URL.String()), attempt, waited.Round(time.Millisecond), http.StatusText(resp.StatusCode))
 		}
-		what := "error"
+		what := resp.Status
 		if err != nil {
 			what = err.Error()
-		} else {
-			what = resp.Status
 		}
 		t.log.Warn("retrying", "method", req.Method, "url", redactURL(req.URL.String()), "answer", what, "attempt", attempt, "wait", wait.Round(time.Millisecond))
-		timer := time.NewTimer(wait)
-		select {
-		case <-req.Context().Done():
-			timer.Stop()
-			return nil, req.Context().Err()
-		case <-timer.C:
+		if err := sleep(req.Context(), wait); err != nil {
+			return nil, err
 		}
 		waited += wait
-		if hasBody {
-			body, gerr := req.GetBody()
-			if gerr != nil {
-				return nil, gerr
-			}
-			req = req.Clone(req.Context())
-			req.Body = body
+		if req, err = replay(req); err != nil {
+			return nil, err
 		}
 	}
+}
+
+// decide says whether to retry an answer (resp or err) to attempt, and
+// after how long. An answer not retried is returned as it is; one retried
+// has its body drained and closed.
+func (t *retryTransport) decide(req *http.Request, resp *http.Response, err error, attempt int) (time.Duration, bool) {
+	last := attempt >= t.policy.Attempts
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	switch {
+	case err != nil:
+		if last || hasBody || req.Context().Err() != nil || permanent(err) {
+			return 0, false
+		}
+		return t.backoff(attempt), true
+	case retryable(resp.StatusCode):
+		if last || (hasBody && req.GetBody == nil) {
+			return 0, false
+		}
+		wait := t.backoff(attempt)
+		if ra := retryAfter(resp.Header.Get("Retry-After")); ra > 0 {
+			wait = ra
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		return wait, true
+	}
+	return 0, false
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// replay is req again with a fresh body, when it has one.
+func replay(req *http.Request) (*http.Request, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return req, nil
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return nil, err
+	}
+	req = req.Clone(req.Context())
+	req.Body = body
+	return req, nil
 }
 
 func (t *retryTransport) backoff(attempt int) time.Duration {
@@ -206,9 +231,9 @@ func redactURL(u string) string {
 
 // newTransport is the HTTP transport for every registry request: tuned
 // buffers, the system roots plus CACert, retries, and debug logging.
-func newTransport(o Options) (http.RoundTripper, error) {
+func newTransport(o Options) (rt, base http.RoundTripper, err error) {
 	log := o.Logger
-	base := o.Transport
+	base = o.Transport
 	if base == nil {
 		t := remote.DefaultTransport.(*http.Transport).Clone()
 		t.WriteBufferSize = 64 << 10
@@ -224,10 +249,10 @@ func newTransport(o Options) (http.RoundTripper, error) {
 			}
 			pem, err := os.ReadFile(o.CACert)
 			if err != nil {
-				return nil, fmt.Errorf("--ca-cert: %w", err)
+				return nil, nil, fmt.Errorf("--ca-cert: %w", err)
 			}
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", o.CACert)
+				return nil, nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", o.CACert)
 			}
 			t.TLSClientConfig.RootCAs = pool
 		}
@@ -236,11 +261,11 @@ func newTransport(o Options) (http.RoundTripper, error) {
 		}
 		base = t
 	}
-	var rt http.RoundTripper = &retryTransport{next: &logTransport{next: base, log: log}, policy: o.Retry.withDefaults(), log: log}
+	rt = &retryTransport{next: &logTransport{next: base, log: log}, policy: o.Retry.withDefaults(), log: log}
 	if _, ok := o.Progress.(progress.Nop); !ok {
 		rt = &progressTransport{next: rt, progress: o.Progress}
 	}
-	return rt, nil
+	return rt, base, nil
 }
 
 // Credentials are a user name and password (or token) for one registry,

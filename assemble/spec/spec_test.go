@@ -588,7 +588,7 @@ func TestLoadResolvesPathsAgainstConfigDir(t *testing.T) {
 	wantConfigError(t, err, name, 5, "images[0].layers[0].from", filepath.Join(root, "nosuch")+" does not exist (relative paths start at "+proj+")")
 }
 
-func TestOptions(t *testing.T) {
+func TestLoadOptions(t *testing.T) {
 	dir := cfgProject(t)
 	name := cfgWrite(t, dir, `compression: gzip
 images:

@@ -14,6 +14,7 @@ import (
 	"github.com/gantry-dev/gantry/layers"
 	"github.com/gantry-dev/gantry/manifests"
 	"github.com/goccy/go-yaml"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // A Locator turns a problem with the field at a path such as
@@ -56,17 +57,11 @@ func (v validator) image(p string, ic ImageConfig) (ImageSpec, error) {
 	if dir, ok := strings.CutPrefix(ic.Base, "oci:"); ok && !filepath.IsAbs(dir) {
 		s.Base = "oci:" + filepath.Join(v.dir, dir)
 	}
-	for j, pl := range ic.Platforms {
-		if pl == "all" {
-			s.Platforms = nil
-			break
-		}
-		plat, err := manifests.ParsePlatform(pl)
-		if err != nil {
-			return s, v.errorf(p, fmt.Sprintf("platforms[%d]", j), "%v", err)
-		}
-		s.Platforms = append(s.Platforms, plat)
+	plats, err := v.platforms(p, ic.Platforms)
+	if err != nil {
+		return s, err
 	}
+	s.Platforms = plats
 	for j, t := range s.Tags {
 		if err := ValidateTag(t); err != nil {
 			return s, v.errorf(p, fmt.Sprintf("tags[%d]", j), "%v", err)
@@ -94,6 +89,23 @@ func (v validator) image(p string, ic ImageConfig) (ImageSpec, error) {
 		return s, err
 	}
 	return s, nil
+}
+
+// platforms parses the platforms to build; nil (or all) means every
+// platform of the base.
+func (v validator) platforms(p string, names []string) ([]v1.Platform, error) {
+	var out []v1.Platform
+	for j, pl := range names {
+		if pl == "all" {
+			return nil, nil
+		}
+		plat, err := manifests.ParsePlatform(pl)
+		if err != nil {
+			return nil, v.errorf(p, fmt.Sprintf("platforms[%d]", j), "%v", err)
+		}
+		out = append(out, plat)
+	}
+	return out, nil
 }
 
 // config checks the image config's fields: env, ports, volumes, workdir
@@ -218,6 +230,17 @@ func (v validator) layer(p string, lc LayerConfig) (LayerSpec, error) {
 		}
 		ls.Owner = &o
 	}
+	if err := v.modes(p, lc, &ls); err != nil {
+		return ls, err
+	}
+	if ls.Name == "" {
+		ls.Name = ls.Sources[0].To
+	}
+	return ls, nil
+}
+
+// modes parses a layer's fileMode and dirMode.
+func (v validator) modes(p string, lc LayerConfig, ls *LayerSpec) error {
 	for _, m := range []struct {
 		field string
 		val   string
@@ -228,14 +251,11 @@ func (v validator) layer(p string, lc LayerConfig) (LayerSpec, error) {
 		}
 		n, err := strconv.ParseUint(m.val, 8, 32)
 		if err != nil || n > 0o7777 || n == 0 {
-			return ls, v.errorf(p, m.field, "%q is not an octal mode such as \"0644\"", m.val)
+			return v.errorf(p, m.field, "%q is not an octal mode such as \"0644\"", m.val)
 		}
 		*m.dst = fs.FileMode(n)
 	}
-	if ls.Name == "" {
-		ls.Name = ls.Sources[0].To
-	}
-	return ls, nil
+	return nil
 }
 
 func (v validator) source(p, from, to string) (layers.Source, error) {

@@ -97,45 +97,32 @@ func (af *appendFlags) config(push string) (spec.ImageConfig, error) {
 		Name: af.imageName(push), Base: af.base, Workdir: af.workdir,
 		Entrypoint: af.entrypoint, Cmd: af.cmd, Volumes: af.volumes,
 	}
-	for _, l := range af.layers {
-		i := strings.LastIndex(l, ":/")
-		if i <= 0 {
-			return ic, usagef("--layer %q: want SRC:DEST with DEST absolute, e.g. ./out:/usr/share/nginx/html", l)
-		}
-		ic.Layers = append(ic.Layers, spec.LayerConfig{Name: l[i+1:], From: l[:i], To: l[i+1:], Owner: af.owner})
+	for _, p := range af.ports {
+		ic.Ports = append(ic.Ports, p)
 	}
-	if af.user != "" {
-		u, err := parseUser(af.user)
-		if err != nil {
-			return ic, err
-		}
-		ic.User = u
+	var err error
+	if ic.Layers, err = af.layerConfigs(); err != nil {
+		return ic, err
 	}
-	if len(af.owns) > 0 && ic.User == nil {
-		return ic, usagef("--own %s needs --user", af.owns[0])
-	}
-	if ic.User != nil {
-		ic.User.Owns = af.owns
+	if ic.User, err = af.userConfig(); err != nil {
+		return ic, err
 	}
 	for _, kv := range af.env {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return ic, usagef("--env %q: want K=V", kv)
+		k, v, err := keyValue("--env", kv)
+		if err != nil {
+			return ic, err
 		}
 		ic.Env = append(ic.Env, yaml.MapItem{Key: k, Value: v})
 	}
 	for _, kv := range af.labels {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return ic, usagef("--label %q: want K=V", kv)
+		k, v, err := keyValue("--label", kv)
+		if err != nil {
+			return ic, err
 		}
 		if ic.Labels == nil {
 			ic.Labels = map[string]string{}
 		}
 		ic.Labels[k] = v
-	}
-	for _, p := range af.ports {
-		ic.Ports = append(ic.Ports, p)
 	}
 	if af.healthcheck != "" {
 		ic.Healthcheck = &spec.HealthcheckConfig{Test: af.healthcheck, Interval: duration(af.hcInterval), Timeout: duration(af.hcTimeout)}
@@ -143,6 +130,44 @@ func (af *appendFlags) config(push string) (spec.ImageConfig, error) {
 		return ic, usagef("--healthcheck-interval and --healthcheck-timeout need --healthcheck")
 	}
 	return ic, nil
+}
+
+// layerConfigs reads --layer SRC:DEST, each one layer owned by --owner.
+func (af *appendFlags) layerConfigs() ([]spec.LayerConfig, error) {
+	var out []spec.LayerConfig
+	for _, l := range af.layers {
+		i := strings.LastIndex(l, ":/")
+		if i <= 0 {
+			return nil, usagef("--layer %q: want SRC:DEST with DEST absolute, e.g. ./out:/usr/share/nginx/html", l)
+		}
+		out = append(out, spec.LayerConfig{Name: l[i+1:], From: l[:i], To: l[i+1:], Owner: af.owner})
+	}
+	return out, nil
+}
+
+// userConfig reads --user and the --own directories.
+func (af *appendFlags) userConfig() (*spec.UserConfig, error) {
+	if af.user == "" {
+		if len(af.owns) > 0 {
+			return nil, usagef("--own %s needs --user", af.owns[0])
+		}
+		return nil, nil
+	}
+	u, err := parseUser(af.user)
+	if err != nil {
+		return nil, err
+	}
+	u.Owns = af.owns
+	return u, nil
+}
+
+// keyValue splits a K=V flag value.
+func keyValue(flag, kv string) (string, string, error) {
+	k, v, ok := strings.Cut(kv, "=")
+	if !ok || k == "" {
+		return "", "", usagef("%s %q: want K=V", flag, kv)
+	}
+	return k, v, nil
 }
 
 func duration(d time.Duration) string {

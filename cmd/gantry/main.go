@@ -135,6 +135,7 @@ func (a *app) runBuild(ctx context.Context, b *buildOptions, out *outputOptions,
 	if err != nil {
 		return err
 	}
+	defer c.CloseIdleConnections()
 	sinks, err := out.sinks(c, dest, log)
 	if err != nil {
 		return err

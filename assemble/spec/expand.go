@@ -1,0 +1,169 @@
+package spec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+)
+
+// expander replaces ${VAR} in every string of a decoded config, naming the
+// field of a bad reference.
+type expander struct {
+	src    *configSource
+	getenv func(string) (string, bool)
+}
+
+// value expands every string held by v (at YAML path p).
+func (x expander) value(v reflect.Value, p string) error {
+	switch v.Kind() {
+	case reflect.String:
+		out, err := x.str(v.String(), p)
+		if err != nil {
+			return err
+		}
+		v.SetString(out)
+	case reflect.Pointer:
+		if v.IsNil() {
+			return nil
+		}
+		return x.value(v.Elem(), p)
+	case reflect.Interface:
+		return x.iface(v, p)
+	case reflect.Struct:
+		return x.fields(v, p)
+	case reflect.Slice:
+		for i := range v.Len() {
+			if err := x.value(v.Index(i), fmt.Sprintf("%s[%d]", p, i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			e := reflect.New(v.Type().Elem()).Elem()
+			e.Set(v.MapIndex(k))
+			if err := x.value(e, joinPath(p, fmt.Sprint(k.Interface()))); err != nil {
+				return err
+			}
+			v.SetMapIndex(k, e)
+		}
+	}
+	return nil
+}
+
+func (x expander) str(s, p string) (string, error) {
+	out, err := expandEnv([]byte(s), x.getenv)
+	if err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			return "", x.src.errorf(p, "%s", ce.Msg)
+		}
+		return "", err
+	}
+	return string(out), nil
+}
+
+// iface expands what an interface holds: a string, or a list or map
+// (through a settable copy).
+func (x expander) iface(v reflect.Value, p string) error {
+	if v.IsNil() {
+		return nil
+	}
+	if v.Elem().Kind() == reflect.String {
+		out, err := x.str(v.Elem().String(), p)
+		if err != nil {
+			return err
+		}
+		v.Set(reflect.ValueOf(out))
+		return nil
+	}
+	c := reflect.New(v.Elem().Type()).Elem()
+	c.Set(v.Elem())
+	if err := x.value(c, p); err != nil {
+		return err
+	}
+	v.Set(c)
+	return nil
+}
+
+// fields expands a struct's yaml fields, or an ordered map's item.
+func (x expander) fields(v reflect.Value, p string) error {
+	if item, ok := v.Addr().Interface().(*yaml.MapItem); ok {
+		return x.value(reflect.ValueOf(&item.Value).Elem(), joinPath(p, fmt.Sprint(item.Key)))
+	}
+	t := v.Type()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "" || !t.Field(i).IsExported() {
+			continue
+		}
+		if err := x.value(v.Field(i), joinPath(p, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expandEnv replaces ${VAR} and ${VAR:-default} with the environment's
+// values; $$ is a literal $. A bare $VAR is left alone (shell commands in
+// healthchecks use it). An unset ${VAR} without a default is an error.
+func expandEnv(in []byte, getenv func(string) (string, bool)) ([]byte, error) {
+	var out bytes.Buffer
+	line := 1
+	for i := 0; i < len(in); i++ {
+		c := in[i]
+		if c == '\n' {
+			line++
+		}
+		if c != '$' || i+1 >= len(in) {
+			out.WriteByte(c)
+			continue
+		}
+		switch in[i+1] {
+		case '$':
+			out.WriteByte('$')
+			i++
+			continue
+		case '{':
+		default:
+			out.WriteByte(c)
+			continue
+		}
+		end := bytes.IndexByte(in[i:], '}')
+		if end < 0 || bytes.IndexByte(in[i:i+end], '\n') >= 0 {
+			return nil, &ConfigError{Line: line, Msg: "unterminated ${ in variable reference"}
+		}
+		expr := string(in[i+2 : i+end])
+		name, def, hasDef := strings.Cut(expr, ":-")
+		if !validVarName(name) {
+			return nil, &ConfigError{Line: line, Msg: fmt.Sprintf("${%s}: not a variable name (write $${ for a literal ${)", expr)}
+		}
+		v, ok := getenv(name)
+		switch {
+		case ok && (v != "" || !hasDef):
+			out.WriteString(v)
+		case hasDef:
+			out.WriteString(def)
+		default:
+			return nil, &ConfigError{Line: line, Msg: fmt.Sprintf("${%s} is not set; set it in the environment or write ${%s:-default}", name, name)}
+		}
+		i += end
+	}
+	return out.Bytes(), nil
+}
+
+func validVarName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9' {
+			continue
+		}
+		return false
+	}
+	return true
+}
