@@ -3,6 +3,7 @@ package manifests
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -76,7 +77,49 @@ type ConfigPatch struct {
 // PatchConfig applies p to a raw config, keeping every field it does not
 // change byte for byte (including ones go-containerregistry's types lack,
 // such as a base's Healthcheck.StartInterval).
+//
+// A base field PatchConfig must read but cannot parse is an error at once;
+// a value that fails to marshal is reported once the whole patch is done.
 func PatchConfig(raw []byte, p ConfigPatch) ([]byte, error) {
+	e, err := parseConfig(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.patchProcess(p); err != nil {
+		return nil, err
+	}
+	e.patchScalars(p)
+	if err := e.patchLabels(p.Labels); err != nil {
+		return nil, err
+	}
+	if err := e.patchKeySets(p); err != nil {
+		return nil, err
+	}
+	e.patchHealthcheck(p.Healthcheck)
+	e.set(e.top, "config", e.cfg)
+	if err := e.patchRootFS(p.DiffIDs); err != nil {
+		return nil, err
+	}
+	e.patchCreated(p.Created)
+	if err := e.patchHistory(p.History, p.Created); err != nil {
+		return nil, err
+	}
+	if e.err != nil {
+		return nil, fmt.Errorf("writing image config: %w", e.err)
+	}
+	return json.Marshal(e.top)
+}
+
+// configEdit is a config being patched: its top level and its "config"
+// object as raw fields, and the first value that failed to marshal.
+type configEdit struct {
+	top, cfg map[string]json.RawMessage
+	err      error
+}
+
+// parseConfig splits a raw config into its top level and its "config"
+// object (empty when absent or null).
+func parseConfig(raw []byte) (*configEdit, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &top); err != nil {
 		return nil, fmt.Errorf("parsing base image config: %w", err)
@@ -90,117 +133,174 @@ func PatchConfig(raw []byte, p ConfigPatch) ([]byte, error) {
 			return nil, fmt.Errorf("parsing base image config's \"config\": %w", err)
 		}
 	}
-	set := func(m map[string]json.RawMessage, k string, v any) error {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		m[k] = b
-		return nil
-	}
-	var errs []error
-	try := func(err error) { errs = append(errs, err) }
+	return &configEdit{top: top, cfg: cfg}, nil
+}
 
+// set writes v as m[k], or leaves m alone and remembers the error.
+func (e *configEdit) set(m map[string]json.RawMessage, k string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		e.note(err)
+		return
+	}
+	m[k] = b
+}
+
+// note remembers err if it is the first one.
+func (e *configEdit) note(err error) {
+	if e.err == nil {
+		e.err = err
+	}
+}
+
+// patchProcess merges Env and sets Entrypoint and Cmd; a new Entrypoint
+// without a Cmd drops the base's Cmd.
+func (e *configEdit) patchProcess(p ConfigPatch) error {
 	if len(p.Env) > 0 {
 		var env []string
-		if err := unmarshalIf(cfg, "Env", &env); err != nil {
-			return nil, err
+		if err := unmarshalIf(e.cfg, "Env", &env); err != nil {
+			return err
 		}
-		try(set(cfg, "Env", MergeEnv(env, p.Env)))
+		e.set(e.cfg, "Env", MergeEnv(env, p.Env))
 	}
 	if p.Entrypoint != nil {
-		try(set(cfg, "Entrypoint", p.Entrypoint))
+		e.set(e.cfg, "Entrypoint", p.Entrypoint)
 	}
 	if p.Cmd != nil {
-		try(set(cfg, "Cmd", p.Cmd))
+		e.set(e.cfg, "Cmd", p.Cmd)
 	} else if p.Entrypoint != nil {
 		// The base's CMD was written as arguments for the base's ENTRYPOINT.
-		delete(cfg, "Cmd")
+		delete(e.cfg, "Cmd")
 	}
-	if p.WorkingDir != "" {
-		try(set(cfg, "WorkingDir", p.WorkingDir))
-	}
-	if p.User != "" {
-		try(set(cfg, "User", p.User))
-	}
-	if p.StopSignal != "" {
-		try(set(cfg, "StopSignal", p.StopSignal))
-	}
-	if len(p.Labels) > 0 {
-		labels := map[string]string{}
-		if err := unmarshalIf(cfg, "Labels", &labels); err != nil {
-			return nil, err
+	return nil
+}
+
+// patchScalars sets WorkingDir, User and StopSignal where p gives them.
+func (e *configEdit) patchScalars(p ConfigPatch) {
+	for _, f := range []struct{ key, val string }{
+		{"WorkingDir", p.WorkingDir}, {"User", p.User}, {"StopSignal", p.StopSignal},
+	} {
+		if f.val != "" {
+			e.set(e.cfg, f.key, f.val)
 		}
-		for k, v := range p.Labels {
-			labels[k] = v
-		}
-		try(set(cfg, "Labels", labels))
 	}
+}
+
+// patchLabels merges add over the base's Labels.
+func (e *configEdit) patchLabels(add map[string]string) error {
+	if len(add) == 0 {
+		return nil
+	}
+	labels := map[string]string{}
+	if err := unmarshalIf(e.cfg, "Labels", &labels); err != nil {
+		return err
+	}
+	maps.Copy(labels, add)
+	e.set(e.cfg, "Labels", labels)
+	return nil
+}
+
+// patchKeySets adds ExposedPorts and Volumes, each a JSON object whose keys
+// are the values and whose values are {}.
+func (e *configEdit) patchKeySets(p ConfigPatch) error {
 	for _, f := range []struct {
 		key  string
 		vals []string
 	}{{"ExposedPorts", p.ExposedPorts}, {"Volumes", p.Volumes}} {
-		if len(f.vals) == 0 {
-			continue
+		if err := e.addKeys(f.key, f.vals); err != nil {
+			return err
 		}
-		m := map[string]json.RawMessage{}
-		if err := unmarshalIf(cfg, f.key, &m); err != nil {
-			return nil, err
-		}
-		for _, v := range f.vals {
-			m[v] = json.RawMessage("{}")
-		}
-		try(set(cfg, f.key, m))
 	}
-	if h := p.Healthcheck; h != nil {
-		try(set(cfg, "Healthcheck", map[string]any{
-			"Test": h.Test, "Interval": h.Interval, "Timeout": h.Timeout,
-			"StartPeriod": h.StartPeriod, "Retries": h.Retries,
-		}))
-	}
-	try(set(top, "config", cfg))
+	return nil
+}
 
-	if len(p.DiffIDs) > 0 {
-		rootfs := map[string]json.RawMessage{}
-		if err := unmarshalIf(top, "rootfs", &rootfs); err != nil {
-			return nil, err
-		}
-		var ids []v1.Hash
-		if err := unmarshalIf(rootfs, "diff_ids", &ids); err != nil {
-			return nil, err
-		}
-		try(set(rootfs, "type", "layers"))
-		try(set(rootfs, "diff_ids", append(ids, p.DiffIDs...)))
-		try(set(top, "rootfs", rootfs))
+// addKeys adds each of vals as a key of the config's key set field key.
+func (e *configEdit) addKeys(key string, vals []string) error {
+	if len(vals) == 0 {
+		return nil
 	}
-	if !p.Created.IsZero() {
-		try(set(top, "created", p.Created.UTC().Format(time.RFC3339)))
+	m := map[string]json.RawMessage{}
+	if err := unmarshalIf(e.cfg, key, &m); err != nil {
+		return err
 	}
-	if len(p.History) > 0 {
-		var hist []json.RawMessage
-		if err := unmarshalIf(top, "history", &hist); err != nil {
-			return nil, err
-		}
-		for _, h := range p.History {
-			e := map[string]string{"created_by": h.CreatedBy}
-			if !p.Created.IsZero() {
-				e["created"] = p.Created.UTC().Format(time.RFC3339)
-			}
-			if h.Comment != "" {
-				e["comment"] = h.Comment
-			}
-			b, err := json.Marshal(e)
-			try(err)
-			hist = append(hist, b)
-		}
-		try(set(top, "history", hist))
+	for _, v := range vals {
+		m[v] = json.RawMessage("{}")
 	}
-	for _, err := range errs {
-		if err != nil {
-			return nil, fmt.Errorf("writing image config: %w", err)
-		}
+	e.set(e.cfg, key, m)
+	return nil
+}
+
+// patchHealthcheck replaces the base's Healthcheck with h, if given.
+func (e *configEdit) patchHealthcheck(h *Healthcheck) {
+	if h == nil {
+		return
 	}
-	return json.Marshal(top)
+	e.set(e.cfg, "Healthcheck", map[string]any{
+		"Test": h.Test, "Interval": h.Interval, "Timeout": h.Timeout,
+		"StartPeriod": h.StartPeriod, "Retries": h.Retries,
+	})
+}
+
+// patchRootFS appends ids to rootfs.diff_ids, keeping rootfs's other fields.
+func (e *configEdit) patchRootFS(ids []v1.Hash) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	rootfs := map[string]json.RawMessage{}
+	if err := unmarshalIf(e.top, "rootfs", &rootfs); err != nil {
+		return err
+	}
+	var base []v1.Hash
+	if err := unmarshalIf(rootfs, "diff_ids", &base); err != nil {
+		return err
+	}
+	e.set(rootfs, "type", "layers")
+	e.set(rootfs, "diff_ids", append(base, ids...))
+	e.set(e.top, "rootfs", rootfs)
+	return nil
+}
+
+// patchCreated sets the image's creation time, if given.
+func (e *configEdit) patchCreated(created time.Time) {
+	if !created.IsZero() {
+		e.set(e.top, "created", timestamp(created))
+	}
+}
+
+// patchHistory appends one history entry per new layer, each created at
+// created (if given).
+func (e *configEdit) patchHistory(hs []History, created time.Time) error {
+	if len(hs) == 0 {
+		return nil
+	}
+	var hist []json.RawMessage
+	if err := unmarshalIf(e.top, "history", &hist); err != nil {
+		return err
+	}
+	for _, h := range hs {
+		b, err := json.Marshal(historyEntry(h, created))
+		e.note(err)
+		hist = append(hist, b)
+	}
+	e.set(e.top, "history", hist)
+	return nil
+}
+
+// historyEntry is h as a config history entry.
+func historyEntry(h History, created time.Time) map[string]string {
+	entry := map[string]string{"created_by": h.CreatedBy}
+	if !created.IsZero() {
+		entry["created"] = timestamp(created)
+	}
+	if h.Comment != "" {
+		entry["comment"] = h.Comment
+	}
+	return entry
+}
+
+// timestamp is t as a config writes it: RFC 3339 in UTC, to the second.
+func timestamp(t time.Time) string {
+	return t.UTC().Format(time.RFC3339)
 }
 
 func unmarshalIf(m map[string]json.RawMessage, key string, v any) error {

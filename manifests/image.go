@@ -41,64 +41,22 @@ type AppendOptions struct {
 // Append builds the image that is base plus layers, with config (the
 // patched config bytes).
 func Append(base v1.Image, config []byte, layers []v1.Layer, o AppendOptions) (*Image, error) {
-	rawBase, err := base.RawManifest()
+	m, descs, all, err := readBase(base)
 	if err != nil {
-		return nil, fmt.Errorf("reading base manifest: %w", err)
+		return nil, err
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(rawBase, &m); err != nil {
-		return nil, fmt.Errorf("parsing base manifest: %w", err)
-	}
-	var descs []v1.Descriptor
-	if err := json.Unmarshal(m["layers"], &descs); err != nil {
-		return nil, fmt.Errorf("parsing base manifest layers: %w", err)
-	}
-	baseLayers, err := base.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("listing base layers: %w", err)
-	}
-	if len(baseLayers) != len(descs) {
-		return nil, fmt.Errorf("base manifest lists %d layers but the image has %d", len(descs), len(baseLayers))
-	}
-	all := append([]v1.Layer(nil), baseLayers...)
 	if o.Family == OCI {
-		for i := range descs {
-			mt := toOCI(descs[i].MediaType)
-			if mt != descs[i].MediaType {
-				descs[i].MediaType = mt
-				all[i] = withMediaType(all[i], mt)
-			}
-		}
+		retypeToOCI(descs, all)
 	}
-	for _, l := range layers {
-		d, err := partial.Descriptor(l)
-		if err != nil {
-			return nil, fmt.Errorf("describing new layer: %w", err)
-		}
-		descs = append(descs, v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest})
-		all = append(all, l)
+	if descs, all, err = appendLayers(descs, all, layers); err != nil {
+		return nil, err
 	}
-	sum := sha256.Sum256(config)
 	setJSON(m, "schemaVersion", 2)
 	setJSON(m, "mediaType", o.Family.ManifestType())
-	setJSON(m, "config", v1.Descriptor{
-		MediaType: o.Family.ConfigType(),
-		Size:      int64(len(config)),
-		Digest:    v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])},
-	})
+	setJSON(m, "config", configDescriptor(o.Family, config))
 	setJSON(m, "layers", descs)
-	if o.Family == OCI && len(o.Annotations) > 0 {
-		ann := map[string]string{}
-		if raw, ok := m["annotations"]; ok {
-			if err := json.Unmarshal(raw, &ann); err != nil {
-				return nil, fmt.Errorf("parsing base manifest annotations: %w", err)
-			}
-		}
-		maps.Copy(ann, o.Annotations)
-		setJSON(m, "annotations", ann)
-	}
-	if o.Family == Docker {
-		delete(m, "annotations")
+	if err := setAnnotations(m, o.Family, o.Annotations); err != nil {
+		return nil, fmt.Errorf("parsing base manifest annotations: %w", err)
 	}
 	delete(m, "subject") // the new image refers to nothing the base referred to
 	raw, err := json.Marshal(m)
@@ -106,6 +64,86 @@ func Append(base v1.Image, config []byte, layers []v1.Layer, o AppendOptions) (*
 		return nil, err
 	}
 	return FromRaw(raw, config, all)
+}
+
+// readBase returns base's manifest as raw fields, its layer descriptors and
+// (a copy of the list of) its layers, which must agree in number.
+func readBase(base v1.Image) (map[string]json.RawMessage, []v1.Descriptor, []v1.Layer, error) {
+	rawBase, err := base.RawManifest()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading base manifest: %w", err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(rawBase, &m); err != nil {
+		return nil, nil, nil, fmt.Errorf("parsing base manifest: %w", err)
+	}
+	var descs []v1.Descriptor
+	if err := json.Unmarshal(m["layers"], &descs); err != nil {
+		return nil, nil, nil, fmt.Errorf("parsing base manifest layers: %w", err)
+	}
+	baseLayers, err := base.Layers()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("listing base layers: %w", err)
+	}
+	if len(baseLayers) != len(descs) {
+		return nil, nil, nil, fmt.Errorf("base manifest lists %d layers but the image has %d", len(descs), len(baseLayers))
+	}
+	return m, descs, append([]v1.Layer(nil), baseLayers...), nil
+}
+
+// retypeToOCI gives each Docker layer descriptor, and its layer, the media
+// type of its OCI twin.
+func retypeToOCI(descs []v1.Descriptor, layers []v1.Layer) {
+	for i := range descs {
+		mt := toOCI(descs[i].MediaType)
+		if mt != descs[i].MediaType {
+			descs[i].MediaType = mt
+			layers[i] = withMediaType(layers[i], mt)
+		}
+	}
+}
+
+// appendLayers adds the new layers and their descriptors after the base's.
+func appendLayers(descs []v1.Descriptor, all, layers []v1.Layer) ([]v1.Descriptor, []v1.Layer, error) {
+	for _, l := range layers {
+		d, err := partial.Descriptor(l)
+		if err != nil {
+			return nil, nil, fmt.Errorf("describing new layer: %w", err)
+		}
+		descs = append(descs, v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest})
+		all = append(all, l)
+	}
+	return descs, all, nil
+}
+
+// configDescriptor describes config as family f's config blob.
+func configDescriptor(f Family, config []byte) v1.Descriptor {
+	sum := sha256.Sum256(config)
+	return v1.Descriptor{
+		MediaType: f.ConfigType(),
+		Size:      int64(len(config)),
+		Digest:    v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])},
+	}
+}
+
+// setAnnotations merges add into m's annotations for the OCI family, and
+// drops them for Docker, whose manifests and indexes have none. The error
+// is the base's annotations failing to parse.
+func setAnnotations(m map[string]json.RawMessage, f Family, add map[string]string) error {
+	if f == OCI && len(add) > 0 {
+		ann := map[string]string{}
+		if raw, ok := m["annotations"]; ok {
+			if err := json.Unmarshal(raw, &ann); err != nil {
+				return err
+			}
+		}
+		maps.Copy(ann, add)
+		setJSON(m, "annotations", ann)
+	}
+	if f == Docker {
+		delete(m, "annotations")
+	}
+	return nil
 }
 
 // withMediaType returns l reporting media type mt (a layer whose Docker
@@ -232,18 +270,8 @@ func NewIndex(base []byte, f Family, children []Child, annotations map[string]st
 	setJSON(m, "schemaVersion", 2)
 	setJSON(m, "mediaType", f.IndexType())
 	setJSON(m, "manifests", descs)
-	if f == OCI && len(annotations) > 0 {
-		ann := map[string]string{}
-		if raw, ok := m["annotations"]; ok {
-			if err := json.Unmarshal(raw, &ann); err != nil {
-				return nil, fmt.Errorf("parsing base index annotations: %w", err)
-			}
-		}
-		maps.Copy(ann, annotations)
-		setJSON(m, "annotations", ann)
-	}
-	if f == Docker {
-		delete(m, "annotations")
+	if err := setAnnotations(m, f, annotations); err != nil {
+		return nil, fmt.Errorf("parsing base index annotations: %w", err)
 	}
 	delete(m, "subject")
 	raw, err := json.Marshal(m)
