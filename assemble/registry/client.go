@@ -267,19 +267,11 @@ func (c *Client) CheckPush(ctx context.Context, repo name.Repository) error {
 	if err != nil {
 		return Classify(err, repo.String())
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uploadsURL(repo), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
+	resp, err := send(ctx, client, http.MethodPost, uploadsURL(repo), http.StatusAccepted)
 	if err != nil {
 		return Classify(err, repo.String())
 	}
-	defer resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusAccepted); err != nil {
-		return Classify(err, repo.String())
-	}
-	if loc, err := resolve(req.URL, resp.Header.Get("Location")); err == nil {
+	if loc, err := resolve(resp.Request.URL, resp.Header.Get("Location")); err == nil {
 		c.deleteSession(ctx, client, loc)
 	}
 	return nil
@@ -288,19 +280,28 @@ func (c *Client) CheckPush(ctx context.Context, repo name.Repository) error {
 // deleteSession cancels an upload session; a failure leaves a session the
 // registry expires on its own, so it is only logged.
 func (c *Client) deleteSession(ctx context.Context, client *http.Client, loc string) {
-	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodDelete, loc, nil)
+	if _, err := send(context.WithoutCancel(ctx), client, http.MethodDelete, loc, http.StatusNoContent, http.StatusAccepted, http.StatusOK); err != nil {
+		c.log.Debug("cancelling an upload session failed", "url", redactURL(loc), "error", err)
+	}
+}
+
+// send makes a request without a body and checks that the answer has one
+// of the statuses want (else it is the registry's error); the answer's
+// body is closed.
+func send(ctx context.Context, client *http.Client, method, url string, want ...int) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
-		return
+		return nil, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		c.log.Debug("cancelling an upload session failed", "url", redactURL(loc), "error", err)
-		return
+		return nil, err
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
-		c.log.Debug("cancelling an upload session failed", "url", redactURL(loc), "status", resp.Status)
+	defer resp.Body.Close()
+	if err := transport.CheckError(resp, want...); err != nil {
+		return nil, err
 	}
+	return resp, nil
 }
 
 // CheckLogin asks registry reg's /v2/ endpoint with the credentials, the

@@ -110,19 +110,11 @@ func (u *Upload) begin() error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(u.ctx, http.MethodPost, uploadsURL(u.repo), nil)
+	resp, err := send(u.ctx, client, http.MethodPost, uploadsURL(u.repo), http.StatusAccepted)
 	if err != nil {
-		return err
+		return fmt.Errorf("starting an upload: %w", err)
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("starting an upload: %s", resp.Status)
-	}
-	loc, err := resolve(req.URL, resp.Header.Get("Location"))
+	loc, err := resolve(resp.Request.URL, resp.Header.Get("Location"))
 	if err != nil {
 		return err
 	}
@@ -242,17 +234,8 @@ func (u *Upload) put(ctx context.Context, client *http.Client) error {
 	q := p.Query()
 	q.Set("digest", dig.String())
 	p.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, p.String(), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("committing %s: %s", dig, resp.Status)
+	if _, err := send(ctx, client, http.MethodPut, p.String(), http.StatusCreated); err != nil {
+		return fmt.Errorf("committing %s: %w", dig, err)
 	}
 	return nil
 }

@@ -26,10 +26,8 @@ type appendFlags struct {
 
 func (a *app) appendCmd() *cobra.Command {
 	var (
-		b   buildOptions
-		p   policyOptions
-		out outputOptions
-		af  appendFlags
+		o  imageOptions
+		af appendFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "append --base REF --layer SRC:DEST... [--push REF | --output oci:DIR|tar:FILE]",
@@ -48,19 +46,19 @@ unless --platform picks some.`,
   gantry append --base python:3.13-slim --layer src:/app --platform linux/amd64 -o tar:app.tar`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := specOptions(&b, &p)
+			so, err := o.spec()
 			if err != nil {
 				return err
 			}
-			ic, err := af.config(out.push)
+			ic, err := af.config(o.output.push)
 			if err != nil {
 				return err
 			}
-			s, err := spec.FromConfig(flagLocator{&af}, "", ic, o)
+			s, err := spec.FromConfig(flagLocator{&af}, "", ic, so)
 			if err != nil {
 				return err
 			}
-			return a.runBuild(cmd.Context(), &b, &out, []spec.ImageSpec{s}, sink.Destinations{Ref: out.push, Tags: out.tags})
+			return a.runBuild(cmd.Context(), &o, []spec.ImageSpec{s}, sink.Destinations{Ref: o.output.push, Tags: o.output.tags})
 		},
 	}
 	f := cmd.Flags()
@@ -80,9 +78,7 @@ unless --platform picks some.`,
 	f.DurationVar(&af.hcInterval, "healthcheck-interval", 0, "time between health checks (e.g. 10s)")
 	f.DurationVar(&af.hcTimeout, "healthcheck-timeout", 0, "time a health check may take (e.g. 5s)")
 	f.StringVar(&af.name, "name", "", "image name for --output references (default: from --push or the base)")
-	b.add(f)
-	p.add(f)
-	out.add(f, "push the result to this reference, e.g. ghcr.io/acme/app:v1")
+	o.add(f, "push the result to this reference, e.g. ghcr.io/acme/app:v1")
 	return cmd
 }
 

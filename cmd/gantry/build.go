@@ -8,9 +8,7 @@ import (
 
 func (a *app) buildCmd() *cobra.Command {
 	var (
-		b      buildOptions
-		p      policyOptions
-		out    outputOptions
+		o      imageOptions
 		file   string
 		images []string
 		bases  []string
@@ -34,15 +32,15 @@ Each image's new layers are appended to every platform of its base (or those
   gantry build --image web --base web=mirror.local/library/nginx:alpine --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := specOptions(&b, &p)
+			so, err := o.spec()
 			if err != nil {
 				return err
 			}
-			o.Images = images
-			if o.Bases, err = parseBases(bases); err != nil {
+			so.Images = images
+			if so.Bases, err = parseBases(bases); err != nil {
 				return err
 			}
-			specs, err := spec.Load(file, a.getenv, o)
+			specs, err := spec.Load(file, a.getenv, so)
 			if err != nil {
 				return err
 			}
@@ -56,7 +54,7 @@ Each image's new layers are appended to every platform of its base (or those
 					return usageError{err}
 				}
 			}
-			return a.runBuild(cmd.Context(), &b, &out, specs, sink.Destinations{Prefix: out.push, Tags: out.tags})
+			return a.runBuild(cmd.Context(), &o, specs, sink.Destinations{Prefix: o.output.push, Tags: o.output.tags})
 		},
 	}
 	f := cmd.Flags()
@@ -64,8 +62,6 @@ Each image's new layers are appended to every platform of its base (or those
 	f.StringArrayVar(&images, "image", nil, "build only this image (repeatable)")
 	f.StringArrayVar(&bases, "base", nil, "override an image's base: NAME=REF (repeatable), e.g. to use a mirror")
 	f.BoolVar(&locked, "locked", false, "build the bases pinned in gantry.lock (see gantry lock); fail if it is missing or stale")
-	b.add(f)
-	p.add(f)
-	out.add(f, "push each image to PREFIX/NAME:TAG, e.g. ghcr.io/acme")
+	o.add(f, "push each image to PREFIX/NAME:TAG, e.g. ghcr.io/acme")
 	return cmd
 }

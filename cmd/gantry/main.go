@@ -125,13 +125,14 @@ func (a *app) engine(cacheDir, push string, log *slog.Logger, p progress.Progres
 }
 
 // runBuild is what build and append share once they have their specs.
-func (a *app) runBuild(ctx context.Context, b *buildOptions, out *outputOptions, specs []spec.ImageSpec, dest sink.Destinations) error {
+func (a *app) runBuild(ctx context.Context, o *imageOptions, specs []spec.ImageSpec, dest sink.Destinations) error {
+	out := &o.output
 	p, log, err := a.log.display(a.stderr)
 	if err != nil {
 		return err
 	}
 	defer p.Wait()
-	e, c, err := a.engine(b.cacheDir, out.push, log, p)
+	e, c, err := a.engine(o.build.cacheDir, out.push, log, p)
 	if err != nil {
 		return err
 	}

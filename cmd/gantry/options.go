@@ -172,8 +172,22 @@ func (o *policyOptions) add(f *pflag.FlagSet) {
 	f.IntVar(&o.maxLayers, "max-layers", 0, "fail if an image has more layers than this (0: the config's maxLayers, else no limit)")
 }
 
-// specOptions are the build and policy groups as the spec's overrides.
-func specOptions(b *buildOptions, p *policyOptions) (spec.Options, error) {
+// imageOptions are the groups build and append share.
+type imageOptions struct {
+	build  buildOptions
+	policy policyOptions
+	output outputOptions
+}
+
+func (o *imageOptions) add(f *pflag.FlagSet, pushHelp string) {
+	o.build.add(f)
+	o.policy.add(f)
+	o.output.add(f, pushHelp)
+}
+
+// spec is the build and policy groups as the spec's overrides.
+func (opts *imageOptions) spec() (spec.Options, error) {
+	b, p := &opts.build, &opts.policy
 	o := spec.Options{Relax: p.relax, MaxLayers: p.maxLayers}
 	switch b.platform {
 	case "":
