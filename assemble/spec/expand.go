@@ -141,6 +141,14 @@ func expandEnv(in []byte, getenv func(string) (string, bool)) ([]byte, error) {
 		if !validVarName(name) {
 			return nil, &ConfigError{Line: line, Msg: fmt.Sprintf("${%s}: not a variable name (write $${ for a literal ${)", expr)}
 		}
+		if _, ok := platformVars[name]; ok {
+			if hasDef {
+				return nil, &ConfigError{Line: line, Msg: fmt.Sprintf("${%s} is the platform being built and takes no default", expr)}
+			}
+			out.WriteString("${" + name + "}") // expanded per platform (ForPlatform)
+			i += end
+			continue
+		}
 		v, ok := getenv(name)
 		switch {
 		case ok && (v != "" || !hasDef):

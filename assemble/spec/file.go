@@ -81,6 +81,8 @@ type LayerConfig struct {
 	Include     []string     `yaml:"include"`
 	Exclude     []string     `yaml:"exclude"`
 	Precompress bool         `yaml:"precompress"`
+	// Platforms limits the layer to these platforms (default: every one).
+	Platforms []string `yaml:"platforms"`
 	// FollowSymlinks copies what symlinks inside the source point to;
 	// symlinks pointing outside it are kept as symlinks.
 	FollowSymlinks bool `yaml:"followSymlinks"`

@@ -51,10 +51,13 @@ type ImageSpec struct {
 	Policy     Policy
 }
 
-// LayerSpec is one new layer.
+// LayerSpec is one new layer. Its sources' from: may name the platform
+// (${TARGETARCH} and friends); ForPlatform expands them.
 type LayerSpec struct {
 	Name string
 	layers.Spec
+	// Platforms limits the layer to these platforms (nil: every one).
+	Platforms []v1.Platform
 }
 
 // Description is the layer's line in the image history.

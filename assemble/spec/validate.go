@@ -223,6 +223,7 @@ func (v validator) layer(p string, lc LayerConfig) (LayerSpec, error) {
 		}
 		ls.Sources = append(ls.Sources, s)
 	}
+	var err error
 	if lc.Owner != "" {
 		o, err := ParseOwner(lc.Owner)
 		if err != nil {
@@ -231,6 +232,9 @@ func (v validator) layer(p string, lc LayerConfig) (LayerSpec, error) {
 		ls.Owner = &o
 	}
 	if err := v.modes(p, lc, &ls); err != nil {
+		return ls, err
+	}
+	if ls.Platforms, err = v.platforms(p, lc.Platforms); err != nil {
 		return ls, err
 	}
 	if ls.Name == "" {
@@ -271,6 +275,9 @@ func (v validator) source(p, from, to string) (layers.Source, error) {
 	host := from
 	if !filepath.IsAbs(host) {
 		host = filepath.Join(v.dir, from)
+	}
+	if hasPlatformVar(host) {
+		return layers.Source{From: host, To: to}, nil // checked per platform (ForPlatform)
 	}
 	if _, err := os.Lstat(host); err != nil {
 		where := v.dir
