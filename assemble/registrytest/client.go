@@ -23,6 +23,48 @@ import (
 // first in its index.json to ref: a base for the code under test.
 func PushLayout(t testing.TB, dir, ref string, opts ...remote.Option) {
 	t.Helper()
+	top, d := firstInLayout(t, dir)
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.MediaType.IsIndex() {
+		idx, err := top.ImageIndex(d.Digest)
+		if err == nil {
+			err = remote.WriteIndex(r, idx, opts...)
+		}
+		if err != nil {
+			t.Fatalf("pushing %s to %s: %v", dir, ref, err)
+		}
+		return
+	}
+	img, err := top.Image(d.Digest)
+	if err == nil {
+		err = remote.Write(r, img, opts...)
+	}
+	if err != nil {
+		t.Fatalf("pushing %s to %s: %v", dir, ref, err)
+	}
+}
+
+// LayoutIndex is the index that the OCI layout dir names first in its
+// index.json (as gantry writes its output); t fails if that is no index.
+func LayoutIndex(t testing.TB, dir string) v1.ImageIndex {
+	t.Helper()
+	top, d := firstInLayout(t, dir)
+	if !d.MediaType.IsIndex() {
+		t.Fatalf("layout %s names %s first, not an index", dir, d.MediaType)
+	}
+	idx, err := top.ImageIndex(d.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idx
+}
+
+// firstInLayout is the top index of layout dir and its first descriptor.
+func firstInLayout(t testing.TB, dir string) (v1.ImageIndex, v1.Descriptor) {
+	t.Helper()
 	p, err := layout.FromPath(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -38,29 +80,7 @@ func PushLayout(t testing.TB, dir, ref string, opts ...remote.Option) {
 	if len(im.Manifests) == 0 {
 		t.Fatalf("layout %s is empty", dir)
 	}
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := im.Manifests[0]
-	if d.MediaType.IsIndex() {
-		idx, err := top.ImageIndex(d.Digest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = remote.WriteIndex(r, idx, opts...)
-		if err != nil {
-			t.Fatalf("pushing %s to %s: %v", dir, ref, err)
-		}
-		return
-	}
-	img, err := top.Image(d.Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img, opts...); err != nil {
-		t.Fatalf("pushing %s to %s: %v", dir, ref, err)
-	}
+	return top, im.Manifests[0]
 }
 
 // Catalog lists the repositories of the registry at host (all pages).

@@ -317,6 +317,36 @@ func (r *recorder) Errorf(format string, args ...any) {
 	r.errs = append(r.errs, fmt.Sprintf(format, args...))
 }
 
+// Fatalf records and ends the goroutine: call what may fail through fatal.
+func (r *recorder) Fatalf(format string, args ...any) {
+	r.Errorf(format, args...)
+	runtime.Goexit()
+}
+
+// fatal runs f on its own goroutine with a recorder and returns what it
+// reported.
+func fatal(t *testing.T, f func(testing.TB)) []string {
+	rec := &recorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(rec)
+	}()
+	<-done
+	return rec.errs
+}
+
+func TestLayoutIndex(t *testing.T) {
+	t.Parallel()
+	if m, err := LayoutIndex(t, testLayout(t, true)).IndexManifest(); err != nil || len(m.Manifests) != 1 {
+		t.Errorf("index manifest %+v, %v", m, err)
+	}
+	dir := testLayout(t, false)
+	if errs := fatal(t, func(tb testing.TB) { LayoutIndex(tb, dir) }); len(errs) != 1 || !strings.Contains(errs[0], "not an index") {
+		t.Errorf("an image layout: %q", errs)
+	}
+}
+
 // TestCheckConsistentFindsMissingBlob: a tag naming a deleted blob is an
 // error.
 func TestCheckConsistentFindsMissingBlob(t *testing.T) {
@@ -341,10 +371,10 @@ func TestCheckConsistentFindsMissingBlob(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("DELETE blob: %s", resp.Status)
 	}
-	rec := &recorder{TB: t}
-	tags := CheckConsistent(rec, reg.Host)
-	if len(rec.errs) != 1 || !strings.Contains(rec.errs[0], "names blob "+gone.String()+", which is missing") {
-		t.Errorf("errors %q", rec.errs)
+	var tags map[string]string
+	errs := fatal(t, func(tb testing.TB) { tags = CheckConsistent(tb, reg.Host) })
+	if len(errs) != 1 || !strings.Contains(errs[0], "names blob "+gone.String()+", which is missing") {
+		t.Errorf("errors %q", errs)
 	}
 	if d, _ := idx.Digest(); tags["web/site:v1"] != d.String() {
 		t.Errorf("tags %v", tags)
