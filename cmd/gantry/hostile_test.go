@@ -2,24 +2,24 @@ package main
 
 import (
 	"archive/tar"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/gantry-dev/gantry/assemble/registrytest"
 )
 
 // TestHostileInputs: each hostile input fails with its one-line error (or,
 // for an escaping symlink, is kept as a harmless symlink), and leaves the
 // registry and the output directory as they were.
 func TestHostileInputs(t *testing.T) {
-	reg := realRegistry(t)
+	reg := registrytest.RealRegistry(t)
 	root := t.TempDir()
 	mk := func(rel, body string, mode os.FileMode) string {
 		p := filepath.Join(root, rel)
@@ -128,7 +128,7 @@ func TestHostileInputs(t *testing.T) {
 			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("output directory written: %v", err)
 			}
-			if repos := catalog(t, reg); len(repos) != 0 {
+			if repos := registrytest.Catalog(t, reg); len(repos) != 0 {
 				t.Errorf("registry holds %v", repos)
 			}
 		})
@@ -189,24 +189,10 @@ func TestUnreadableSource(t *testing.T) {
 	}
 }
 
-func catalog(t *testing.T, reg string) []string {
-	t.Helper()
-	resp, err := http.Get("http://" + reg + "/v2/_catalog")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var c struct{ Repositories []string }
-	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
-		t.Fatal(err)
-	}
-	return c.Repositories
-}
-
 // newLayerHeaders finds name in the layers of the first image of a layout.
 func newLayerHeaders(t *testing.T, dir, name string) *tar.Header {
 	t.Helper()
-	idx := layoutIndex(t, dir)
+	idx := registrytest.LayoutIndex(t, dir)
 	m, _ := idx.IndexManifest()
 	img, err := idx.Image(m.Manifests[0].Digest)
 	if err != nil {

@@ -3,164 +3,26 @@ package main
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/gantry-dev/gantry/assemble/registrytest"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 )
-
-const (
-	example    = "../../testdata/taskflow/gantry.yaml"
-	nginxBase  = "../../testdata/bases/nginx-alpine"
-	pythonBase = "../../testdata/bases/python-slim"
-	dockerBase = "../../testdata/bases/docker-v2"
-)
-
-// gantry runs the CLI in process and returns its exit code, stdout and
-// stderr.
-func gantry(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	env := func(k string) (string, bool) {
-		if k == "HOME" || k == "PATH" {
-			return os.LookupEnv(k)
-		}
-		return "", false
-	}
-	code := run(context.Background(), args, strings.NewReader(""), &out, &errb, env)
-	return code, out.String(), errb.String()
-}
-
-// realRegistry starts Debian's docker-registry (CNCF distribution) on a
-// free loopback port with filesystem storage.
-func realRegistry(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("docker-registry is not installed; .ci/run installs it")
-		}
-		t.Skip("docker-registry (Debian package) not installed")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; ; i++ {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if i > 100 {
-			t.Fatalf("docker-registry did not start on %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return addr
-}
-
-func pushLayout(t *testing.T, dir, ref string) {
-	t.Helper()
-	pushLayoutWith(t, dir, ref)
-}
-
-// layoutIndex is the index that a layout's index.json names first.
-func layoutIndex(t *testing.T, dir string) v1.ImageIndex {
-	t.Helper()
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	top, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := top.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := top.ImageIndex(im.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return idx
-}
-
-func tool(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed; .ci/run installs it", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-type result struct {
-	Name       string
-	References []string
-	Digest     string
-	MediaType  string
-	Platforms  []struct {
-		Platform                         string
-		Digest                           string
-		CompressedSize, UncompressedSize int64
-	}
-}
-
-func parseResults(t *testing.T, stdout string) []result {
-	t.Helper()
-	var out []result
-	dec := json.NewDecoder(strings.NewReader(stdout))
-	for {
-		var r result
-		if err := dec.Decode(&r); errors.Is(err, io.EOF) {
-			return out
-		} else if err != nil {
-			t.Fatalf("stdout is not JSON objects: %v\n%s", err, stdout)
-		}
-		out = append(out, r)
-	}
-}
 
 // TestBuildTaskFlowRealRegistry is the "done when": the example is
 // pushed to a real registry process as two-platform indexes, read back with
 // skopeo and crane, and a second build gives the same digests.
 func TestBuildTaskFlowRealRegistry(t *testing.T) {
-	reg := realRegistry(t)
-	pushLayout(t, nginxBase, reg+"/library/nginx:alpine")
-	pushLayout(t, pythonBase, reg+"/library/python:3.13-slim")
+	reg := registrytest.RealRegistry(t)
+	registrytest.PushLayout(t, nginxBase, reg+"/library/nginx:alpine")
+	registrytest.PushLayout(t, pythonBase, reg+"/library/python:3.13-slim")
 	args := []string{"build", "-f", example, "--push", reg + "/taskflow",
 		"--base", "taskflow-frontend=" + reg + "/library/nginx:alpine",
 		"--base", "taskflow-backend=" + reg + "/library/python:3.13-slim",
@@ -529,9 +391,9 @@ func TestProgressModes(t *testing.T) {
 // even after the tag moves, and fails clearly when the lock is missing or
 // stale.
 func TestLock(t *testing.T) {
-	reg := realRegistry(t)
-	pushLayout(t, nginxBase, reg+"/library/nginx:alpine")
-	pushLayout(t, pythonBase, reg+"/library/python:3.13-slim")
+	reg := registrytest.RealRegistry(t)
+	registrytest.PushLayout(t, nginxBase, reg+"/library/nginx:alpine")
+	registrytest.PushLayout(t, pythonBase, reg+"/library/python:3.13-slim")
 	dir := t.TempDir()
 	cfg, err := os.ReadFile(example)
 	if err != nil {
@@ -585,7 +447,7 @@ func TestLock(t *testing.T) {
 		t.Fatalf("locked build: exit %d: %s", code, stderr)
 	}
 	// the tag moves: nginx:alpine now points at the python base
-	pushLayout(t, pythonBase, reg+"/library/nginx:alpine")
+	registrytest.PushLayout(t, pythonBase, reg+"/library/nginx:alpine")
 	code, after, stderr := build("out2")
 	if code != 0 {
 		t.Fatalf("locked build after the tag moved: exit %d: %s", code, stderr)
@@ -614,13 +476,4 @@ func TestLock(t *testing.T) {
 	if code != 0 || updated[0].Digest == before[0].Digest {
 		t.Errorf("after --update: exit %d %s", code, stderr)
 	}
-}
-
-func mustAbs(t *testing.T, p string) string {
-	t.Helper()
-	a, err := filepath.Abs(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
 }
