@@ -74,9 +74,14 @@ type imageBuild struct {
 	family    manifests.Family
 	layerType types.MediaType
 	builder   *layers.Builder
-	content   []*layers.Layer
-	history   []manifests.History
-	upper     map[string]layers.Entry // every entry of the new layers, by name
+	streamers []LayerStreamer
+	// content has a layer for each of s.Layers built once for every
+	// platform, nil for one built per platform; entries has its entries.
+	content []*layers.Layer
+	entries [][]layers.Entry
+	upper   map[string]layers.Entry // every entry of the shared layers, by name
+	// perPlatform is set when some layer is built per platform.
+	perPlatform bool
 }
 
 func (e *Engine) buildImage(ctx context.Context, s spec.ImageSpec, streamers []LayerStreamer) (*Built, error) {
@@ -85,10 +90,18 @@ func (e *Engine) buildImage(ctx context.Context, s spec.ImageSpec, streamers []L
 	if err != nil {
 		return nil, err
 	}
+	ib.streamers = streamers
 	for _, ls := range s.Layers {
-		if err := e.addContent(ctx, ib, ls, streamers); err != nil {
+		if ls.PerPlatform() {
+			ib.perPlatform = true
+			ib.content, ib.entries = append(ib.content, nil), append(ib.entries, nil)
+			continue
+		}
+		l, entries, err := e.buildLayer(ctx, ib, ls.Name, ls.Spec, ib.upper, "")
+		if err != nil {
 			return nil, fmt.Errorf("layer %s: %w", ls.Name, err)
 		}
+		ib.content, ib.entries = append(ib.content, l), append(ib.entries, entries)
 	}
 	built := &Built{Spec: s, BaseRef: ib.base.ref, BaseDigest: ib.base.digest}
 	var children []manifests.Child
@@ -150,32 +163,38 @@ func (e *Engine) plan(ctx context.Context, s spec.ImageSpec) (*imageBuild, error
 	}, nil
 }
 
-// addContent builds one new layer, which does not depend on the platform,
-// so it is built once for all of them.
-func (e *Engine) addContent(ctx context.Context, ib *imageBuild, ls spec.LayerSpec, streamers []LayerStreamer) error {
-	entries, err := layers.Walk(ls.Spec)
+// buildLayer walks one new layer's sources, checks the gates on its
+// entries (upper: the entries of the new layers below it, which it then
+// joins), and builds it, streaming it to the sinks that take layers while
+// they are built. what names the platform for a per-platform layer.
+func (e *Engine) buildLayer(ctx context.Context, ib *imageBuild, name string, ls layers.Spec, upper map[string]layers.Entry, what string) (*layers.Layer, []layers.Entry, error) {
+	entries, err := layers.Walk(ls)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if err := ib.gates.entries(ls.Name, entries, ib.upper); err != nil {
-		return err
+	if err := ib.gates.entries(name, entries, upper); err != nil {
+		return nil, nil, err
 	}
 	var total int64
 	for _, en := range entries {
 		total += en.Size
 	}
-	task := e.progress.Task(ib.s.Name+": layer "+ls.Name, total)
-	stream := openStreams(ctx, streamers, ib.s)
+	label := ib.s.Name + ": layer " + name
+	if what != "" {
+		label += " (" + what + ")"
+	}
+	task := e.progress.Task(label, total)
+	stream := openStreams(ctx, ib.streamers, ib.s)
 	l, err := ib.builder.BuildWith(ctx, entries, layers.Hooks{Progress: task.Add, Tee: stream.writer()})
 	if err != nil {
 		task.Done("failed")
 		stream.finish(nil)
-		return err
+		return nil, nil, err
 	}
 	d, _ := l.Digest()
 	stream.finish(&d)
 	for _, en := range entries {
-		ib.upper[en.Name] = en
+		upper[en.Name] = en
 	}
 	size, _ := l.Size()
 	verb := "built"
@@ -183,10 +202,8 @@ func (e *Engine) addContent(ctx context.Context, ib *imageBuild, ls spec.LayerSp
 		verb = "cached"
 	}
 	task.Done(fmt.Sprintf("%s %s (%s compressed, %d entries)", verb, progress.Short(d.Hex), progress.Size(size), len(entries)))
-	e.log.Debug("layer", "image", ib.s.Name, "layer", ls.Name, "digest", d, "size", size, "entries", len(entries), "cached", l.Cached())
-	ib.content = append(ib.content, l.WithMediaType(ib.layerType))
-	ib.history = append(ib.history, manifests.History{CreatedBy: "gantry: " + ls.Description()})
-	return nil
+	e.log.Debug("layer", "image", ib.s.Name, "layer", name, "platform", what, "digest", d, "size", size, "entries", len(entries), "cached", l.Cached())
+	return l.WithMediaType(ib.layerType), entries, nil
 }
 
 func (e *Engine) annotations(s spec.ImageSpec, ref string, dig v1.Hash) map[string]string {

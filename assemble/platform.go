@@ -23,6 +23,45 @@ type platformBuild struct {
 	diffIDs      []v1.Hash
 	uncompressed int64 // of the new layers
 	patch        manifests.ConfigPatch
+	upper        map[string]layers.Entry // every entry of the new layers, by name
+}
+
+// addContent adds the new content layers in their order: those built once
+// for all platforms, and those built for this one (whose sources name the
+// platform, or that exist only on some platforms).
+func (e *Engine) addContent(ctx context.Context, pb *platformBuild) error {
+	if pb.perPlatform {
+		pb.upper = map[string]layers.Entry{}
+	}
+	plat := manifests.PlatformString(pb.p.platform)
+	for i, ls := range pb.s.Layers {
+		l := pb.content[i]
+		switch {
+		case l == nil:
+			lspec, ok, err := ls.ForPlatform(*pb.p.platform)
+			if err != nil {
+				return fmt.Errorf("layer %s: %w", ls.Name, err)
+			}
+			if !ok {
+				continue
+			}
+			if l, _, err = e.buildLayer(ctx, pb.imageBuild, ls.Name, lspec, pb.upper, plat); err != nil {
+				return fmt.Errorf("layer %s: %w", ls.Name, err)
+			}
+		case pb.perPlatform:
+			// checked when built against the shared layers only; again
+			// here, above this platform's own layers
+			if err := pb.gates.entries(ls.Name, pb.entries[i], pb.upper); err != nil {
+				return err
+			}
+			for _, en := range pb.entries[i] {
+				pb.upper[en.Name] = en
+			}
+		}
+		pb.add(e, l)
+		pb.patch.History = append(pb.patch.History, manifests.History{CreatedBy: "gantry: " + ls.Description()})
+	}
+	return nil
 }
 
 func (e *Engine) buildPlatform(ctx context.Context, ib *imageBuild, p platformImage) (v1.Image, PlatformResult, error) {
@@ -33,11 +72,11 @@ func (e *Engine) buildPlatform(ctx context.Context, ib *imageBuild, p platformIm
 	}
 	fsys := layers.NewBaseFS(e.cache, baseLayers)
 	fsys.Tail = e.registry.Tail
-	pb := &platformBuild{imageBuild: ib, p: p, baseLayers: baseLayers, fs: fsys}
-	for _, l := range ib.content {
-		pb.add(e, l)
+	pb := &platformBuild{imageBuild: ib, p: p, baseLayers: baseLayers, fs: fsys, upper: ib.upper}
+	pb.patch = e.configPatch(ib.s)
+	if err := e.addContent(ctx, pb); err != nil {
+		return nil, pr, err
 	}
-	pb.patch = e.configPatch(ib.s, ib.history)
 	if err := e.addUser(ctx, pb); err != nil {
 		return nil, pr, err
 	}
@@ -65,12 +104,13 @@ func (pb *platformBuild) add(e *Engine, l *layers.Layer) {
 	pb.uncompressed += l.UncompressedSize()
 }
 
-// configPatch is what the spec changes in every platform's config.
-func (e *Engine) configPatch(s spec.ImageSpec, history []manifests.History) manifests.ConfigPatch {
+// configPatch is what the spec changes in every platform's config; the
+// history grows as layers are added.
+func (e *Engine) configPatch(s spec.ImageSpec) manifests.ConfigPatch {
 	return manifests.ConfigPatch{
 		Env: s.Env, Entrypoint: s.Entrypoint, Cmd: s.Cmd, WorkingDir: s.Workdir,
 		ExposedPorts: s.Ports, Volumes: s.Volumes, StopSignal: s.StopSignal, Healthcheck: s.Healthcheck,
-		Created: e.epoch, History: append([]manifests.History(nil), history...),
+		Created: e.epoch,
 	}
 }
 

@@ -855,3 +855,38 @@ func TestParseOwner(t *testing.T) {
 		}
 	}
 }
+
+func TestPlatformVariables(t *testing.T) {
+	dir := cfgProject(t)
+	name := cfgWrite(t, dir, cfgImage+"      - {from: \"site/${TARGETARCH}\", to: /opt, platforms: [linux/arm64]}\n")
+	specs, err := Load(name, cfgEnv(map[string]string{"TARGETARCH": "from-the-environment"}), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := specs[0].Layers[1]
+	if !ls.PerPlatform() || specs[0].Layers[0].PerPlatform() {
+		t.Fatalf("PerPlatform: %v %v", ls.PerPlatform(), specs[0].Layers[0].PerPlatform())
+	}
+	if got := ls.Sources[0].From; !strings.HasSuffix(got, "/site/${TARGETARCH}") {
+		t.Errorf("from: %q, want ${TARGETARCH} kept for the build (never read from the environment)", got)
+	}
+	arm, _ := manifests.ParsePlatform("linux/arm64")
+	amd, _ := manifests.ParsePlatform("linux/amd64")
+	if _, ok, _ := ls.ForPlatform(amd); ok {
+		t.Error("a platforms: [linux/arm64] layer exists on linux/amd64")
+	}
+	if _, _, err := ls.ForPlatform(arm); err == nil || !strings.Contains(err.Error(), "site/arm64 does not exist for linux/arm64") {
+		t.Errorf("missing per-platform source: %v", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "site", "arm64"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := ls.ForPlatform(arm)
+	if err != nil || !ok || !strings.HasSuffix(got.Sources[0].From, "/site/arm64") {
+		t.Errorf("ForPlatform(arm64) = %v, %v, %v", got.Sources, ok, err)
+	}
+	bad := cfgWrite(t, dir, cfgImage+"      - {from: \"site/${TARGETARCH:-amd64}\", to: /opt}\n")
+	if _, err := Load(bad, cfgEnv(nil), Options{}); err == nil || !strings.Contains(err.Error(), "takes no default") {
+		t.Errorf("a default for ${TARGETARCH}: %v", err)
+	}
+}

@@ -1,0 +1,123 @@
+package assemble_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gantry-dev/gantry/assemble/spec"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// A layer whose from: names ${TARGETARCH} gets each platform's own files;
+// a layer with platforms: exists only there; a layer that names no
+// platform is one blob shared by every platform.
+func TestPerPlatformLayers(t *testing.T) {
+	dir := t.TempDir()
+	write := func(rel, content string) {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("dist/amd64/server", "amd64 build")
+	write("dist/arm64/server", "arm64 build")
+	write("shared/index.html", "<h1>same everywhere</h1>")
+	write("armonly/note.txt", "only on arm64")
+	cfg := filepath.Join(dir, "gantry.yaml")
+	abs, err := filepath.Abs(nginxBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("gantry.yaml", `images:
+  - name: web
+    base: oci:`+abs+`
+    allowRoot: true
+    layers:
+      - {name: shared, from: shared, to: /srv}
+      - {name: server, from: "dist/${TARGETARCH}/server", to: /usr/local/bin/server}
+      - {name: armnote, from: armonly, to: /opt/note, platforms: [linux/arm64]}
+`)
+	specs, err := spec.Load(cfg, noEnv, spec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newTestEngine(t, "")
+	built, err := e.Build(context.Background(), specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := built[0].Index
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byArch := map[string]v1.Image{}
+	for _, d := range im.Manifests {
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byArch[d.Platform.Architecture] = img
+	}
+	// the last n layers of arch's image: the new ones
+	newLayers := func(arch string, n int) []v1.Layer {
+		ls, err := byArch[arch].Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ls[len(ls)-n:]
+	}
+	amd, arm := newLayers("amd64", 2), newLayers("arm64", 3)
+	if d1, d2 := digestOf(t, amd[0]), digestOf(t, arm[0]); d1 != d2 {
+		t.Errorf("the shared layer differs between platforms: %s vs %s", d1, d2)
+	}
+	if got := fileContent(t, amd[1], "usr/local/bin/server"); got != "amd64 build" {
+		t.Errorf("amd64 server: %q", got)
+	}
+	if got := fileContent(t, arm[1], "usr/local/bin/server"); got != "arm64 build" {
+		t.Errorf("arm64 server: %q", got)
+	}
+	if got := fileContent(t, arm[2], "opt/note/note.txt"); got != "only on arm64" {
+		t.Errorf("arm64 note: %q", got)
+	}
+	for arch, n := range map[string]int{"amd64": 2, "arm64": 3} {
+		cf, err := byArch[arch].ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ours int
+		for _, h := range cf.History {
+			if strings.HasPrefix(h.CreatedBy, "gantry:") {
+				ours++
+			}
+		}
+		if ours != n {
+			t.Errorf("%s: %d gantry history entries, want %d", arch, ours, n)
+		}
+	}
+
+	// a platform without its directory: one line naming the path and the platform
+	if err := os.RemoveAll(filepath.Join(dir, "dist/arm64")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Build(context.Background(), specs)
+	want := "image web: platform linux/arm64/v8: layer server: " + filepath.Join(dir, "dist/arm64/server") + " does not exist for linux/arm64/v8"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v, want it to contain %q", err, want)
+	}
+}
+
+func digestOf(t *testing.T, l v1.Layer) v1.Hash {
+	t.Helper()
+	d, err := l.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
