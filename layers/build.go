@@ -45,7 +45,11 @@ func (b *Builder) Stats() Stats {
 }
 
 // Selector is the cache key of a layer: its options and every entry's
-// metadata (path, type, size, source mtime, mode, owner, link target).
+// metadata (path, type, size, mode, owner, link target) and, for a host
+// file, its stat as git's index keeps it: mtime, ctime, inode and device.
+// Rewriting a file in place changes its ctime even when its size and mtime
+// are restored, so only a genuine no-op is a hit. The selector costs a
+// stat per file (done by Walk), never a read.
 func (b *Builder) Selector(entries []Entry) string {
 	comp, err := b.Compression.Normalize()
 	if err != nil {
@@ -56,7 +60,7 @@ func (b *Builder) Selector(entries []Entry) string {
 
 func (b *Builder) selector(comp Compression, entries []Entry) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "gantry-layer-v1\n%s\n%d\n", comp.Key(), b.MTime.Unix())
+	fmt.Fprintf(h, "gantry-layer-v2\n%s\n%d\n", comp.Key(), b.MTime.Unix())
 	var num [8]byte
 	putInt := func(v int64) { binary.BigEndian.PutUint64(num[:], uint64(v)); h.Write(num[:]) }
 	for i := range entries {
@@ -71,6 +75,9 @@ func (b *Builder) selector(comp Compression, entries []Entry) string {
 		h.Write([]byte{0})
 		if e.Source != "" {
 			putInt(e.SourceMTime.UnixNano())
+			putInt(e.host.ctime)
+			putInt(int64(e.host.id.dev))
+			putInt(int64(e.host.id.ino))
 		}
 		if e.Gzip {
 			h.Write([]byte{'z'})
@@ -278,7 +285,8 @@ func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry) er
 var errChanged = errors.New("changed while the layer was being built; rebuild when it is stable")
 
 // copyFile copies e's source into tw, failing if the file is not the one
-// that was walked (size or mtime changed) or changes while it is read.
+// that was walked (size, mtime, ctime or inode changed) or changes while it
+// is read.
 func (b *Builder) copyFile(w io.Writer, e *Entry) error {
 	f, err := os.Open(e.Source)
 	if err != nil {
@@ -317,6 +325,11 @@ func sameFile(f *os.File, e *Entry) error {
 	}
 	if fi.Size() != e.Size || !fi.ModTime().Equal(e.SourceMTime) {
 		return fmt.Errorf("layer source %s: %w", e.Source, errChanged)
+	}
+	if e.host != (hostStat{}) {
+		if hs, ok := statOf(fi); ok && (hs.id != e.host.id || hs.ctime != e.host.ctime) {
+			return fmt.Errorf("layer source %s: %w (its inode or ctime differs from the walk's)", e.Source, errChanged)
+		}
 	}
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"unicode/utf8"
 
 	"github.com/moby/patternmatcher"
@@ -333,8 +332,11 @@ func entryFor(s Spec, hostPath, name string, fi fs.FileInfo) (Entry, error) {
 		e.Type = tar.TypeReg
 		e.Size = fi.Size()
 		e.Source = hostPath
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
-			e.inode = fileID{uint64(st.Dev), st.Ino}
+		if hs, ok := statOf(fi); ok {
+			e.host = hs
+			if hs.nlink > 1 {
+				e.inode = hs.id
+			}
 		}
 		e.Mode = 0o644
 		if mode.Perm()&0o111 != 0 {
