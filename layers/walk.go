@@ -106,29 +106,43 @@ func walkSource(s Spec, src Source, out map[string]Entry) error {
 	if err != nil {
 		return fmt.Errorf("layer source %s: %w", src.From, unwrapPathError(err))
 	}
+	// A source that is itself a symlink is the user's own argument: it is
+	// followed (symlinks inside it stay governed by FollowSymlinks). Without
+	// this, a linked directory shipped as one symlink to a host path.
+	base, from := filepath.Base(src.From), src.From
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		if from, err = filepath.EvalSymlinks(src.From); err != nil {
+			return fmt.Errorf("layer source %s is a symlink that does not resolve: %w; point it at an existing file or directory", src.From, unwrapPathError(err))
+		}
+		if fi, err = os.Stat(from); err != nil {
+			return fmt.Errorf("layer source %s (a symlink to %s): %w", src.From, from, unwrapPathError(err))
+		}
+	}
 	if !fi.IsDir() {
 		name := to
 		if strings.HasSuffix(src.To, "/") || to == "" {
-			name = path.Join(to, fi.Name())
+			name = path.Join(to, base)
 		}
-		if err := s.checkSecretName(src.From, fi.Name(), false); err != nil {
-			return err
+		for _, n := range []string{base, filepath.Base(from)} {
+			if err := s.checkSecretName(src.From, n, false); err != nil {
+				return err
+			}
 		}
-		e, err := entryFor(s, src.From, name, fi)
+		e, err := entryFor(s, from, name, fi)
 		if err != nil {
 			return err
 		}
-		e.checkSecret = s.secretContentCandidate(fi.Name())
+		e.checkSecret = s.secretContentCandidate(base)
 		addEntry(s, out, e)
 		return nil
 	}
 
 	excludes := append([]string(nil), s.Exclude...)
-	if f, err := os.Open(filepath.Join(src.From, IgnoreFile)); err == nil {
+	if f, err := os.Open(filepath.Join(from, IgnoreFile)); err == nil {
 		pats, err := ignorefile.ReadAll(f)
 		f.Close()
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", filepath.Join(src.From, IgnoreFile), err)
+			return fmt.Errorf("reading %s: %w", filepath.Join(from, IgnoreFile), err)
 		}
 		excludes = append(excludes, pats...)
 		excludes = append(excludes, IgnoreFile)
@@ -147,11 +161,11 @@ func walkSource(s Spec, src Source, out map[string]Entry) error {
 	local := map[string]Entry{}
 	w := &dirWalker{s: &s, to: to, exclude: exclude, include: include, out: local}
 	if s.FollowSymlinks {
-		if w.root, err = filepath.EvalSymlinks(src.From); err != nil {
+		if w.root, err = filepath.EvalSymlinks(from); err != nil {
 			return fmt.Errorf("layer source %s: %w", src.From, unwrapPathError(err))
 		}
 	}
-	if err := w.walk(src.From, ""); err != nil {
+	if err := w.walk(from, ""); err != nil {
 		return err
 	}
 	if include != nil {
