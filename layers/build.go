@@ -115,6 +115,11 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 	sel := b.selector(comp, entries)
 	if l := b.Cache.lookup(sel, comp); l != nil {
 		b.hits.Add(1)
+		// Gates on content apply on a hit as on a miss: the record holds
+		// what the build that wrote it found.
+		if err := checkSecretFindings(entries, l.secrets); err != nil {
+			return nil, err
+		}
 		return l, nil
 	}
 	b.misses.Add(1)
@@ -126,6 +131,12 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 		return nil, err
 	}
 	return l, nil
+}
+
+// notes collects what one build finds in the contents it reads, for the
+// layer and its cache record.
+type notes struct {
+	secrets []SecretFinding
 }
 
 // dropOnError passes writes on until the first error, then swallows them.
@@ -187,7 +198,8 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, 
 	uncompressed := &countingWriter{w: io.MultiWriter(zw, diffID), report: h.Progress}
 	tarBuf := bufio.NewWriterSize(uncompressed, 256<<10)
 
-	if err := b.writeTar(ctx, tarBuf, entries); err != nil {
+	var found notes
+	if err := b.writeTar(ctx, tarBuf, entries, &found); err != nil {
 		zw.Close()
 		return nil, err
 	}
@@ -210,6 +222,7 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, 
 		size:             compressed.n,
 		uncompressedSize: uncompressed.n,
 		compression:      comp.Algorithm,
+		secrets:          found.secrets,
 	}
 	l.path = b.Cache.blobPath(l.digest)
 	if b.Cache.hasBlob(l.digest, l.size) {
@@ -230,10 +243,10 @@ func hashOf(h hash.Hash) v1.Hash {
 
 // WriteTar writes the deterministic tar stream of entries to w.
 func (b *Builder) WriteTar(ctx context.Context, w io.Writer, entries []Entry) error {
-	return b.writeTar(ctx, w, entries)
+	return b.writeTar(ctx, w, entries, &notes{})
 }
 
-func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry) error {
+func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry, found *notes) error {
 	tw := tar.NewWriter(w)
 	mtime := b.MTime.UTC().Truncate(time.Second)
 	for i := range entries {
@@ -243,7 +256,7 @@ func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry) er
 		e := &entries[i]
 		switch {
 		case e.Gzip:
-			data, err := b.gzipFile(e)
+			data, err := b.gzipFile(e, found)
 			if err != nil {
 				return err
 			}
@@ -269,7 +282,7 @@ func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry) er
 				return fmt.Errorf("writing %s to layer: %w", e.Name, err)
 			}
 			if e.Type == tar.TypeReg && e.Source != "" {
-				if err := b.copyFile(tw, e); err != nil {
+				if err := b.copyFile(tw, e, found); err != nil {
 					return err
 				}
 			}
@@ -287,7 +300,7 @@ var errChanged = errors.New("changed while the layer was being built; rebuild wh
 // copyFile copies e's source into tw, failing if the file is not the one
 // that was walked (size, mtime, ctime or inode changed) or changes while it
 // is read.
-func (b *Builder) copyFile(w io.Writer, e *Entry) error {
+func (b *Builder) copyFile(w io.Writer, e *Entry, found *notes) error {
 	f, err := os.Open(e.Source)
 	if err != nil {
 		return fmt.Errorf("layer source %s: %w", e.Source, unwrapPathError(err))
@@ -298,13 +311,16 @@ func (b *Builder) copyFile(w io.Writer, e *Entry) error {
 		return err
 	}
 	var r io.Reader = io.LimitReader(f, e.Size)
-	if e.checkSecret && e.Size <= 1<<20 {
+	if e.secretScan && e.Size <= 1<<20 {
 		data, err := io.ReadAll(r)
 		if err != nil {
 			return fmt.Errorf("reading layer source %s: %w", e.Source, err)
 		}
 		if why := secretContent(path.Base(e.Name), data); why != "" {
-			return fmt.Errorf("layer source %s %w (it holds %s): exclude it, or allow it with allowSecretFiles / --allow-secret-file", e.Source, ErrSecret, why)
+			if e.secretRefuse {
+				return secretError(e.Source, why)
+			}
+			found.secrets = append(found.secrets, SecretFinding{Name: e.Name, Why: why})
 		}
 		r = bytes.NewReader(data)
 	}
@@ -336,13 +352,13 @@ func sameFile(f *os.File, e *Entry) error {
 
 // gzipFile returns the deterministic gzip of e's source: best compression,
 // no name and no mtime in the header.
-func (b *Builder) gzipFile(e *Entry) ([]byte, error) {
+func (b *Builder) gzipFile(e *Entry, found *notes) ([]byte, error) {
 	var buf bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	if err != nil {
 		return nil, err
 	}
-	if err := b.copyFile(zw, e); err != nil {
+	if err := b.copyFile(zw, e, found); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {

@@ -31,9 +31,10 @@ type Entry struct {
 	// (a precompressed ".gz" sibling). Its Size is known only once written.
 	Gzip bool
 
-	inode       fileID   // set for host files with more than one link
-	host        hostStat // the walked file's inode, device and ctime
-	checkSecret bool     // read the content for private keys or tokens
+	inode        fileID   // set for host files with more than one link
+	host         hostStat // the walked file's inode, device and ctime
+	secretScan   bool     // read the content for private keys or tokens
+	secretRefuse bool     // and refuse it if it holds one
 }
 
 type fileID struct{ dev, ino uint64 }

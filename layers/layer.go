@@ -23,6 +23,7 @@ type Layer struct {
 	compression      string
 	path             string
 	cached           bool
+	secrets          []SecretFinding // contents that looked like secrets, allowed when built
 }
 
 var _ v1.Layer = (*Layer)(nil)

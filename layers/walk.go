@@ -132,7 +132,7 @@ func walkSource(s Spec, src Source, out map[string]Entry) error {
 		if err != nil {
 			return err
 		}
-		e.checkSecret = s.secretContentCandidate(base)
+		s.markSecret(&e, base)
 		addEntry(s, out, e)
 		return nil
 	}
@@ -245,7 +245,7 @@ func (w *dirWalker) walk(hostDir, prefix string) error {
 		if err != nil {
 			return err
 		}
-		e.checkSecret = w.s.secretContentCandidate(rel)
+		w.s.markSecret(&e, rel)
 		w.out[name] = e
 		return nil
 	})
@@ -270,7 +270,7 @@ func (w *dirWalker) follow(p, rel, name string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		e.checkSecret = w.s.secretContentCandidate(rel)
+		w.s.markSecret(&e, rel)
 		w.out[name] = e
 		return true, nil
 	}
