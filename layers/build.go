@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"sort"
 	"sync/atomic"
 	"time"
 
@@ -137,6 +138,17 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 // layer and its cache record.
 type notes struct {
 	secrets []SecretFinding
+	elf     []ELFFile
+}
+
+// sawHead records what the first bytes of entry e's content tell.
+func (n *notes) sawHead(e *Entry, head []byte) {
+	if e.Gzip {
+		return // the content written is the gzip of the source
+	}
+	if f, ok := elfHeader(e.Name, head); ok {
+		n.elf = append(n.elf, f)
+	}
 }
 
 // dropOnError passes writes on until the first error, then swallows them.
@@ -216,6 +228,7 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, 
 	if err := tmp.Close(); err != nil {
 		return nil, fmt.Errorf("writing layer to cache: %w", err)
 	}
+	sort.Slice(found.elf, func(i, j int) bool { return found.elf[i].Name < found.elf[j].Name })
 	l = &Layer{
 		digest:           hashOf(digest),
 		diffID:           hashOf(diffID),
@@ -223,6 +236,7 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, 
 		uncompressedSize: uncompressed.n,
 		compression:      comp.Algorithm,
 		secrets:          found.secrets,
+		elf:              found.elf,
 	}
 	l.path = b.Cache.blobPath(l.digest)
 	if b.Cache.hasBlob(l.digest, l.size) {
@@ -269,6 +283,7 @@ func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry, fo
 				return fmt.Errorf("writing %s to layer: %w", e.Name, err)
 			}
 		case e.Data != nil:
+			found.sawHead(e, e.Data)
 			h := e.header(mtime)
 			h.Size = int64(len(e.Data))
 			if err := tw.WriteHeader(h); err != nil {
@@ -311,6 +326,7 @@ func (b *Builder) copyFile(w io.Writer, e *Entry, found *notes) error {
 		return err
 	}
 	var r io.Reader = io.LimitReader(f, e.Size)
+	var n int64
 	if e.secretScan && e.Size <= 1<<20 {
 		data, err := io.ReadAll(r)
 		if err != nil {
@@ -322,9 +338,23 @@ func (b *Builder) copyFile(w io.Writer, e *Entry, found *notes) error {
 			}
 			found.secrets = append(found.secrets, SecretFinding{Name: e.Name, Why: why})
 		}
+		found.sawHead(e, data)
 		r = bytes.NewReader(data)
+	} else {
+		// the first bytes tell an ELF file's machine: peek at them on the way
+		var buf [elfHeadSize]byte
+		k, err := io.ReadFull(r, buf[:min(int64(len(buf)), e.Size)])
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading layer source %s: %w", e.Source, err)
+		}
+		found.sawHead(e, buf[:k])
+		if _, err := w.Write(buf[:k]); err != nil {
+			return fmt.Errorf("writing %s to layer: %w", e.Name, err)
+		}
+		n = int64(k)
 	}
-	n, err := io.Copy(w, r)
+	m, err := io.Copy(w, r)
+	n += m
 	if err != nil {
 		return fmt.Errorf("reading layer source %s: %w", e.Source, err)
 	}

@@ -60,6 +60,8 @@ type record struct {
 	// allowed) when the layer was built: the guard is applied to them again
 	// at every hit, with the allow-list of the build asking.
 	Secrets []SecretFinding `json:"secrets,omitempty"`
+	// ELF are the layer's ELF files, for the architecture gate on a hit.
+	ELF []ELFFile `json:"elf,omitempty"`
 }
 
 // lookup returns the layer stored under selector, or nil on a miss. A record
@@ -80,7 +82,7 @@ func (c *Cache) lookup(selector string, comp Compression) *Layer {
 	return &Layer{
 		digest: r.Digest, diffID: r.DiffID, size: r.Size, uncompressedSize: r.UncompressedSize,
 		path: c.blobPath(r.Digest), compression: comp.Algorithm, cached: true,
-		secrets: r.Secrets,
+		secrets: r.Secrets, elf: r.ELF,
 	}
 }
 
@@ -107,7 +109,7 @@ func (c *Cache) store(selector string, comp Compression, l *Layer) error {
 	b, err := json.Marshal(record{
 		Digest: l.digest, DiffID: l.diffID, Size: l.size, UncompressedSize: l.uncompressedSize,
 		Compression: comp.Key(), BlobModTime: fi.ModTime().UnixNano(),
-		Secrets: l.secrets,
+		Secrets: l.secrets, ELF: l.elf,
 	})
 	if err != nil {
 		return err

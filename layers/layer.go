@@ -24,6 +24,7 @@ type Layer struct {
 	path             string
 	cached           bool
 	secrets          []SecretFinding // contents that looked like secrets, allowed when built
+	elf              []ELFFile       // ELF files, sorted by name
 }
 
 var _ v1.Layer = (*Layer)(nil)
