@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -56,8 +58,63 @@ type Spec struct {
 	// same pattern syntax as Exclude) matches them.
 	SecretFiles      bool
 	AllowSecretFiles []string
+	// Log, if set, gets warnings about what the layer cannot carry, such
+	// as extended attributes (security.capability, user.*) of source
+	// files, which are never written to the tar. Nil means no warnings.
+	Log *slog.Logger
 
 	allowMatcher *patternmatcher.PatternMatcher
+	xattrs       *xattrReport
+}
+
+// xattrReport collects the source files that have extended attributes, to
+// warn about them once the walk is done.
+type xattrReport struct {
+	files []string // "path (attr, attr)": the first maxXattrWarnings, and all with a capability
+	count int
+	buf   []byte
+}
+
+// maxXattrWarnings is how many files with extended attributes are named one
+// by one; the rest are counted.
+const maxXattrWarnings = 10
+
+// ignoredXattr: the host's SELinux label is policy of the machine, not of
+// the file, and is on every file of such systems.
+func ignoredXattr(name string) bool { return name == "security.selinux" }
+
+func (r *xattrReport) check(hostPath string) {
+	if r == nil {
+		return
+	}
+	var names []string
+	names, r.buf = listXattrs(hostPath, r.buf)
+	kept := names[:0]
+	for _, n := range names {
+		if !ignoredXattr(n) {
+			kept = append(kept, n)
+		}
+	}
+	if len(kept) == 0 {
+		return
+	}
+	r.count++
+	// a lost file capability is always named: the program may not work
+	if len(r.files) < maxXattrWarnings || slices.Contains(kept, "security.capability") {
+		r.files = append(r.files, hostPath+" ("+strings.Join(kept, ", ")+")")
+	}
+}
+
+func (r *xattrReport) warn(log *slog.Logger) {
+	if r == nil || log == nil || r.count == 0 {
+		return
+	}
+	for _, f := range r.files {
+		log.Warn("layer source has extended attributes, which gantry does not copy into the layer; a file capability (security.capability) is lost: grant it at run time (--cap-add) or set it in the base", "file", f)
+	}
+	if more := r.count - len(r.files); more > 0 {
+		log.Warn("more layer sources have extended attributes, which are not copied either", "files", more)
+	}
 }
 
 // compressible lists the extensions Precompress applies to.
@@ -73,12 +130,16 @@ func Walk(s Spec) ([]Entry, error) {
 	if err := s.compileAllow(); err != nil {
 		return nil, err
 	}
+	if s.Log != nil {
+		s.xattrs = &xattrReport{buf: make([]byte, 256)}
+	}
 	byName := map[string]Entry{}
 	for _, src := range s.Sources {
 		if err := walkSource(s, src, byName); err != nil {
 			return nil, err
 		}
 	}
+	s.xattrs.warn(s.Log)
 	entries := make([]Entry, 0, len(byName))
 	for _, e := range byName {
 		entries = append(entries, e)
@@ -341,6 +402,9 @@ func entryFor(s Spec, hostPath, name string, fi fs.FileInfo) (Entry, error) {
 		e.UID, e.GID = s.Owner.UID, s.Owner.GID
 	}
 	mode := fi.Mode()
+	if mode.IsRegular() || mode.IsDir() {
+		s.xattrs.check(hostPath)
+	}
 	switch {
 	case mode.IsRegular():
 		e.Type = tar.TypeReg
