@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 	if benchDir != "" {
 		os.RemoveAll(benchDir)
 	}
+	if benchBaseDir != "" {
+		os.RemoveAll(benchBaseDir)
+	}
 	os.Exit(code)
 }
 

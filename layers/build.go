@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"sort"
 	"sync/atomic"
 	"time"
 
@@ -45,7 +46,11 @@ func (b *Builder) Stats() Stats {
 }
 
 // Selector is the cache key of a layer: its options and every entry's
-// metadata (path, type, size, source mtime, mode, owner, link target).
+// metadata (path, type, size, mode, owner, link target) and, for a host
+// file, its stat as git's index keeps it: mtime, ctime, inode and device.
+// Rewriting a file in place changes its ctime even when its size and mtime
+// are restored, so only a genuine no-op is a hit. The selector costs a
+// stat per file (done by Walk), never a read.
 func (b *Builder) Selector(entries []Entry) string {
 	comp, err := b.Compression.Normalize()
 	if err != nil {
@@ -56,7 +61,7 @@ func (b *Builder) Selector(entries []Entry) string {
 
 func (b *Builder) selector(comp Compression, entries []Entry) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "gantry-layer-v1\n%s\n%d\n", comp.Key(), b.MTime.Unix())
+	fmt.Fprintf(h, "gantry-layer-v2\n%s\n%d\n", comp.Key(), b.MTime.Unix())
 	var num [8]byte
 	putInt := func(v int64) { binary.BigEndian.PutUint64(num[:], uint64(v)); h.Write(num[:]) }
 	for i := range entries {
@@ -71,6 +76,9 @@ func (b *Builder) selector(comp Compression, entries []Entry) string {
 		h.Write([]byte{0})
 		if e.Source != "" {
 			putInt(e.SourceMTime.UnixNano())
+			putInt(e.host.ctime)
+			putInt(int64(e.host.id.dev))
+			putInt(int64(e.host.id.ino))
 		}
 		if e.Gzip {
 			h.Write([]byte{'z'})
@@ -108,6 +116,11 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 	sel := b.selector(comp, entries)
 	if l := b.Cache.lookup(sel, comp); l != nil {
 		b.hits.Add(1)
+		// Gates on content apply on a hit as on a miss: the record holds
+		// what the build that wrote it found.
+		if err := checkSecretFindings(entries, l.secrets); err != nil {
+			return nil, err
+		}
 		return l, nil
 	}
 	b.misses.Add(1)
@@ -119,6 +132,23 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 		return nil, err
 	}
 	return l, nil
+}
+
+// notes collects what one build finds in the contents it reads, for the
+// layer and its cache record.
+type notes struct {
+	secrets []SecretFinding
+	elf     []ELFFile
+}
+
+// sawHead records what the first bytes of entry e's content tell.
+func (n *notes) sawHead(e *Entry, head []byte) {
+	if e.Gzip {
+		return // the content written is the gzip of the source
+	}
+	if f, ok := elfHeader(e.Name, head); ok {
+		n.elf = append(n.elf, f)
+	}
 }
 
 // dropOnError passes writes on until the first error, then swallows them.
@@ -180,7 +210,8 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, 
 	uncompressed := &countingWriter{w: io.MultiWriter(zw, diffID), report: h.Progress}
 	tarBuf := bufio.NewWriterSize(uncompressed, 256<<10)
 
-	if err := b.writeTar(ctx, tarBuf, entries); err != nil {
+	var found notes
+	if err := b.writeTar(ctx, tarBuf, entries, &found); err != nil {
 		zw.Close()
 		return nil, err
 	}
@@ -197,12 +228,15 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, 
 	if err := tmp.Close(); err != nil {
 		return nil, fmt.Errorf("writing layer to cache: %w", err)
 	}
+	sort.Slice(found.elf, func(i, j int) bool { return found.elf[i].Name < found.elf[j].Name })
 	l = &Layer{
 		digest:           hashOf(digest),
 		diffID:           hashOf(diffID),
 		size:             compressed.n,
 		uncompressedSize: uncompressed.n,
 		compression:      comp.Algorithm,
+		secrets:          found.secrets,
+		elf:              found.elf,
 	}
 	l.path = b.Cache.blobPath(l.digest)
 	if b.Cache.hasBlob(l.digest, l.size) {
@@ -223,10 +257,10 @@ func hashOf(h hash.Hash) v1.Hash {
 
 // WriteTar writes the deterministic tar stream of entries to w.
 func (b *Builder) WriteTar(ctx context.Context, w io.Writer, entries []Entry) error {
-	return b.writeTar(ctx, w, entries)
+	return b.writeTar(ctx, w, entries, &notes{})
 }
 
-func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry) error {
+func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry, found *notes) error {
 	tw := tar.NewWriter(w)
 	mtime := b.MTime.UTC().Truncate(time.Second)
 	for i := range entries {
@@ -236,7 +270,7 @@ func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry) er
 		e := &entries[i]
 		switch {
 		case e.Gzip:
-			data, err := b.gzipFile(e)
+			data, err := b.gzipFile(e, found)
 			if err != nil {
 				return err
 			}
@@ -249,6 +283,7 @@ func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry) er
 				return fmt.Errorf("writing %s to layer: %w", e.Name, err)
 			}
 		case e.Data != nil:
+			found.sawHead(e, e.Data)
 			h := e.header(mtime)
 			h.Size = int64(len(e.Data))
 			if err := tw.WriteHeader(h); err != nil {
@@ -262,7 +297,7 @@ func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry) er
 				return fmt.Errorf("writing %s to layer: %w", e.Name, err)
 			}
 			if e.Type == tar.TypeReg && e.Source != "" {
-				if err := b.copyFile(tw, e); err != nil {
+				if err := b.copyFile(tw, e, found); err != nil {
 					return err
 				}
 			}
@@ -278,8 +313,9 @@ func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry) er
 var errChanged = errors.New("changed while the layer was being built; rebuild when it is stable")
 
 // copyFile copies e's source into tw, failing if the file is not the one
-// that was walked (size or mtime changed) or changes while it is read.
-func (b *Builder) copyFile(w io.Writer, e *Entry) error {
+// that was walked (size, mtime, ctime or inode changed) or changes while it
+// is read.
+func (b *Builder) copyFile(w io.Writer, e *Entry, found *notes) error {
 	f, err := os.Open(e.Source)
 	if err != nil {
 		return fmt.Errorf("layer source %s: %w", e.Source, unwrapPathError(err))
@@ -290,17 +326,35 @@ func (b *Builder) copyFile(w io.Writer, e *Entry) error {
 		return err
 	}
 	var r io.Reader = io.LimitReader(f, e.Size)
-	if e.checkSecret && e.Size <= 1<<20 {
+	var n int64
+	if e.secretScan && e.Size <= 1<<20 {
 		data, err := io.ReadAll(r)
 		if err != nil {
 			return fmt.Errorf("reading layer source %s: %w", e.Source, err)
 		}
 		if why := secretContent(path.Base(e.Name), data); why != "" {
-			return fmt.Errorf("layer source %s %w (it holds %s): exclude it, or allow it with allowSecretFiles / --allow-secret-file", e.Source, ErrSecret, why)
+			if e.secretRefuse {
+				return secretError(e.Source, why)
+			}
+			found.secrets = append(found.secrets, SecretFinding{Name: e.Name, Why: why})
 		}
+		found.sawHead(e, data)
 		r = bytes.NewReader(data)
+	} else {
+		// the first bytes tell an ELF file's machine: peek at them on the way
+		var buf [elfHeadSize]byte
+		k, err := io.ReadFull(r, buf[:min(int64(len(buf)), e.Size)])
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading layer source %s: %w", e.Source, err)
+		}
+		found.sawHead(e, buf[:k])
+		if _, err := w.Write(buf[:k]); err != nil {
+			return fmt.Errorf("writing %s to layer: %w", e.Name, err)
+		}
+		n = int64(k)
 	}
-	n, err := io.Copy(w, r)
+	m, err := io.Copy(w, r)
+	n += m
 	if err != nil {
 		return fmt.Errorf("reading layer source %s: %w", e.Source, err)
 	}
@@ -318,18 +372,23 @@ func sameFile(f *os.File, e *Entry) error {
 	if fi.Size() != e.Size || !fi.ModTime().Equal(e.SourceMTime) {
 		return fmt.Errorf("layer source %s: %w", e.Source, errChanged)
 	}
+	if e.host != (hostStat{}) {
+		if hs, ok := statOf(fi); ok && (hs.id != e.host.id || hs.ctime != e.host.ctime) {
+			return fmt.Errorf("layer source %s: %w (its inode or ctime differs from the walk's)", e.Source, errChanged)
+		}
+	}
 	return nil
 }
 
 // gzipFile returns the deterministic gzip of e's source: best compression,
 // no name and no mtime in the header.
-func (b *Builder) gzipFile(e *Entry) ([]byte, error) {
+func (b *Builder) gzipFile(e *Entry, found *notes) ([]byte, error) {
 	var buf bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	if err != nil {
 		return nil, err
 	}
-	if err := b.copyFile(zw, e); err != nil {
+	if err := b.copyFile(zw, e, found); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {

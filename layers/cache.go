@@ -56,6 +56,12 @@ type record struct {
 	// BlobModTime is the blob file's mtime when it was written: a blob that
 	// was since truncated or rewritten no longer matches and is a miss.
 	BlobModTime int64 `json:"blobModTime"`
+	// Secrets are the entries whose content looked like a secret (and was
+	// allowed) when the layer was built: the guard is applied to them again
+	// at every hit, with the allow-list of the build asking.
+	Secrets []SecretFinding `json:"secrets,omitempty"`
+	// ELF are the layer's ELF files, for the architecture gate on a hit.
+	ELF []ELFFile `json:"elf,omitempty"`
 }
 
 // lookup returns the layer stored under selector, or nil on a miss. A record
@@ -76,6 +82,7 @@ func (c *Cache) lookup(selector string, comp Compression) *Layer {
 	return &Layer{
 		digest: r.Digest, diffID: r.DiffID, size: r.Size, uncompressedSize: r.UncompressedSize,
 		path: c.blobPath(r.Digest), compression: comp.Algorithm, cached: true,
+		secrets: r.Secrets, elf: r.ELF,
 	}
 }
 
@@ -102,6 +109,7 @@ func (c *Cache) store(selector string, comp Compression, l *Layer) error {
 	b, err := json.Marshal(record{
 		Digest: l.digest, DiffID: l.diffID, Size: l.size, UncompressedSize: l.uncompressedSize,
 		Compression: comp.Key(), BlobModTime: fi.ModTime().UnixNano(),
+		Secrets: l.secrets, ELF: l.elf,
 	})
 	if err != nil {
 		return err

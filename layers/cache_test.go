@@ -65,23 +65,11 @@ func TestCacheHit(t *testing.T) {
 	}
 	layerTar(t, l2, testMTime)
 
-	// Same size and restored mtime, other bytes: still a hit, and the layer
-	// is the old one — proof that no content was read.
-	for _, n := range []string{"a.txt", "b/c.txt", "d.js"} {
-		p := filepath.Join(src, n)
-		fi, _ := os.Stat(p)
-		old, _ := os.ReadFile(p)
-		if err := os.WriteFile(p, bytes.ToUpper(old), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chtimes(p, time.Now(), fi.ModTime()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b2 := &Builder{Cache: cache, MTime: testMTime} // fresh stats, same cache on disk
+	// A fresh Builder over the same cache on disk: a hit, nothing read.
+	b2 := &Builder{Cache: cache, MTime: testMTime}
 	l3 := mustBuild(t, b2, mustWalk(t, cacheSpec(src)))
 	if d, _ := digestOf(t, l3); d != d1 || !l3.Cached() {
-		t.Errorf("rewritten-in-place sources: digest %s cached=%v, want hit on %s", d, l3.Cached(), d1)
+		t.Errorf("unchanged sources, new Builder: digest %s cached=%v, want hit on %s", d, l3.Cached(), d1)
 	}
 	if got := readAll(t, l3.Uncompressed); !bytes.Equal(got, want) {
 		t.Error("cached layer content changed")
@@ -96,6 +84,82 @@ func TestCacheHit(t *testing.T) {
 	}
 	if l, err := b2.Build(context.Background(), entries); err != nil || !l.Cached() {
 		t.Errorf("build with removed sources: %v", err)
+	}
+}
+
+// TestCacheRewriteSameSizeAndMTime: a file rewritten in place with content
+// of the same size and its mtime restored (echo 2.0.0 > f; touch -d @0 f)
+// is a miss that ships the new content: the selector has the file's ctime
+// and inode, which the rewrite changed.
+func TestCacheRewriteSameSizeAndMTime(t *testing.T) {
+	src := t.TempDir()
+	p := filepath.Join(src, "VERSION")
+	writeTree(t, src, map[string]file{"VERSION": {data: "1.0.0\n"}})
+	epoch := time.Unix(0, 0)
+	if err := os.Chtimes(p, epoch, epoch); err != nil {
+		t.Fatal(err)
+	}
+	cache := newCache(t)
+	b := &Builder{Cache: cache, MTime: testMTime}
+	spec := Spec{Sources: []Source{{From: src, To: "/app"}}}
+	l1 := mustBuild(t, b, mustWalk(t, spec))
+	before, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// echo 2.0.0 > VERSION; touch -d @0 VERSION (same inode, size, mtime)
+	rewriteKeepingMTime(t, p, "2.0.0\n", before)
+	after, _ := os.Stat(p)
+	if after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) {
+		t.Fatal("test setup: size or mtime differ")
+	}
+	l2 := mustBuild(t, b, mustWalk(t, spec))
+	if l2.Cached() {
+		t.Fatal("rewritten file with the same size and mtime was a cache hit")
+	}
+	members := layerTar(t, l2, testMTime)
+	for _, m := range members {
+		if m.hdr.Name == "app/VERSION" && string(m.data) != "2.0.0\n" {
+			t.Errorf("layer ships %q, want 2.0.0", m.data)
+		}
+	}
+	if d1, _ := digestOf(t, l1); d1 == func() string { d, _ := digestOf(t, l2); return d }() {
+		t.Error("same digest after the content changed")
+	}
+	// Nothing changed since: a hit.
+	if l3 := mustBuild(t, b, mustWalk(t, spec)); !l3.Cached() {
+		t.Error("unchanged rebuild is a miss")
+	}
+}
+
+// rewriteKeepingMTime rewrites p in place with data and restores its mtime,
+// making sure (on file systems with a coarse ctime clock) that the ctime
+// moved, as it does for a rewrite that is not immediate.
+func rewriteKeepingMTime(t *testing.T, p, data string, before os.FileInfo) {
+	t.Helper()
+	oldCtime, _ := statOf(before)
+	for i := 0; ; i++ {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteString(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, before.ModTime(), before.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hs, _ := statOf(fi); hs.ctime != oldCtime.ctime || i == 50 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -127,6 +191,9 @@ func TestCacheSelector(t *testing.T) {
 		{"gid", base, modified(func(e []Entry) []Entry { e[1].GID = 1; return e }), false},
 		{"size", base, modified(func(e []Entry) []Entry { e[1].Size++; return e }), false},
 		{"source mtime", base, modified(func(e []Entry) []Entry { e[1].SourceMTime = e[1].SourceMTime.Add(1); return e }), false},
+		{"source ctime", base, modified(func(e []Entry) []Entry { e[1].host.ctime++; return e }), false},
+		{"source inode", base, modified(func(e []Entry) []Entry { e[1].host.id.ino++; return e }), false},
+		{"source device", base, modified(func(e []Entry) []Entry { e[1].host.id.dev++; return e }), false},
 		{"linkname", base, modified(func(e []Entry) []Entry {
 			for i := range e {
 				if e[i].Type == tar.TypeSymlink {

@@ -21,8 +21,9 @@ type Entry struct {
 
 	// Source is the host file a regular entry is read from, if any.
 	Source string
-	// SourceMTime is the host file's mtime when it was walked; it takes part
-	// in the cache selector and detects a file changing while it is read.
+	// SourceMTime is the host file's mtime when it was walked; with the
+	// file's ctime, inode and device (read by Walk) it takes part in the
+	// cache selector and detects a file changing while it is read.
 	SourceMTime time.Time
 	// Data is inline content for generated entries (/etc/passwd, ...).
 	Data []byte
@@ -30,8 +31,10 @@ type Entry struct {
 	// (a precompressed ".gz" sibling). Its Size is known only once written.
 	Gzip bool
 
-	inode       fileID // set for host files with more than one link
-	checkSecret bool   // read the content for private keys or tokens
+	inode        fileID   // set for host files with more than one link
+	host         hostStat // the walked file's inode, device and ctime
+	secretScan   bool     // read the content for private keys or tokens
+	secretRefuse bool     // and refuse it if it holds one
 }
 
 type fileID struct{ dev, ino uint64 }

@@ -23,6 +23,8 @@ type Layer struct {
 	compression      string
 	path             string
 	cached           bool
+	secrets          []SecretFinding // contents that looked like secrets, allowed when built
+	elf              []ELFFile       // ELF files, sorted by name
 }
 
 var _ v1.Layer = (*Layer)(nil)

@@ -32,18 +32,53 @@ func secretName(rel string, dir bool) string {
 	return ""
 }
 
-// secretContentCandidate reports files whose content decides: keys and
-// package-manager configs.
-func (s *Spec) secretContentCandidate(rel string) bool {
-	if !s.SecretFiles || s.allowed(rel) {
-		return false
-	}
+// secretContentCandidate reports files whose content decides (keys and
+// package-manager configs), by name alone: the builder reads every such
+// file it writes, whatever the Spec says, so the cache record holds what
+// their content is and the guard can be applied on a hit as on a miss.
+func secretContentCandidate(rel string) bool {
 	base := path.Base(rel)
 	switch path.Ext(base) {
 	case ".pem", ".key", ".p8":
 		return true
 	}
 	return base == ".npmrc" || base == ".pypirc"
+}
+
+// markSecret sets what the builder does with e's content: scan it (by name),
+// and refuse it if it is a secret (the guard is on and no pattern allows it).
+func (s *Spec) markSecret(e *Entry, rel string) {
+	e.secretScan = secretContentCandidate(rel)
+	e.secretRefuse = e.secretScan && s.SecretFiles && !s.allowed(rel)
+}
+
+// SecretFinding is a file whose content looked like a secret when its layer
+// was built; the cache record keeps them.
+type SecretFinding struct {
+	Name string `json:"name"` // the entry's name in the image
+	Why  string `json:"why"`  // "a private key", ...
+}
+
+func secretError(hostPath, why string) error {
+	return fmt.Errorf("layer source %s %w (it holds %s): exclude it, or allow it with allowSecretFiles / --allow-secret-file", hostPath, ErrSecret, why)
+}
+
+// checkSecretFindings applies the guard, as the entries' Spec sets it now,
+// to what the content scan found (on a hit, when the layer was built).
+func checkSecretFindings(entries []Entry, found []SecretFinding) error {
+	if len(found) == 0 {
+		return nil
+	}
+	byName := make(map[string]*Entry, len(entries))
+	for i := range entries {
+		byName[entries[i].Name] = &entries[i]
+	}
+	for _, f := range found {
+		if e := byName[f.Name]; e != nil && e.secretRefuse {
+			return secretError(e.Source, f.Why)
+		}
+	}
+	return nil
 }
 
 // secretContent says why data (of file base) is a secret, or "".

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"unicode/utf8"
 
 	"github.com/moby/patternmatcher"
@@ -57,8 +58,63 @@ type Spec struct {
 	// same pattern syntax as Exclude) matches them.
 	SecretFiles      bool
 	AllowSecretFiles []string
+	// Log, if set, gets warnings about what the layer cannot carry, such
+	// as extended attributes (security.capability, user.*) of source
+	// files, which are never written to the tar. Nil means no warnings.
+	Log *slog.Logger
 
 	allowMatcher *patternmatcher.PatternMatcher
+	xattrs       *xattrReport
+}
+
+// xattrReport collects the source files that have extended attributes, to
+// warn about them once the walk is done.
+type xattrReport struct {
+	files []string // "path (attr, attr)": the first maxXattrWarnings, and all with a capability
+	count int
+	buf   []byte
+}
+
+// maxXattrWarnings is how many files with extended attributes are named one
+// by one; the rest are counted.
+const maxXattrWarnings = 10
+
+// ignoredXattr: the host's SELinux label is policy of the machine, not of
+// the file, and is on every file of such systems.
+func ignoredXattr(name string) bool { return name == "security.selinux" }
+
+func (r *xattrReport) check(hostPath string) {
+	if r == nil {
+		return
+	}
+	var names []string
+	names, r.buf = listXattrs(hostPath, r.buf)
+	kept := names[:0]
+	for _, n := range names {
+		if !ignoredXattr(n) {
+			kept = append(kept, n)
+		}
+	}
+	if len(kept) == 0 {
+		return
+	}
+	r.count++
+	// a lost file capability is always named: the program may not work
+	if len(r.files) < maxXattrWarnings || slices.Contains(kept, "security.capability") {
+		r.files = append(r.files, hostPath+" ("+strings.Join(kept, ", ")+")")
+	}
+}
+
+func (r *xattrReport) warn(log *slog.Logger) {
+	if r == nil || log == nil || r.count == 0 {
+		return
+	}
+	for _, f := range r.files {
+		log.Warn("layer source has extended attributes, which gantry does not copy into the layer; a file capability (security.capability) is lost: grant it at run time (--cap-add) or set it in the base", "file", f)
+	}
+	if more := r.count - len(r.files); more > 0 {
+		log.Warn("more layer sources have extended attributes, which are not copied either", "files", more)
+	}
 }
 
 // compressible lists the extensions Precompress applies to.
@@ -74,12 +130,16 @@ func Walk(s Spec) ([]Entry, error) {
 	if err := s.compileAllow(); err != nil {
 		return nil, err
 	}
+	if s.Log != nil {
+		s.xattrs = &xattrReport{buf: make([]byte, 256)}
+	}
 	byName := map[string]Entry{}
 	for _, src := range s.Sources {
 		if err := walkSource(s, src, byName); err != nil {
 			return nil, err
 		}
 	}
+	s.xattrs.warn(s.Log)
 	entries := make([]Entry, 0, len(byName))
 	for _, e := range byName {
 		entries = append(entries, e)
@@ -107,29 +167,43 @@ func walkSource(s Spec, src Source, out map[string]Entry) error {
 	if err != nil {
 		return fmt.Errorf("layer source %s: %w", src.From, unwrapPathError(err))
 	}
+	// A source that is itself a symlink is the user's own argument: it is
+	// followed (symlinks inside it stay governed by FollowSymlinks). Without
+	// this, a linked directory shipped as one symlink to a host path.
+	base, from := filepath.Base(src.From), src.From
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		if from, err = filepath.EvalSymlinks(src.From); err != nil {
+			return fmt.Errorf("layer source %s is a symlink that does not resolve: %w; point it at an existing file or directory", src.From, unwrapPathError(err))
+		}
+		if fi, err = os.Stat(from); err != nil {
+			return fmt.Errorf("layer source %s (a symlink to %s): %w", src.From, from, unwrapPathError(err))
+		}
+	}
 	if !fi.IsDir() {
 		name := to
 		if strings.HasSuffix(src.To, "/") || to == "" {
-			name = path.Join(to, fi.Name())
+			name = path.Join(to, base)
 		}
-		if err := s.checkSecretName(src.From, fi.Name(), false); err != nil {
-			return err
+		for _, n := range []string{base, filepath.Base(from)} {
+			if err := s.checkSecretName(src.From, n, false); err != nil {
+				return err
+			}
 		}
-		e, err := entryFor(s, src.From, name, fi)
+		e, err := entryFor(s, from, name, fi)
 		if err != nil {
 			return err
 		}
-		e.checkSecret = s.secretContentCandidate(fi.Name())
+		s.markSecret(&e, base)
 		addEntry(s, out, e)
 		return nil
 	}
 
 	excludes := append([]string(nil), s.Exclude...)
-	if f, err := os.Open(filepath.Join(src.From, IgnoreFile)); err == nil {
+	if f, err := os.Open(filepath.Join(from, IgnoreFile)); err == nil {
 		pats, err := ignorefile.ReadAll(f)
 		f.Close()
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", filepath.Join(src.From, IgnoreFile), err)
+			return fmt.Errorf("reading %s: %w", filepath.Join(from, IgnoreFile), err)
 		}
 		excludes = append(excludes, pats...)
 		excludes = append(excludes, IgnoreFile)
@@ -148,11 +222,11 @@ func walkSource(s Spec, src Source, out map[string]Entry) error {
 	local := map[string]Entry{}
 	w := &dirWalker{s: &s, to: to, exclude: exclude, include: include, out: local}
 	if s.FollowSymlinks {
-		if w.root, err = filepath.EvalSymlinks(src.From); err != nil {
+		if w.root, err = filepath.EvalSymlinks(from); err != nil {
 			return fmt.Errorf("layer source %s: %w", src.From, unwrapPathError(err))
 		}
 	}
-	if err := w.walk(src.From, ""); err != nil {
+	if err := w.walk(from, ""); err != nil {
 		return err
 	}
 	if include != nil {
@@ -232,7 +306,7 @@ func (w *dirWalker) walk(hostDir, prefix string) error {
 		if err != nil {
 			return err
 		}
-		e.checkSecret = w.s.secretContentCandidate(rel)
+		w.s.markSecret(&e, rel)
 		w.out[name] = e
 		return nil
 	})
@@ -257,7 +331,7 @@ func (w *dirWalker) follow(p, rel, name string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		e.checkSecret = w.s.secretContentCandidate(rel)
+		w.s.markSecret(&e, rel)
 		w.out[name] = e
 		return true, nil
 	}
@@ -328,13 +402,19 @@ func entryFor(s Spec, hostPath, name string, fi fs.FileInfo) (Entry, error) {
 		e.UID, e.GID = s.Owner.UID, s.Owner.GID
 	}
 	mode := fi.Mode()
+	if mode.IsRegular() || mode.IsDir() {
+		s.xattrs.check(hostPath)
+	}
 	switch {
 	case mode.IsRegular():
 		e.Type = tar.TypeReg
 		e.Size = fi.Size()
 		e.Source = hostPath
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
-			e.inode = fileID{uint64(st.Dev), st.Ino}
+		if hs, ok := statOf(fi); ok {
+			e.host = hs
+			if hs.nlink > 1 {
+				e.inode = hs.id
+			}
 		}
 		e.Mode = 0o644
 		if mode.Perm()&0o111 != 0 {

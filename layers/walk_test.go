@@ -278,7 +278,8 @@ func TestWalkSingleFile(t *testing.T) {
 		{"conf.ini", "/", Spec{}, Entry{Name: "conf.ini", Type: tar.TypeReg, Mode: 0o644, Size: 4}},
 		{"tool", "/usr/local/bin/", Spec{}, Entry{Name: "usr/local/bin/tool", Type: tar.TypeReg, Mode: 0o755, Size: 2}},
 		{"tool", "/t", Spec{FileMode: 0o700, Owner: &Owner{UID: 7, GID: 8}}, Entry{Name: "t", Type: tar.TypeReg, Mode: 0o700, UID: 7, GID: 8, Size: 2}},
-		{"ln", "/etc/l", Spec{}, Entry{Name: "etc/l", Type: tar.TypeSymlink, Mode: 0o777, Linkname: "conf.ini"}},
+		// a source that is a symlink is followed (see TestWalkSymlinkedRoot)
+		{"ln", "/etc/l", Spec{}, Entry{Name: "etc/l", Type: tar.TypeReg, Mode: 0o644, Size: 4}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.from+"→"+tt.to, func(t *testing.T) {
@@ -557,4 +558,54 @@ func gzipBytes(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestWalkSymlinkedRoot: a source that is itself a symlink (to a directory
+// or a file) is followed, with or without FollowSymlinks; symlinks inside
+// it stay symlinks unless FollowSymlinks.
+func TestWalkSymlinkedRoot(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]file{
+		"real/index.html":    {data: "<h1>hi</h1>"},
+		"real/sub/app.js":    {data: "let a;"},
+		"real/inner":         {link: "index.html"},
+		"real.conf":          {data: "k=v\n"},
+		"linkroot":           {link: "real"},
+		"abslink":            {link: filepath.Join(dir, "real")},
+		"chain":              {link: "linkroot"},
+		"conf-link":          {link: "real.conf"},
+		"dangling-root":      {link: "nowhere"},
+		"real/.gantryignore": {data: "sub/\n"},
+	})
+	for _, from := range []string{"linkroot", "abslink", "chain"} {
+		for _, follow := range []bool{false, true} {
+			entries := mustWalk(t, Spec{Sources: []Source{{From: filepath.Join(dir, from), To: "/srv"}}, FollowSymlinks: follow})
+			m := byName(entries)
+			want := []string{"srv", "srv/index.html", "srv/inner"}
+			if got := names(entries); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s follow=%v: entries %q, want %q (the ignore file of the target applies)", from, follow, got, want)
+				continue
+			}
+			if e := m["srv"]; e.Type != tar.TypeDir {
+				t.Errorf("%s follow=%v: srv is %c → %q, want a directory", from, follow, e.Type, e.Linkname)
+			}
+			inner := m["srv/inner"]
+			if follow && inner.Type != tar.TypeReg || !follow && (inner.Type != tar.TypeSymlink || inner.Linkname != "index.html") {
+				t.Errorf("%s follow=%v: inner symlink became %c %q", from, follow, inner.Type, inner.Linkname)
+			}
+		}
+	}
+	// a symlink to a file: its content, under the link's name
+	entries := mustWalk(t, Spec{Sources: []Source{{From: filepath.Join(dir, "conf-link"), To: "/etc/"}}})
+	if len(entries) != 1 || entries[0].Name != "etc/conf-link" || entries[0].Type != tar.TypeReg || entries[0].Size != 4 {
+		t.Errorf("symlinked file source: %+v", entries)
+	}
+	l := mustBuild(t, &Builder{Cache: newCache(t), MTime: testMTime}, entries)
+	if ms := layerTar(t, l, testMTime); len(ms) != 1 || string(ms[0].data) != "k=v\n" {
+		t.Errorf("symlinked file source in the layer: %+v", ms)
+	}
+	// a dangling one is an error naming it
+	if _, err := Walk(Spec{Sources: []Source{{From: filepath.Join(dir, "dangling-root"), To: "/x"}}}); err == nil || !strings.Contains(err.Error(), "dangling-root") {
+		t.Errorf("dangling symlink source: %v", err)
+	}
 }
