@@ -10,6 +10,7 @@ import (
 	"github.com/gantry-dev/gantry/assemble/progress"
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/gantry-dev/gantry/layers"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // gates are every check an image must pass before anything is written:
@@ -84,6 +85,18 @@ func (g gates) runAs(config []byte) error {
 			shown = "unset, so root"
 		}
 		return fmt.Errorf("the image would run as root (User: %s); add user: (or --user NAME:UID), or allow it with allowRoot: true / --allow-root", shown)
+	}
+	return nil
+}
+
+// arch refuses a new layer holding an ELF file of another architecture
+// than the platform it goes to, unless allowed.
+func (g gates) arch(layer string, l *layers.Layer, p *v1.Platform) error {
+	if g.policy.AllowForeignArch {
+		return nil
+	}
+	if err := layers.CheckArch(l.ELFFiles(), p.OS, p.Architecture, p.Variant); err != nil {
+		return fmt.Errorf("layer %s: %w", layer, err)
 	}
 	return nil
 }

@@ -58,6 +58,9 @@ func (e *Engine) addContent(ctx context.Context, pb *platformBuild) error {
 				pb.upper[en.Name] = en
 			}
 		}
+		if err := pb.gates.arch(ls.Name, l, pb.p.platform); err != nil {
+			return err
+		}
 		pb.add(e, l)
 		pb.patch.History = append(pb.patch.History, manifests.History{CreatedBy: "gantry: " + ls.Description()})
 	}

@@ -121,3 +121,58 @@ func digestOf(t *testing.T, l v1.Layer) v1.Hash {
 	}
 	return d
 }
+
+// elfHeader is the 64-byte header of a little-endian ELF64 shared object
+// for machine (enough for the architecture gate, which reads no more).
+func elfHeader(machine uint16) []byte {
+	h := make([]byte, 64)
+	copy(h, "\x7fELF")
+	h[4], h[5], h[6] = 2, 1, 1 // ELFCLASS64, ELFDATA2LSB, EV_CURRENT
+	h[16] = 3                  // ET_DYN
+	h[18], h[19] = byte(machine), byte(machine>>8)
+	return h
+}
+
+// The architecture gate: an x86-64 library in a layer shared by every
+// platform fails the arm64 image, naming the file and both sides; per-arch
+// sources pass; allowForeignArch relaxes it.
+func TestArchitectureGate(t *testing.T) {
+	dir := t.TempDir()
+	for arch, machine := range map[string]uint16{"amd64": 62, "arm64": 183} {
+		p := filepath.Join(dir, "vendor", arch, "libz.so.1")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, elfHeader(machine), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	abs, err := filepath.Abs(nginxBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := func(from string, relax bool) error {
+		cfg := filepath.Join(dir, "gantry.yaml")
+		yaml := "images:\n  - name: web\n    base: oci:" + abs + "\n    allowRoot: true\n    layers:\n      - {name: vendor, from: \"" + from + "\", to: /app/vendor}\n"
+		if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		specs, err := spec.Load(cfg, noEnv, spec.Options{Relax: spec.Relax{AllowForeignArch: relax}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = newTestEngine(t, "").Build(context.Background(), specs)
+		return err
+	}
+	err = build("vendor/amd64", false)
+	want := "platform linux/arm64/v8: layer vendor: app/vendor/libz.so.1 is x86-64, but linux/arm64/v8 needs aarch64 (use ${TARGETARCH} in from:, or platforms:)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("x86-64 library on arm64: %v\nwant it to contain %q", err, want)
+	}
+	if err := build("vendor/${TARGETARCH}", false); err != nil {
+		t.Errorf("per-arch libraries: %v", err)
+	}
+	if err := build("vendor/amd64", true); err != nil {
+		t.Errorf("with allowForeignArch: %v", err)
+	}
+}

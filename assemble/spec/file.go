@@ -58,6 +58,7 @@ type ImageConfig struct {
 	AllowRoot          bool     `yaml:"allowRoot"`
 	AllowWorldWritable bool     `yaml:"allowWorldWritable"`
 	AllowSetuid        bool     `yaml:"allowSetuid"`
+	AllowForeignArch   bool     `yaml:"allowForeignArch"`
 	MaxLayers          int      `yaml:"maxLayers"`
 }
 

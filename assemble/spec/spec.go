@@ -85,6 +85,7 @@ type Policy struct {
 	AllowRoot          bool     // may run as root
 	AllowWorldWritable bool     // new files may be world-writable
 	AllowSetuid        bool     // new files may be setuid/setgid
+	AllowForeignArch   bool     // new ELF files may be of another architecture than their platform's
 	AllowSecrets       []string // env keys allowed to carry secret-looking values
 	MaxLayers          int      // 0: no limit
 }
@@ -116,9 +117,9 @@ type Options struct {
 
 // Relax loosens policy checks from the command line.
 type Relax struct {
-	AllowRoot, AllowWorldWritable, AllowSetuid bool
-	AllowSecrets                               []string // env keys
-	AllowSecretFiles                           []string // patterns
+	AllowRoot, AllowWorldWritable, AllowSetuid, AllowForeignArch bool
+	AllowSecrets                                                 []string // env keys
+	AllowSecretFiles                                             []string // patterns
 }
 
 // apply makes the command line's changes to s.
@@ -127,6 +128,7 @@ func (o Options) apply(s *ImageSpec) {
 	s.Policy.AllowRoot = s.Policy.AllowRoot || r.AllowRoot
 	s.Policy.AllowWorldWritable = s.Policy.AllowWorldWritable || r.AllowWorldWritable
 	s.Policy.AllowSetuid = s.Policy.AllowSetuid || r.AllowSetuid
+	s.Policy.AllowForeignArch = s.Policy.AllowForeignArch || r.AllowForeignArch
 	s.Policy.AllowSecrets = append(s.Policy.AllowSecrets, r.AllowSecrets...)
 	for i := range s.Layers {
 		s.Layers[i].AllowSecretFiles = append(s.Layers[i].AllowSecretFiles, r.AllowSecretFiles...)
