@@ -23,13 +23,15 @@ type zmember struct {
 	mode os.FileMode // 0 → 0644
 }
 
-// wheelSpec describes a test wheel; record, if set, replaces the RECORD
-// that would be computed.
+// wheelSpec describes a test wheel; its RECORD is computed unless told
+// otherwise.
 type wheelSpec struct {
 	dist, version, tag string
 	members            []zmember
-	record             *string
-	skipRecord         []string // members left out of the computed RECORD
+	wheelFile          string            // WHEEL contents, if not the default
+	recordFields       map[string]string // member → "hash,size" replacing the computed one
+	recordExtra        []string          // rows added to RECORD
+	skipRecord         []string          // members left out of RECORD
 }
 
 // writeWheel writes a wheel into dir and returns its path.
@@ -39,9 +41,12 @@ func writeWheel(t testing.TB, dir string, w wheelSpec) string {
 		w.tag = "py3-none-any"
 	}
 	di := w.dist + "-" + w.version + ".dist-info"
+	if w.wheelFile == "" {
+		w.wheelFile = "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: " + w.tag + "\n"
+	}
 	members := append([]zmember{
 		{name: di + "/METADATA", data: fmt.Sprintf("Metadata-Version: 2.1\nName: %s\nVersion: %s\n", w.dist, w.version)},
-		{name: di + "/WHEEL", data: "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: " + w.tag + "\n"},
+		{name: di + "/WHEEL", data: w.wheelFile},
 	}, w.members...)
 	var rec strings.Builder
 	for _, m := range members {
@@ -49,16 +54,20 @@ func writeWheel(t testing.TB, dir string, w wheelSpec) string {
 		for _, s := range w.skipRecord {
 			skip = skip || s == m.name
 		}
-		if !skip {
-			sum := sha256.Sum256([]byte(m.data))
-			fmt.Fprintf(&rec, "%s,sha256=%s,%d\n", m.name, base64.RawURLEncoding.EncodeToString(sum[:]), len(m.data))
+		sum := sha256.Sum256([]byte(m.data))
+		fields := fmt.Sprintf("sha256=%s,%d", base64.RawURLEncoding.EncodeToString(sum[:]), len(m.data))
+		if f, ok := w.recordFields[m.name]; ok {
+			fields = f
 		}
+		if !skip {
+			fmt.Fprintf(&rec, "%s,%s\n", m.name, fields)
+		}
+	}
+	for _, r := range w.recordExtra {
+		rec.WriteString(r + "\n")
 	}
 	fmt.Fprintf(&rec, "%s/RECORD,,\n", di)
 	record := rec.String()
-	if w.record != nil {
-		record = *w.record
-	}
 	members = append(members, zmember{name: di + "/RECORD", data: record})
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
