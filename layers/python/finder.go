@@ -24,6 +24,25 @@ import (
 // the lock allows.
 var ErrHashMismatch = errors.New("hash mismatch")
 
+// mismatchError is a file whose sha256 the lock does not allow.
+type mismatchError struct {
+	file, location string
+	got, claimed   string // the file's sha256 and the source's, hex; either may be ""
+	want           []string
+}
+
+func (e *mismatchError) Error() string {
+	switch {
+	case e.claimed != "" && e.got != "" && e.claimed != e.got:
+		return fmt.Sprintf("%s from %s: %v: the source says sha256:%s but the file has sha256:%s", e.file, e.location, ErrHashMismatch, e.claimed, e.got)
+	case e.got != "":
+		return fmt.Sprintf("%s from %s: %v: the file has sha256:%s, the lock allows %s", e.file, e.location, ErrHashMismatch, e.got, strings.Join(e.want, ", "))
+	}
+	return fmt.Sprintf("%s from %s: %v: the source says sha256:%s, the lock allows %s", e.file, e.location, ErrHashMismatch, e.claimed, strings.Join(e.want, ", "))
+}
+
+func (e *mismatchError) Unwrap() error { return ErrHashMismatch }
+
 // Candidate is a distribution file a source offers for a project.
 type Candidate struct {
 	Filename string // "tfnative-1.0.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
@@ -308,7 +327,7 @@ func (f *Finder) Fetch(ctx context.Context, c Candidate, want []string) (string,
 	ok := allowed(want)
 	if c.SHA256 != "" {
 		if !ok[c.SHA256] {
-			return "", fmt.Errorf("%s from %s: %w: the source says sha256:%s, the lock allows %s", c.Filename, c.location(), ErrHashMismatch, c.SHA256, strings.Join(want, ", "))
+			return "", &mismatchError{file: c.Filename, location: c.location(), claimed: c.SHA256, want: want}
 		}
 		p := filepath.Join(dir, c.SHA256)
 		if _, err := os.Stat(p); err == nil {
@@ -339,10 +358,10 @@ func (f *Finder) Fetch(ctx context.Context, c Candidate, want []string) (string,
 	}
 	got := hex.EncodeToString(h.Sum(nil))
 	if c.SHA256 != "" && got != c.SHA256 {
-		return "", fmt.Errorf("%s from %s: %w: the source says sha256:%s but the file has sha256:%s", c.Filename, c.location(), ErrHashMismatch, c.SHA256, got)
+		return "", &mismatchError{file: c.Filename, location: c.location(), claimed: c.SHA256, got: got, want: want}
 	}
 	if !ok[got] {
-		return "", fmt.Errorf("%s from %s: %w: the file has sha256:%s, the lock allows %s", c.Filename, c.location(), ErrHashMismatch, got, strings.Join(want, ", "))
+		return "", &mismatchError{file: c.Filename, location: c.location(), got: got, want: want}
 	}
 	p := filepath.Join(dir, got)
 	if err := os.Rename(tmp.Name(), p); err != nil {

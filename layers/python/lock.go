@@ -48,7 +48,12 @@ func (r Requirement) Applies(t Target) (bool, error) {
 	return ok, nil
 }
 
-const lockHint = "make the lock with pip-compile --generate-hashes (or uv pip compile --generate-hashes)"
+const (
+	lockTool = "pip-compile --generate-hashes (or uv pip compile --generate-hashes)"
+	lockHint = "make the lock with " + lockTool
+	// pylockHint is for pylock.toml files (uv writes them with hashes).
+	pylockHint = "make the lock with uv export --format pylock.toml (or another tool that records sha256 hashes)"
+)
 
 var pylockNameRE = regexp.MustCompile(`^pylock\.([^.]+\.)?toml$`)
 
@@ -344,7 +349,7 @@ func parsePylock(file string, data []byte) ([]Requirement, error) {
 		case p.VCS != nil || p.Directory != nil || p.Archive != nil:
 			return nil, fmt.Errorf("%s: a vcs, directory or archive package cannot be installed from a wheel; lock it from an index", where)
 		case p.Version == "":
-			return nil, fmt.Errorf("%s: no version; %s", where, lockHint)
+			return nil, fmt.Errorf("%s: no version; %s", where, pylockHint)
 		}
 		if _, err := parseVersion(p.Version); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
@@ -386,7 +391,7 @@ func parsePylock(file string, data []byte) ([]Requirement, error) {
 			r.Files = append(r.Files, c)
 		}
 		if len(r.Hashes) == 0 {
-			return nil, fmt.Errorf("%s: lists no wheels with hashes; %s", where, lockHint)
+			return nil, fmt.Errorf("%s: lists no wheels with hashes; %s", where, pylockHint)
 		}
 		reqs = append(reqs, r)
 	}
@@ -430,7 +435,7 @@ func lockedFile(lockFile string, f pylockFile) (Candidate, error) {
 	}
 	h := strings.ToLower(f.Hashes["sha256"])
 	if !sha256RE.MatchString(h) {
-		return Candidate{}, fmt.Errorf("%s has no sha256 hash (64 hex digits); %s", c.Filename, lockHint)
+		return Candidate{}, fmt.Errorf("%s has no sha256 hash (64 hex digits); %s", c.Filename, pylockHint)
 	}
 	c.SHA256 = h
 	return c, nil

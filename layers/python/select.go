@@ -236,8 +236,13 @@ func (f *Finder) selectOne(ctx context.Context, r Requirement, t Target, tags []
 				}
 			}
 			p, err := f.Fetch(ctx, c, r.Hashes)
-			if errors.Is(err, ErrHashMismatch) {
-				rejected = append(rejected, rejection{file: c.Filename, why: strings.TrimPrefix(err.Error(), c.Filename+" "), hash: true})
+			var mm *mismatchError
+			if errors.As(err, &mm) {
+				why := "from " + mm.location + " has sha256:" + mm.got
+				if mm.got == "" || (mm.claimed != "" && mm.claimed != mm.got) {
+					why = mm.Error()[len(c.Filename)+1:]
+				}
+				rejected = append(rejected, rejection{file: c.Filename, why: why, hash: true})
 				continue
 			}
 			if err != nil {
@@ -310,7 +315,7 @@ func noWheelError(where string, r Requirement, t Target, rejected []rejection, o
 			hashes = hashes || rj.hash
 		}
 		if hashes {
-			return fmt.Errorf("%s: %w: no wheel for %s matches the lock's hashes (%s): %s; if the files were rebuilt, re-lock (%s)", where, ErrHashMismatch, plat, strings.Join(r.Hashes, ", "), strings.Join(parts, "; "), lockHint)
+			return fmt.Errorf("%s: %w: no wheel for %s has a sha256 the lock allows (%s): %s; if the files were rebuilt, re-lock with %s", where, ErrHashMismatch, plat, strings.Join(r.Hashes, ", "), strings.Join(parts, "; "), lockTool)
 		}
 		return fmt.Errorf("%s: no wheel for %s supports Python %s: %s", where, plat, t.Python.Full(), strings.Join(parts, "; "))
 	}

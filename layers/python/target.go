@@ -600,7 +600,7 @@ func detectLibc(r resolver, t Target) (Libc, error) {
 				}
 			}
 		}
-		looked = append(looked, "a libc-X.Y.so symlink at /lib/"+triplet+"/libc.so.6")
+		looked = append(looked, "libc-X.Y.so symlink at /lib/"+triplet+"/libc.so.6")
 	}
 	return Libc{}, fmt.Errorf("%s: cannot tell the base image's C library: no /lib/ld-musl-*.so.1, no %s", t.Platform(), strings.Join(looked, ", no "))
 }
