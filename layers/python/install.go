@@ -274,6 +274,20 @@ func (s store) extract(ctx context.Context, w Wheel) (*storeManifest, error) {
 	return m, nil
 }
 
+// fileSHA256 is the hex sha256 of the file at p.
+func fileSHA256(ctx context.Context, p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("reading wheel: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
+		return "", fmt.Errorf("reading wheel: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 func mustHex(s string) string {
 	b, _ := hex.DecodeString(s)
 	return string(b)
@@ -323,6 +337,13 @@ func Install(ctx context.Context, wheels []Wheel, t Target, o InstallOptions) ([
 }
 
 func installWheel(ctx context.Context, s store, w Wheel, t Target) ([]placed, error) {
+	if !sha256RE.MatchString(w.SHA256) {
+		sum, err := fileSHA256(ctx, w.Path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", w.Filename, err)
+		}
+		w.SHA256 = sum
+	}
 	m, err := s.unpack(ctx, w)
 	if err != nil {
 		return nil, err

@@ -2,11 +2,13 @@ package python
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/csv"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -428,5 +430,56 @@ func TestRelPath(t *testing.T) {
 		if got := relPath(tc.from, tc.to); got != tc.want {
 			t.Errorf("relPath(%s, %s) = %s, want %s", tc.from, tc.to, got, tc.want)
 		}
+	}
+}
+
+// zeros is an endless source of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestInstallStreams installs a wheel with a 4 MiB member and checks that
+// it was never held in memory.
+func TestInstallStreams(t *testing.T) {
+	const size = 4 << 20
+	p := filepath.Join(t.TempDir(), "big-1.0-py3-none-any.whl")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := zip.NewWriter(f)
+	add := func(name string, r io.Reader) string {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		n, err := io.Copy(io.MultiWriter(w, h), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return name + ",sha256=" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)) + "," + strconv.FormatInt(n, 10) + "\n"
+	}
+	record := add("big/blob.bin", io.LimitReader(zeros{}, size))
+	record += add("big-1.0.dist-info/METADATA", strings.NewReader("Metadata-Version: 2.1\nName: big\nVersion: 1.0\n"))
+	record += add("big-1.0.dist-info/WHEEL", strings.NewReader("Wheel-Version: 1.0\nRoot-Is-Purelib: true\n"))
+	add("big-1.0.dist-info/RECORD", strings.NewReader(record+"big-1.0.dist-info/RECORD,,\n"))
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	es := mustInstall(t, []Wheel{{Filename: filepath.Base(p), Path: p}}, slimTarget("amd64"), InstallOptions{})
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("allocated %d KiB", alloc>>10)
+	if alloc > size/4 {
+		t.Errorf("Install allocated %d MiB for a %d MiB member", alloc>>20, size>>20)
+	}
+	if e := byName(es)["usr/local/lib/python3.13/site-packages/big/blob.bin"]; e.Size != size || e.Source == "" {
+		t.Errorf("blob entry %+v", e)
 	}
 }
