@@ -236,7 +236,6 @@ func parseSimpleJSON(r io.Reader, base *url.URL) ([]Candidate, error) {
 			URL            string            `json:"url"`
 			Hashes         map[string]string `json:"hashes"`
 			RequiresPython string            `json:"requires-python"`
-			Yanked         any               `json:"yanked"`
 		} `json:"files"`
 	}
 	if err := json.NewDecoder(r).Decode(&page); err != nil {
@@ -245,6 +244,8 @@ func parseSimpleJSON(r io.Reader, base *url.URL) ([]Candidate, error) {
 	if major, _, _ := strings.Cut(page.Meta.APIVersion, "."); major != "1" {
 		return nil, fmt.Errorf("PEP 691 api-version %q is not supported (want 1.x)", page.Meta.APIVersion)
 	}
+	// Yanked files (PEP 592) stay: every requirement is pinned with ==,
+	// and pip installs a yanked file that is pinned so.
 	var out []Candidate
 	for _, f := range page.Files {
 		u, err := base.Parse(f.URL)

@@ -76,7 +76,7 @@ func Select(ctx context.Context, f *Finder, reqs []Requirement, t Target) ([]Whe
 		out = append(out, w)
 	}
 	if len(reqs) > 0 && skipped == len(reqs) {
-		return nil, fmt.Errorf("%s: the markers of every requirement in %s exclude %s", reqs[0].File, reqs[0].File, t.Platform())
+		return nil, fmt.Errorf("%s: the markers of every requirement exclude %s", reqs[0].File, t.Platform())
 	}
 	return out, nil
 }

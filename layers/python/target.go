@@ -244,10 +244,15 @@ func envPythonVersion(env []string) (Version, bool) {
 //   - official python images: /usr/local/lib/pythonX.Y/site-packages with
 //     /usr/local/bin/python3 (else pythonX.Y); PYTHON_VERSION picks X.Y when
 //     there are several and must agree with the one found.
-//   - Debian's python3: /usr/lib/python3.Y with /usr/bin/python3 installs
-//     into /usr/local/lib/python3.Y/dist-packages (on Debian's sys.path);
-//     other distributions' (Alpine's apk python3) into
-//     /usr/lib/python3.Y/site-packages.
+//   - a distribution's python3: /usr/lib/python3.Y with /usr/bin/python3
+//     (its symlink target picks Y when there are several). On a Debian-family
+//     base (dpkg, or /usr/lib/python3/dist-packages) wheels go into
+//     /usr/local/lib/python3.Y/dist-packages, which Debian's sys.path has,
+//     scripts into /usr/local/bin; elsewhere (Alpine's apk python3) into
+//     /usr/lib/python3.Y/site-packages and /usr/bin.
+//
+// The micro version comes from PYTHON_VERSION, else from the python3.Y
+// package (dpkg python3.Y-minimal, apk python3), else it is 0.
 //
 // The C library is musl when /lib/ld-musl-*.so.1 exists (version from the
 // musl package in /lib/apk/db/installed, else 1.2), else glibc from the
