@@ -12,6 +12,7 @@ import (
 	"github.com/gantry-dev/gantry/assemble"
 	"github.com/gantry-dev/gantry/assemble/progress"
 	"github.com/gantry-dev/gantry/assemble/registry"
+	"github.com/gantry-dev/gantry/assemble/registrytest"
 	"github.com/gantry-dev/gantry/assemble/sink"
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -87,16 +88,16 @@ func (ev *events) count(s string) int {
 // only the client's idle keep-alive connections remain, and closing them
 // leaves no goroutine of gantry's behind.
 func TestRunLeavesNoGoroutine(t *testing.T) {
-	reg := newTestRegistry(t)
-	pushLayoutBase(t, nginxBase, reg.host+"/library/nginx:alpine")
+	reg := registrytest.New(t)
+	registrytest.PushLayout(t, nginxBase, reg.Host+"/library/nginx:alpine")
 	before := goleak.IgnoreCurrent()
 	e, err := NewEngine(testOptions{CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "out")
-	if _, err := e.Run(context.Background(), []spec.ImageSpec{smallSpec(t, reg.host+"/library/nginx:alpine")},
-		e.RegistrySink(sink.Destinations{Ref: reg.host + "/web/leak:v1"}), sink.Layout(out, sink.Destinations{})); err != nil {
+	if _, err := e.Run(context.Background(), []spec.ImageSpec{smallSpec(t, reg.Host+"/library/nginx:alpine")},
+		e.RegistrySink(sink.Destinations{Ref: reg.Host + "/web/leak:v1"}), sink.Layout(out, sink.Destinations{})); err != nil {
 		t.Fatal(err)
 	}
 	e.client.CloseIdleConnections()

@@ -6,139 +6,41 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gantry-dev/gantry/assemble"
 	"github.com/gantry-dev/gantry/assemble/registry"
+	"github.com/gantry-dev/gantry/assemble/registrytest"
 	"github.com/gantry-dev/gantry/assemble/sink"
 	"github.com/gantry-dev/gantry/assemble/spec"
 )
 
-// faultProxy stands in front of a real registry and, while on, injects the
-// faults its rule picks; everything else is forwarded unchanged (Host
-// included, so the registry's Location headers name the proxy).
-type faultProxy struct {
-	host     string
-	on       atomic.Bool
-	injected atomic.Int32
-	rule     func(w http.ResponseWriter, r *http.Request) bool // true: answered
-}
-
-func newFaultProxy(t *testing.T, registryHost string, rule func(p *faultProxy, w http.ResponseWriter, r *http.Request) bool) *faultProxy {
-	t.Helper()
-	target, _ := url.Parse("http://" + registryHost)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) { w.WriteHeader(http.StatusBadGateway) }
-	p := &faultProxy{}
-	p.rule = func(w http.ResponseWriter, r *http.Request) bool { return rule(p, w, r) }
-	p.host = startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p.on.Load() && p.rule(w, r) {
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}), nil)
-	return p
-}
-
-// matchers
-func isBlobUpload(r *http.Request) bool {
-	return (r.Method == http.MethodPatch || r.Method == http.MethodPut) && strings.Contains(r.URL.Path, "/blobs/uploads/")
-}
-func isManifestPut(r *http.Request) bool {
-	return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/")
-}
-func isTagPut(r *http.Request) bool {
-	return isManifestPut(r) && !strings.Contains(r.URL.Path, "/manifests/sha256:")
-}
-func anyRequest(*http.Request) bool { return true }
-
-// fail answers code (with Retry-After when set) after draining the body,
-// as a registry behind a load balancer would.
-func fail(w http.ResponseWriter, r *http.Request, code int, retryAfter string) {
-	io.Copy(io.Discard, r.Body)
-	if retryAfter != "" {
-		w.Header().Set("Retry-After", retryAfter)
-	}
-	w.Header().Set("Content-Type", "text/plain")
-	w.WriteHeader(code)
-	io.WriteString(w, http.StatusText(code))
-}
-
-// firstN injects fault into the first n requests match accepts.
-func firstN(n int32, match func(*http.Request) bool, fault func(w http.ResponseWriter, r *http.Request)) func(*faultProxy, http.ResponseWriter, *http.Request) bool {
-	var seen atomic.Int32
-	return func(p *faultProxy, w http.ResponseWriter, r *http.Request) bool {
-		if !match(r) || seen.Add(1) > n {
-			return false
-		}
-		p.injected.Add(1)
-		fault(w, r)
-		return true
-	}
-}
-
-// always injects fault into every request match accepts.
-func always(match func(*http.Request) bool, fault func(w http.ResponseWriter, r *http.Request)) func(*faultProxy, http.ResponseWriter, *http.Request) bool {
-	return firstN(1<<30, match, fault)
-}
-
-// slow delays every request match accepts by d, then forwards it.
-func slow(match func(*http.Request) bool, d time.Duration) func(*faultProxy, http.ResponseWriter, *http.Request) bool {
-	return func(p *faultProxy, w http.ResponseWriter, r *http.Request) bool {
-		if match(r) {
-			p.injected.Add(1)
-			time.Sleep(d)
-		}
-		return false
-	}
-}
-
-// resetAfter reads n bytes of the request body, then drops the connection
-// with a TCP reset: a connection lost mid-upload.
-func resetAfter(n int64) func(w http.ResponseWriter, r *http.Request) {
-	return func(w http.ResponseWriter, r *http.Request) {
-		io.CopyN(io.Discard, r.Body, n)
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			panic(err)
-		}
-		if tc, ok := conn.(*net.TCPConn); ok {
-			tc.SetLinger(0)
-		}
-		conn.Close()
-	}
-}
-
 // faultRig is a registry with the TaskFlow bases, a fault proxy in front of
 // it, and the digests a fault-free build through the proxy gives.
 type faultRig struct {
-	reg   *testRegistry
-	proxy *faultProxy
+	reg   *registrytest.Registry
+	proxy *registrytest.FaultProxy
 	specs func() []spec.ImageSpec
 	want  map[string]string // image name → digest
 }
 
 var fastRetry = registry.RetryPolicy{Attempts: 5, Base: 10 * time.Millisecond, MaxWait: 100 * time.Millisecond, Budget: 3 * time.Second}
 
-func newFaultRig(t *testing.T, rule func(*faultProxy, http.ResponseWriter, *http.Request) bool) *faultRig {
+func newFaultRig(t *testing.T, rule registrytest.Rule) *faultRig {
 	t.Helper()
-	reg := newTestRegistryWith(t, registryOptions{})
-	pushLayoutBase(t, nginxBase, reg.host+"/library/nginx:alpine")
-	pushLayoutBase(t, pythonBase, reg.host+"/library/python:3.13-slim")
-	p := newFaultProxy(t, reg.host, rule)
+	reg := registrytest.New(t)
+	registrytest.PushLayout(t, nginxBase, reg.Host+"/library/nginx:alpine")
+	registrytest.PushLayout(t, pythonBase, reg.Host+"/library/python:3.13-slim")
+	p := registrytest.NewFaultProxy(t, reg.Host, rule)
 	// bases are named through the proxy: pulls face the faults too
 	bases := map[string]string{
-		"taskflow-frontend": p.host + "/library/nginx:alpine",
-		"taskflow-backend":  p.host + "/library/python:3.13-slim",
+		"taskflow-frontend": p.Host + "/library/nginx:alpine",
+		"taskflow-backend":  p.Host + "/library/python:3.13-slim",
 	}
 	rig := &faultRig{reg: reg, proxy: p, specs: func() []spec.ImageSpec { return loadExample(t, bases) }, want: map[string]string{}}
 	e := rig.engine(t, fastRetry, nil)
@@ -168,9 +70,9 @@ func (rig *faultRig) engine(t *testing.T, retry registry.RetryPolicy, logs io.Wr
 func (rig *faultRig) run(t *testing.T, retry registry.RetryPolicy, logs io.Writer) ([]assemble.Result, error) {
 	t.Helper()
 	e := rig.engine(t, retry, logs)
-	rig.proxy.on.Store(true)
-	defer rig.proxy.on.Store(false)
-	return e.Run(context.Background(), rig.specs(), e.RegistrySink(sink.Destinations{Prefix: rig.proxy.host + "/taskflow", Tags: []string{"v1", "latest"}}))
+	rig.proxy.Enable()
+	defer rig.proxy.Disable()
+	return e.Run(context.Background(), rig.specs(), e.RegistrySink(sink.Destinations{Prefix: rig.proxy.Host + "/taskflow", Tags: []string{"v1", "latest"}}))
 }
 
 // TestFaultsBuildCompletes: with 503 bursts, 429s, connections reset
@@ -181,27 +83,27 @@ func TestFaultsBuildCompletes(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name string
-		rule func(*faultProxy, http.ResponseWriter, *http.Request) bool
+		rule registrytest.Rule
 		log  string // in the warnings when set
 	}{
-		{"503 burst on blob uploads", firstN(3, isBlobUpload, func(w http.ResponseWriter, r *http.Request) { fail(w, r, http.StatusServiceUnavailable, "") }), ""},
-		{"429 with Retry-After on manifest puts", firstN(3, isManifestPut, func(w http.ResponseWriter, r *http.Request) { fail(w, r, http.StatusTooManyRequests, "1") }), "429 Too Many Requests"},
-		{"503 on the registry ping and pulls", firstN(4, func(r *http.Request) bool { return r.Method == http.MethodGet }, func(w http.ResponseWriter, r *http.Request) { fail(w, r, http.StatusServiceUnavailable, "") }), "503 Service Unavailable"},
-		{"connection reset mid-upload", firstN(2, func(r *http.Request) bool { return r.Method == http.MethodPatch }, resetAfter(300)), ""},
-		{"slow HEADs", slow(func(r *http.Request) bool { return r.Method == http.MethodHead }, 150*time.Millisecond), ""},
+		{"503 burst on blob uploads", registrytest.FirstN(3, registrytest.IsBlobUpload, registrytest.Status(http.StatusServiceUnavailable, "")), ""},
+		{"429 with Retry-After on manifest puts", registrytest.FirstN(3, registrytest.IsManifestPut, registrytest.Status(http.StatusTooManyRequests, "1")), "429 Too Many Requests"},
+		{"503 on the registry ping and pulls", registrytest.FirstN(4, registrytest.Method(http.MethodGet), registrytest.Status(http.StatusServiceUnavailable, "")), "503 Service Unavailable"},
+		{"connection reset mid-upload", registrytest.FirstN(2, registrytest.Method(http.MethodPatch), registrytest.ResetAfter(300)), ""},
+		{"slow HEADs", registrytest.Slow(registrytest.Method(http.MethodHead), 150*time.Millisecond), ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			rig := newFaultRig(t, tc.rule)
-			var logs lockedBuffer
+			var logs registrytest.Buffer
 			start := time.Now()
 			res, err := rig.run(t, fastRetry, &logs)
 			if err != nil {
 				t.Fatalf("build failed: %v\nwarnings:\n%s", err, logs.String())
 			}
-			t.Logf("%d faults injected; took %s", rig.proxy.injected.Load(), time.Since(start).Round(time.Millisecond))
-			if rig.proxy.injected.Load() == 0 {
+			t.Logf("%d faults injected; took %s", rig.proxy.Injected(), time.Since(start).Round(time.Millisecond))
+			if rig.proxy.Injected() == 0 {
 				t.Fatal("no fault was injected")
 			}
 			if tc.log != "" && !strings.Contains(logs.String(), tc.log) {
@@ -214,7 +116,7 @@ func TestFaultsBuildCompletes(t *testing.T) {
 			if !maps.Equal(got, rig.want) {
 				t.Errorf("digests %v, a fault-free build gives %v", got, rig.want)
 			}
-			tags := checkRegistryConsistent(t, rig.reg.host)
+			tags := registrytest.CheckConsistent(t, rig.reg.Host)
 			for name, d := range rig.want {
 				for _, tag := range []string{"v1", "latest"} {
 					if tags["taskflow/"+name+":"+tag] != d {
@@ -233,8 +135,8 @@ func TestFaultsRetryAfterHonoured(t *testing.T) {
 	var mu sync.Mutex
 	var path string
 	var answered, retried time.Time
-	rule := func(p *faultProxy, w http.ResponseWriter, r *http.Request) bool {
-		if !isManifestPut(r) {
+	rule := func(p *registrytest.FaultProxy, w http.ResponseWriter, r *http.Request) bool {
+		if !registrytest.IsManifestPut(r) {
 			return false
 		}
 		mu.Lock()
@@ -242,8 +144,8 @@ func TestFaultsRetryAfterHonoured(t *testing.T) {
 		switch {
 		case path == "":
 			path = r.URL.Path
-			p.injected.Add(1)
-			fail(w, r, http.StatusTooManyRequests, "1")
+			p.Inject()
+			registrytest.Status(http.StatusTooManyRequests, "1")(w, r)
 			answered = time.Now()
 			return true
 		case r.URL.Path == path && retried.IsZero():
@@ -251,14 +153,14 @@ func TestFaultsRetryAfterHonoured(t *testing.T) {
 		}
 		return false
 	}
-	reg := newTestRegistryWith(t, registryOptions{})
-	p := newFaultProxy(t, reg.host, rule)
+	reg := registrytest.New(t)
+	p := registrytest.NewFaultProxy(t, reg.Host, rule)
 	e, err := NewEngine(testOptions{CacheDir: t.TempDir(), Retry: registry.RetryPolicy{Base: 10 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.on.Store(true)
-	if _, err := e.Run(context.Background(), []spec.ImageSpec{smallSpec(t, "oci:"+nginxBase)}, e.RegistrySink(sink.Destinations{Ref: p.host + "/web/site:v1"})); err != nil {
+	p.Enable()
+	if _, err := e.Run(context.Background(), []spec.ImageSpec{smallSpec(t, "oci:"+nginxBase)}, e.RegistrySink(sink.Destinations{Ref: p.Host + "/web/site:v1"})); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
@@ -271,7 +173,7 @@ func TestFaultsRetryAfterHonoured(t *testing.T) {
 	} else {
 		t.Logf("retried %s after the 429", d.Round(time.Millisecond))
 	}
-	checkRegistryConsistent(t, reg.host)
+	registrytest.CheckConsistent(t, reg.Host)
 }
 
 // TestFaultsFailCleanly: a registry that keeps failing makes the build
@@ -280,22 +182,25 @@ func TestFaultsRetryAfterHonoured(t *testing.T) {
 func TestFaultsFailCleanly(t *testing.T) {
 	t.Parallel()
 	retry := registry.RetryPolicy{Attempts: 3, Base: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond, Budget: 500 * time.Millisecond}
-	unavailable := func(w http.ResponseWriter, r *http.Request) { fail(w, r, http.StatusServiceUnavailable, "") }
+	unavailable := registrytest.Status(http.StatusServiceUnavailable, "")
+	backendTagPut := func(r *http.Request) bool {
+		return registrytest.IsTagPut(r) && strings.Contains(r.URL.Path, "taskflow-backend")
+	}
 	cases := []struct {
 		name string
-		rule func(*faultProxy, http.ResponseWriter, *http.Request) bool
+		rule registrytest.Rule
 		want []string
 		tags []string // tags that may exist (whole images)
 	}{
-		{"every request 503", always(anyRequest, unavailable),
+		{"every request 503", registrytest.Always(registrytest.AnyRequest, unavailable),
 			[]string{"image taskflow-frontend: base ", "503 service unavailable"}, nil},
-		{"blob uploads 503", always(isBlobUpload, unavailable),
+		{"blob uploads 503", registrytest.Always(registrytest.IsBlobUpload, unavailable),
 			[]string{"pushing ", "/taskflow/taskflow-frontend", "503 service unavailable"}, nil},
-		{"manifest puts 503", always(isManifestPut, unavailable),
+		{"manifest puts 503", registrytest.Always(registrytest.IsManifestPut, unavailable),
 			[]string{"pushing ", "/taskflow/taskflow-frontend", "503 service unavailable"}, nil},
-		{"tag puts 503", always(isTagPut, unavailable),
+		{"tag puts 503", registrytest.Always(registrytest.IsTagPut, unavailable),
 			[]string{"tagging ", "/taskflow/taskflow-frontend:v1 (no tag was written)", "503 service unavailable"}, nil},
-		{"second image's tags 503", always(func(r *http.Request) bool { return isTagPut(r) && strings.Contains(r.URL.Path, "taskflow-backend") }, unavailable),
+		{"second image's tags 503", registrytest.Always(backendTagPut, unavailable),
 			[]string{"tagging ", "/taskflow/taskflow-backend:v1 (tagged before the failure: ", "taskflow-frontend:v1, ", "taskflow-frontend:latest)"},
 			[]string{"taskflow/taskflow-frontend:v1", "taskflow/taskflow-frontend:latest"}},
 	}
@@ -310,12 +215,12 @@ func TestFaultsFailCleanly(t *testing.T) {
 				t.Fatal("the build succeeded")
 			}
 			msg := err.Error()
-			t.Logf("after %s and %d faults: %s", took.Round(time.Millisecond), rig.proxy.injected.Load(), msg)
+			t.Logf("after %s and %d faults: %s", took.Round(time.Millisecond), rig.proxy.Injected(), msg)
 			// each request gives up after its attempts; uploads are tried
 			// again a few times from a new session. Bounded by count, not
 			// by the clock (a busy machine only makes it slower); the
 			// minute is a guard against retrying without end.
-			if n := rig.proxy.injected.Load(); n > 100 {
+			if n := rig.proxy.Injected(); n > 100 {
 				t.Errorf("%d faults before giving up", n)
 			}
 			if took > time.Minute {
@@ -336,7 +241,7 @@ func TestFaultsFailCleanly(t *testing.T) {
 					t.Errorf("error %q lacks %q", msg, w)
 				}
 			}
-			tags := checkRegistryConsistent(t, rig.reg.host)
+			tags := registrytest.CheckConsistent(t, rig.reg.Host)
 			for tag, d := range tags {
 				if strings.HasPrefix(tag, "library/") {
 					continue
@@ -355,17 +260,17 @@ func TestFaultsFailCleanly(t *testing.T) {
 // no tag behind.
 func TestInterruptStopsPromptly(t *testing.T) {
 	t.Parallel()
-	reg := newTestRegistryWith(t, registryOptions{})
-	p := newFaultProxy(t, reg.host, slow(isBlobUpload, 3*time.Second))
+	reg := registrytest.New(t)
+	p := registrytest.NewFaultProxy(t, reg.Host, registrytest.Slow(registrytest.IsBlobUpload, 3*time.Second))
 	e, err := NewEngine(testOptions{CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.on.Store(true)
+	p.Enable()
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
 	start := time.Now()
-	_, err = e.Run(ctx, []spec.ImageSpec{smallSpec(t, "oci:"+nginxBase)}, e.RegistrySink(sink.Destinations{Ref: p.host + "/web/site:v1"}))
+	_, err = e.Run(ctx, []spec.ImageSpec{smallSpec(t, "oci:"+nginxBase)}, e.RegistrySink(sink.Destinations{Ref: p.Host + "/web/site:v1"}))
 	took := time.Since(start)
 	if err == nil {
 		t.Fatal("no error")
@@ -376,7 +281,7 @@ func TestInterruptStopsPromptly(t *testing.T) {
 	if msg := err.Error(); !strings.HasPrefix(msg, "interrupted: no tag was written") || strings.Contains(msg, "\n") {
 		t.Errorf("error %q", msg)
 	}
-	if n := reg.count("PUT", "/manifests/"); n != 0 {
+	if n := reg.Count("PUT", "/manifests/"); n != 0 {
 		t.Errorf("%d manifests written", n)
 	}
 }

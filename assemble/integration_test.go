@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/gantry-dev/gantry/assemble/registrytest"
 	"github.com/gantry-dev/gantry/assemble/sink"
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/gantry-dev/gantry/layers"
@@ -31,12 +31,6 @@ const (
 )
 
 func noEnv(string) (string, bool) { return "", false }
-
-// pushLayoutBase copies the one image or index of an OCI layout to ref.
-func pushLayoutBase(t *testing.T, dir, ref string) {
-	t.Helper()
-	pushLayoutBaseWith(t, dir, ref)
-}
 
 func newTestEngine(t *testing.T, cacheDir string) testEngine {
 	t.Helper()
@@ -107,22 +101,22 @@ func fileContent(t *testing.T, l v1.Layer, want string) string {
 // TestTaskFlowToRegistry builds the example against bases in a real
 // registry and checks what a client pulling it sees.
 func TestTaskFlowToRegistry(t *testing.T) {
-	reg := newTestRegistry(t)
+	reg := registrytest.New(t)
 	ctx := context.Background()
-	pushLayoutBase(t, nginxBase, reg.host+"/library/nginx:alpine")
-	pushLayoutBase(t, pythonBase, reg.host+"/library/python:3.13-slim")
+	registrytest.PushLayout(t, nginxBase, reg.Host+"/library/nginx:alpine")
+	registrytest.PushLayout(t, pythonBase, reg.Host+"/library/python:3.13-slim")
 	bases := map[string]string{
-		"taskflow-frontend": reg.host + "/library/nginx:alpine",
-		"taskflow-backend":  reg.host + "/library/python:3.13-slim",
+		"taskflow-frontend": reg.Host + "/library/nginx:alpine",
+		"taskflow-backend":  reg.Host + "/library/python:3.13-slim",
 	}
 	cache := t.TempDir()
-	reg.reset()
+	reg.Reset()
 	var ev events
 	e, err := NewEngine(testOptions{CacheDir: cache, Progress: &ev})
 	if err != nil {
 		t.Fatal(err)
 	}
-	results, err := e.Run(ctx, loadExample(t, bases), e.RegistrySink(sink.Destinations{Prefix: reg.host + "/taskflow"}))
+	results, err := e.Run(ctx, loadExample(t, bases), e.RegistrySink(sink.Destinations{Prefix: reg.Host + "/taskflow"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,12 +129,12 @@ func TestTaskFlowToRegistry(t *testing.T) {
 		t.Errorf("%d streamed layers, want 4; events: %q", n, ev.all)
 	}
 	// base layers live on the same registry: mounted, never uploaded
-	if n := reg.count("POST", "/blobs/uploads/", "mount="); n == 0 {
-		t.Errorf("no cross-repo mounts; requests: %q", reg.requests())
+	if n := reg.Count("POST", "/blobs/uploads/", "mount="); n == 0 {
+		t.Errorf("no cross-repo mounts; requests: %q", reg.Requests())
 	}
 
 	for _, r := range results {
-		ref := reg.host + "/taskflow/" + r.Name + ":latest"
+		ref := reg.Host + "/taskflow/" + r.Name + ":latest"
 		if !slices.Contains(r.References, ref) {
 			t.Errorf("%s: references %q lack %s", r.Name, r.References, ref)
 		}
@@ -185,9 +179,9 @@ func TestTaskFlowToRegistry(t *testing.T) {
 
 	// A rebuild with nothing changed uploads nothing and downloads no base
 	// layer, and gives the same digests.
-	reg.reset()
+	reg.Reset()
 	e2 := newTestEngine(t, cache)
-	again, err := e2.Run(ctx, loadExample(t, bases), e2.RegistrySink(sink.Destinations{Prefix: reg.host + "/taskflow"}))
+	again, err := e2.Run(ctx, loadExample(t, bases), e2.RegistrySink(sink.Destinations{Prefix: reg.Host + "/taskflow"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,14 +190,14 @@ func TestTaskFlowToRegistry(t *testing.T) {
 			t.Errorf("%s: rebuild gave %s, first build %s", results[i].Name, again[i].Digest, results[i].Digest)
 		}
 	}
-	if n := reg.count("PATCH", "/blobs/uploads/") + reg.count("PUT", "/blobs/uploads/"); n != 0 {
+	if n := reg.Count("PATCH", "/blobs/uploads/") + reg.Count("PUT", "/blobs/uploads/"); n != 0 {
 		t.Errorf("rebuild uploaded %d blobs", n)
 	}
-	if n := reg.count("PUT", "/manifests/"); n != 0 {
+	if n := reg.Count("PUT", "/manifests/"); n != 0 {
 		t.Errorf("rebuild pushed %d manifests", n)
 	}
-	if n := reg.count("GET", "/library/", "/blobs/"); n != 0 {
-		t.Errorf("rebuild downloaded %d base blobs: %q", n, reg.requests())
+	if n := reg.Count("GET", "/library/", "/blobs/"); n != 0 {
+		t.Errorf("rebuild downloaded %d base blobs: %q", n, reg.Requests())
 	}
 	if s := e2.LayerStats(); s.FilesRead != 0 || s.Misses != 0 {
 		t.Errorf("rebuild read %d files, %d cache misses", s.FilesRead, s.Misses)
@@ -326,12 +320,12 @@ func checkTaskFlowImage(t *testing.T, imageName string, img v1.Image) {
 // TestBuildFailuresPushNothing checks that bad input fails with one clear
 // line and leaves the registry and output directory untouched.
 func TestBuildFailuresPushNothing(t *testing.T) {
-	reg := newTestRegistry(t)
-	pushLayoutBase(t, nginxBase, reg.host+"/library/nginx:alpine")
-	pushLayoutBase(t, pythonBase, reg.host+"/library/python:3.13-slim")
+	reg := registrytest.New(t)
+	registrytest.PushLayout(t, nginxBase, reg.Host+"/library/nginx:alpine")
+	registrytest.PushLayout(t, pythonBase, reg.Host+"/library/python:3.13-slim")
 	good := map[string]string{
-		"taskflow-frontend": reg.host + "/library/nginx:alpine",
-		"taskflow-backend":  reg.host + "/library/python:3.13-slim",
+		"taskflow-frontend": reg.Host + "/library/nginx:alpine",
+		"taskflow-backend":  reg.Host + "/library/python:3.13-slim",
 	}
 	ctx := context.Background()
 	cases := []struct {
@@ -343,9 +337,9 @@ func TestBuildFailuresPushNothing(t *testing.T) {
 		{
 			name: "base does not exist",
 			specs: func() []spec.ImageSpec {
-				return loadExample(t, map[string]string{"taskflow-frontend": good["taskflow-frontend"], "taskflow-backend": reg.host + "/library/nope:1"})
+				return loadExample(t, map[string]string{"taskflow-frontend": good["taskflow-frontend"], "taskflow-backend": reg.Host + "/library/nope:1"})
 			},
-			want: []string{"image taskflow-backend", "base " + reg.host + "/library/nope:1", "404 not found on " + reg.host + "/library/nope: manifest unknown", "check the name and tag"},
+			want: []string{"image taskflow-backend", "base " + reg.Host + "/library/nope:1", "404 not found on " + reg.Host + "/library/nope: manifest unknown", "check the name and tag"},
 		},
 		{
 			name:   "unreachable registry",
@@ -374,11 +368,11 @@ func TestBuildFailuresPushNothing(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			reg.reset()
+			reg.Reset()
 			out := filepath.Join(t.TempDir(), "out")
 			prefix := tc.prefix
 			if prefix == "" {
-				prefix = reg.host + "/taskflow"
+				prefix = reg.Host + "/taskflow"
 			}
 			e := newTestEngine(t, "")
 			_, err := e.Run(ctx, tc.specs(), e.RegistrySink(sink.Destinations{Prefix: prefix}), sink.Layout(out, sink.Destinations{}))
@@ -394,15 +388,15 @@ func TestBuildFailuresPushNothing(t *testing.T) {
 					t.Errorf("error %q lacks %q", msg, w)
 				}
 			}
-			if n := reg.count("PUT"); n != 0 {
+			if n := reg.Count("PUT"); n != 0 {
 				t.Errorf("%d PUTs reached the registry", n)
 			}
 			if tc.prefix == "" && !strings.Contains(tc.name, "base") && !strings.Contains(tc.name, "platform") {
 				// layers streamed while built were cancelled, not committed
-				if n := reg.count("PATCH", "/blobs/uploads/"); n == 0 {
-					t.Errorf("nothing was streamed: %q", reg.requests())
+				if n := reg.Count("PATCH", "/blobs/uploads/"); n == 0 {
+					t.Errorf("nothing was streamed: %q", reg.Requests())
 				}
-				if repos := testCatalog(t, reg.host); len(repos) != 2 {
+				if repos := registrytest.Catalog(t, reg.Host); len(repos) != 2 {
 					t.Errorf("registry holds %v, want only the two bases", repos)
 				}
 			}
@@ -422,35 +416,35 @@ func TestBuildFailuresPushNothing(t *testing.T) {
 // gzip trailer by range request; layers are mounted), and the reported
 // uncompressed size is exact.
 func TestAppendReadsNoBaseLayer(t *testing.T) {
-	reg := newTestRegistry(t)
-	pushLayoutBase(t, nginxBase, reg.host+"/library/nginx:alpine")
+	reg := registrytest.New(t)
+	registrytest.PushLayout(t, nginxBase, reg.Host+"/library/nginx:alpine")
 	site := t.TempDir()
 	if err := os.WriteFile(filepath.Join(site, "index.html"), []byte("<h1>hi</h1>"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	is := spec.ImageSpec{
-		Name: "site", Base: reg.host + "/library/nginx:alpine", Policy: spec.Policy{AllowRoot: true},
+		Name: "site", Base: reg.Host + "/library/nginx:alpine", Policy: spec.Policy{AllowRoot: true},
 		Layers: []spec.LayerSpec{{Name: "site", Spec: layers.Spec{Sources: []layers.Source{{From: site, To: "/usr/share/nginx/html"}}}}},
 	}
 	is.Compression, _ = layers.Compression{}.Normalize()
-	reg.reset()
+	reg.Reset()
 	e := newTestEngine(t, "")
-	res, err := e.Run(context.Background(), []spec.ImageSpec{is}, e.RegistrySink(sink.Destinations{Ref: reg.host + "/web/site:v1"}))
+	res, err := e.Run(context.Background(), []spec.ImageSpec{is}, e.RegistrySink(sink.Destinations{Ref: reg.Host + "/web/site:v1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	whole := reg.count("GET", "/v2/library/nginx/blobs/") - reg.count("GET", "/v2/library/nginx/blobs/", "range=")
+	whole := reg.Count("GET", "/v2/library/nginx/blobs/") - reg.Count("GET", "/v2/library/nginx/blobs/", "range=")
 	if whole != 2 {
-		t.Errorf("%d whole base blobs downloaded; want only the 2 configs: %q", whole, reg.requests())
+		t.Errorf("%d whole base blobs downloaded; want only the 2 configs: %q", whole, reg.Requests())
 	}
-	if n := reg.count("PUT", "/v2/web/site/blobs/uploads/"); n != 3 {
+	if n := reg.Count("PUT", "/v2/web/site/blobs/uploads/"); n != 3 {
 		t.Errorf("%d blobs uploaded; want the new layer and 2 configs", n)
 	}
-	if n := reg.count("GET", "range="); n != 4 {
+	if n := reg.Count("GET", "range="); n != 4 {
 		t.Errorf("%d range requests, want one per base layer (4)", n)
 	}
 	// the size reported is exact
-	r, _ := name.ParseReference(reg.host + "/web/site:v1")
+	r, _ := name.ParseReference(reg.Host + "/web/site:v1")
 	idx, err := remote.Index(r)
 	if err != nil {
 		t.Fatal(err)
@@ -473,18 +467,4 @@ func TestAppendReadsNoBaseLayer(t *testing.T) {
 			t.Errorf("%s: reported %d bytes uncompressed, layers hold %d", res[0].Platforms[i].Platform, got, total)
 		}
 	}
-}
-
-func testCatalog(t *testing.T, host string) []string {
-	t.Helper()
-	resp, err := http.Get("http://" + host + "/v2/_catalog")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var c struct{ Repositories []string }
-	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
-		t.Fatal(err)
-	}
-	return c.Repositories
 }
