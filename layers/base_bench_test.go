@@ -120,7 +120,7 @@ func peakHeap() (stop func() float64) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		tick := time.NewTicker(2 * time.Millisecond)
+		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		var ms runtime.MemStats
 		for {
