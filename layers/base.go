@@ -3,11 +3,9 @@ package layers
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,93 +27,138 @@ type BaseFile struct {
 	Linkname string `json:"l,omitempty"`
 }
 
-// contentPaths are the files whose contents a base index keeps.
-var contentPaths = map[string]bool{"etc/passwd": true, "etc/group": true}
-
-// baseIndex is what one base layer holds, read once and cached by the
-// layer's digest: entries' metadata, whiteouts, /etc/passwd and /etc/group.
-type baseIndex struct {
-	UncompressedSize int64               `json:"size"`
-	Files            map[string]BaseFile `json:"files"`
-	Whiteouts        []string            `json:"whiteouts,omitempty"`
-	Opaque           []string            `json:"opaque,omitempty"`
-	Contents         map[string][]byte   `json:"contents,omitempty"`
-}
+// contentPath reports the files whose contents a base index keeps.
+func contentPath(name string) bool { return name == "etc/passwd" || name == "etc/group" }
 
 // BaseFS answers questions about a base image's filesystem by reading its
 // layers from the top down, only as far as needed, each at most once per
-// cache (indexes are cached by layer digest, so a rebuild reads no layer).
+// cache: a layer is scanned once into an index file cached by its digest
+// (see baseindex.go), which later questions, and later builds, search in
+// place without reading the layer or decoding the whole index.
 type BaseFS struct {
 	cache  *Cache
-	layers []v1.Layer // bottom first
-	index  []*baseIndex
+	layers []v1.Layer   // bottom first
+	index  []*baseIndex // indexes small enough to be kept in memory
+	sizes  []int64      // uncompressed sizes learnt from indexes, -1 unknown
 	// Scanned counts layers read from their blobs (not from the cache).
 	Scanned int
 	// Tail, when set, reads the last n bytes of a layer's compressed blob
 	// (e.g. with an HTTP range request), so the uncompressed size of a gzip
 	// layer is known from its trailer without downloading it.
 	Tail func(ctx context.Context, l v1.Layer, n int64) ([]byte, error)
+	// MaxEntries is the most tar entries a base layer may have (0 means
+	// MaxBaseEntries); scanning a layer with more fails.
+	MaxEntries int
+
+	runBytes int // records sorted in memory at once while indexing (tests)
 }
 
 // NewBaseFS returns a BaseFS over layers (bottom first).
 func NewBaseFS(c *Cache, layers []v1.Layer) *BaseFS {
-	return &BaseFS{cache: c, layers: layers, index: make([]*baseIndex, len(layers))}
+	sizes := make([]int64, len(layers))
+	for i := range sizes {
+		sizes[i] = -1
+	}
+	return &BaseFS{cache: c, layers: layers, index: make([]*baseIndex, len(layers)), sizes: sizes}
+}
+
+// withIndex calls fn with layer i's index, scanning the layer first if its
+// index is not cached.
+func (b *BaseFS) withIndex(ctx context.Context, i int, fn func(*baseIndex) error) error {
+	if ix := b.index[i]; ix != nil {
+		return fn(ix)
+	}
+	dig, err := b.layers[i].Digest()
+	if err != nil {
+		return fmt.Errorf("base layer %d: %w", i, err)
+	}
+	p := indexPath(b.cache, dig.Hex)
+	ix, closer, err := openIndexFile(p)
+	if err != nil { // not cached (or damaged): scan the layer
+		if err := b.scan(ctx, i, dig, p); err != nil {
+			return fmt.Errorf("reading base layer %s: %w", dig, err)
+		}
+		if ix, closer, err = openIndexFile(p); err != nil {
+			return fmt.Errorf("reading base index %s: %w", p, err)
+		}
+	}
+	defer closer()
+	if _, small := ix.r.(*bytes.Reader); small {
+		b.index[i] = ix
+	}
+	b.sizes[i] = ix.uncompressedSize
+	if err := fn(ix); err != nil {
+		if errors.Is(err, errBadIndex) {
+			return fmt.Errorf("base index %s of layer %s: %w; delete it (or use an empty --cache-dir)", p, dig, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// lookup finds name in the base: its record and the layer that has it.
+func (b *BaseFS) lookup(ctx context.Context, name string) (rec idxRec, layer int, ok bool, err error) {
+	for i := len(b.layers) - 1; i >= 0; i-- {
+		var found, hidden bool
+		err := b.withIndex(ctx, i, func(ix *baseIndex) error {
+			r, ok, err := ix.get(name)
+			if err != nil {
+				return err
+			}
+			if ok && r.flags&recPresent != 0 {
+				rec, found = r, true
+				return nil
+			}
+			hidden, err = ix.hides(name)
+			return err
+		})
+		if err != nil {
+			return idxRec{}, 0, false, err
+		}
+		if found {
+			return rec, i, true, nil
+		}
+		if hidden {
+			break
+		}
+	}
+	return idxRec{}, 0, false, nil
 }
 
 // Lookup finds name (relative to "/") in the base, honouring whiteouts and
 // opaque directories. data holds the file's contents for /etc/passwd and
 // /etc/group.
 func (b *BaseFS) Lookup(ctx context.Context, name string) (f BaseFile, data []byte, ok bool, err error) {
-	name = strings.Trim(path.Clean("/"+name), "/")
-	for i := len(b.layers) - 1; i >= 0; i-- {
-		ix, err := b.layerIndex(ctx, i)
-		if err != nil {
-			return f, nil, false, err
-		}
-		if f, ok := ix.Files[name]; ok {
-			return f, ix.Contents[name], true, nil
-		}
-		if ix.hides(name) {
-			return f, nil, false, nil
-		}
+	rec, layer, ok, err := b.lookup(ctx, cleanName(name))
+	if err != nil || !ok {
+		return f, nil, false, err
 	}
-	return f, nil, false, nil
+	if rec.flags&recContent != 0 {
+		err = b.withIndex(ctx, layer, func(ix *baseIndex) error {
+			data, err = ix.content(rec)
+			return err
+		})
+	}
+	return rec.f, data, true, err
 }
 
-// hides reports whether this layer deletes name from the layers below it.
-func (ix *baseIndex) hides(name string) bool {
-	for _, w := range ix.Whiteouts {
-		if name == w || strings.HasPrefix(name, w+"/") {
-			return true
-		}
-	}
-	for _, o := range ix.Opaque {
-		if o == "" || strings.HasPrefix(name, o+"/") {
-			return true
-		}
-	}
-	for d := path.Dir(name); d != "."; d = path.Dir(d) {
-		if f, ok := ix.Files[d]; ok && f.Type != tar.TypeDir {
-			return true // an ancestor replaced by a non-directory
-		}
-	}
-	return false
-}
+func cleanName(name string) string { return strings.Trim(path.Clean("/"+name), "/") }
 
 // UncompressedSize is the size of layer i's tar stream. It comes from the
 // layer's cached index, else from the gzip trailer (ISIZE, via Tail), else
 // from reading the layer.
 func (b *BaseFS) UncompressedSize(ctx context.Context, i int) (int64, error) {
-	if b.index[i] == nil && b.Tail != nil {
+	if b.sizes[i] < 0 && b.Tail != nil {
 		if n, ok := b.trailerSize(ctx, b.layers[i]); ok {
 			return n, nil
 		}
 	}
-	ix, err := b.layerIndex(ctx, i)
-	if err != nil {
-		return 0, err
+	if b.sizes[i] < 0 {
+		if err := b.withIndex(ctx, i, func(*baseIndex) error { return nil }); err != nil {
+			return 0, err
+		}
 	}
-	return ix.UncompressedSize, nil
+	return b.sizes[i], nil
 }
 
 // trailerSize reads a gzip layer's ISIZE (the uncompressed size mod 2^32),
@@ -131,8 +174,8 @@ func (b *BaseFS) trailerSize(ctx context.Context, l v1.Layer) (int64, bool) {
 			return n, true
 		}
 	}
-	if _, err := os.Stat(filepath.Join(b.cache.Dir(), "base", dig.Hex+".json.gz")); err == nil {
-		return 0, false // an index is cached: exact, and read once by layerIndex
+	if _, err := os.Stat(indexPath(b.cache, dig.Hex)); err == nil {
+		return 0, false // an index is cached: exact, and read by withIndex
 	}
 	mt, err := l.MediaType()
 	size, serr := l.Size()
@@ -153,54 +196,6 @@ func (b *BaseFS) trailerSize(ctx context.Context, l v1.Layer) (int64, bool) {
 	return n, true
 }
 
-func (b *BaseFS) layerIndex(ctx context.Context, i int) (*baseIndex, error) {
-	if b.index[i] != nil {
-		return b.index[i], nil
-	}
-	l := b.layers[i]
-	dig, err := l.Digest()
-	if err != nil {
-		return nil, fmt.Errorf("base layer %d: %w", i, err)
-	}
-	file := filepath.Join(b.cache.Dir(), "base", dig.Hex+".json.gz")
-	if raw, err := b.cache.readFile(file); err == nil && raw != nil {
-		if ix, err := decodeIndex(raw); err == nil {
-			b.index[i] = ix
-			return ix, nil
-		}
-	}
-	ix, err := scanLayer(ctx, l)
-	if err != nil {
-		return nil, fmt.Errorf("reading base layer %s: %w", dig, err)
-	}
-	b.Scanned++
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if err := json.NewEncoder(zw).Encode(ix); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	if err := b.cache.writeFile(file, buf.Bytes()); err != nil {
-		return nil, err
-	}
-	b.index[i] = ix
-	return ix, nil
-}
-
-func decodeIndex(raw []byte) (*baseIndex, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		return nil, err
-	}
-	var ix baseIndex
-	if err := json.NewDecoder(zr).Decode(&ix); err != nil {
-		return nil, err
-	}
-	return &ix, nil
-}
-
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader
@@ -213,70 +208,83 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-func scanLayer(ctx context.Context, l v1.Layer) (*baseIndex, error) {
+// scan reads layer i once and writes its index to dst.
+func (b *BaseFS) scan(ctx context.Context, i int, dig v1.Hash, dst string) error {
+	l := b.layers[i]
 	raw, err := l.Compressed()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer raw.Close()
-	dig, err := l.Digest()
-	if err != nil {
-		return nil, err
-	}
 	size, err := l.Size()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// verified as read, whatever the layer's source (an OCI layout does not
 	// check its blobs)
 	rc := &verifier{rc: raw, h: sha256.New(), want: dig, size: size, name: "base layer " + dig.String()}
 	zr, err := decompress(ctxReader{ctx, rc})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer zr.Close()
 	counted := &countingReader{r: zr}
 	tr := tar.NewReader(counted)
-	ix := &baseIndex{Files: map[string]BaseFile{}, Contents: map[string][]byte{}}
+	w := newIndexWriter(filepath.Join(b.cache.Dir(), "tmp"), b.runBytes)
+	defer w.close()
+	maxEntries := int64(b.MaxEntries)
+	if maxEntries <= 0 {
+		maxEntries = MaxBaseEntries
+	}
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		name := strings.Trim(path.Clean("/"+h.Name), "/")
-		if name == "" {
+		if w.entries++; w.entries > maxEntries {
+			return fmt.Errorf("it has more than %d entries, gantry's limit for a base layer (an entry bomb?); use another base image", maxEntries)
+		}
+		name := cleanName(h.Name)
+		if name == "" || strings.IndexByte(name, 0) >= 0 {
 			continue
 		}
-		dir, base := path.Dir(name), path.Base(name)
-		if dir == "." {
-			dir = ""
+		if err := w.implyParents(name); err != nil {
+			return err
 		}
+		dir, base := parentDir(name), path.Base(name)
+		var rec idxRec
 		switch {
 		case base == ".wh..wh..opq":
-			ix.Opaque = append(ix.Opaque, dir)
-			continue
+			rec = idxRec{key: indexKey(dir), flags: recOpaque}
+		case strings.HasPrefix(base, ".wh..wh."):
+			continue // other AUFS metadata
 		case strings.HasPrefix(base, ".wh."):
-			ix.Whiteouts = append(ix.Whiteouts, path.Join(dir, strings.TrimPrefix(base, ".wh.")))
-			continue
-		}
-		ix.Files[name] = BaseFile{Type: h.Typeflag, Mode: h.Mode, UID: h.Uid, GID: h.Gid, Linkname: h.Linkname}
-		if contentPaths[name] && h.Typeflag == tar.TypeReg {
-			data, err := io.ReadAll(io.LimitReader(tr, 4<<20))
-			if err != nil {
-				return nil, err
+			rec = idxRec{key: indexKey(path.Join(dir, strings.TrimPrefix(base, ".wh."))), flags: recWhiteout}
+		default:
+			rec = idxRec{key: indexKey(name), flags: recPresent, size: h.Size,
+				f: BaseFile{Type: h.Typeflag, Mode: h.Mode, UID: h.Uid, GID: h.Gid, Linkname: h.Linkname}}
+			if contentPath(name) && h.Typeflag == tar.TypeReg {
+				if err := w.keep(&rec, tr, min(h.Size, 4<<20)); err != nil {
+					return err
+				}
 			}
-			ix.Contents[name] = data
+		}
+		if err := w.add(&rec); err != nil {
+			return err
 		}
 	}
 	// the rest (tar padding) counts towards the uncompressed size
 	if _, err := io.Copy(io.Discard, counted); err != nil {
-		return nil, err
+		return err
 	}
-	ix.UncompressedSize = counted.n
-	return ix, nil
+	if err := w.finish(ctx, dst, counted.n); err != nil {
+		return err
+	}
+	b.Scanned++
+	return nil
 }
 
 type countingReader struct {
