@@ -30,6 +30,29 @@ type BaseFile struct {
 // contentPath reports the files whose contents a base index keeps.
 func contentPath(name string) bool { return name == "etc/passwd" || name == "etc/group" }
 
+// MaxBaseFileSize is the largest file gantry reads from a base image
+// (/etc/passwd, /etc/group, ...): 16 MiB, some 200,000 accounts. Such a
+// file is read whole (a merge must see every line); a larger one is an
+// error, never cut short.
+const MaxBaseFileSize = 16 << 20
+
+// tooLarge is the error for a base file over MaxBaseFileSize.
+func tooLarge(name string, size int64) error {
+	return fmt.Errorf("base /%s is %s, over gantry's %d MiB limit for files it reads from a base image; use a base whose /%s is smaller", name, humanBytes(size), MaxBaseFileSize>>20, name)
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
 // BaseFS answers questions about a base image's filesystem by reading its
 // layers from the top down, only as far as needed, each at most once per
 // cache: a layer is scanned once into an index file cached by its digest
@@ -126,12 +149,16 @@ func (b *BaseFS) lookup(ctx context.Context, name string) (rec idxRec, layer int
 }
 
 // Lookup finds name (relative to "/") in the base, honouring whiteouts and
-// opaque directories. data holds the file's contents for /etc/passwd and
-// /etc/group.
+// opaque directories. data holds the file's whole contents for /etc/passwd
+// and /etc/group; one over MaxBaseFileSize is an error.
 func (b *BaseFS) Lookup(ctx context.Context, name string) (f BaseFile, data []byte, ok bool, err error) {
-	rec, layer, ok, err := b.lookup(ctx, cleanName(name))
+	name = cleanName(name)
+	rec, layer, ok, err := b.lookup(ctx, name)
 	if err != nil || !ok {
 		return f, nil, false, err
+	}
+	if contentPath(name) && rec.f.Type == tar.TypeReg && rec.size > MaxBaseFileSize {
+		return rec.f, nil, true, tooLarge(name, rec.size)
 	}
 	if rec.flags&recContent != 0 {
 		err = b.withIndex(ctx, layer, func(ix *baseIndex) error {
@@ -266,8 +293,9 @@ func (b *BaseFS) scan(ctx context.Context, i int, dig v1.Hash, dst string) error
 		default:
 			rec = idxRec{key: indexKey(name), flags: recPresent, size: h.Size,
 				f: BaseFile{Type: h.Typeflag, Mode: h.Mode, UID: h.Uid, GID: h.Gid, Linkname: h.Linkname}}
-			if contentPath(name) && h.Typeflag == tar.TypeReg {
-				if err := w.keep(&rec, tr, min(h.Size, 4<<20)); err != nil {
+			if contentPath(name) && h.Typeflag == tar.TypeReg && h.Size <= MaxBaseFileSize {
+				// streamed to the index's contents file, not held
+				if err := w.keep(&rec, tr, h.Size); err != nil {
 					return err
 				}
 			}

@@ -2,6 +2,7 @@ package layers
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -46,26 +47,31 @@ func MergeGroup(base []byte, u User) ([]byte, error) {
 
 // merge appends line to file unless same finds that entry already there; an
 // entry with the same name or id that is not the same entry is an error.
+// Every line is looked at; the file is not copied until it is changed.
 func merge(file []byte, fileName, what, name string, id int, line string, same func([]string) bool) ([]byte, error) {
-	text := string(file)
-	for _, l := range strings.Split(text, "\n") {
-		f := strings.Split(l, ":")
-		if len(f) < 3 || strings.HasPrefix(l, "#") {
+	idStr := strconv.Itoa(id)
+	for rest := file; len(rest) > 0; {
+		var l []byte
+		l, rest, _ = bytes.Cut(rest, []byte("\n"))
+		if bytes.HasPrefix(l, []byte("#")) || bytes.Count(l, []byte(":")) < 2 {
 			continue
 		}
+		f := strings.Split(string(l), ":")
 		switch {
 		case same(f):
 			return file, nil
 		case f[0] == name:
 			return nil, fmt.Errorf("%s: %s %q already exists as %q; choose another name or use its ids", fileName, what, name, l)
-		case f[2] == strconv.Itoa(id):
+		case f[2] == idStr:
 			return nil, fmt.Errorf("%s: id %d for %s %q is already taken by %q; choose another id", fileName, id, what, name, f[0])
 		}
 	}
-	if text != "" && !strings.HasSuffix(text, "\n") {
-		text += "\n"
+	out := make([]byte, 0, len(file)+len(line)+2)
+	out = append(out, file...)
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
 	}
-	return []byte(text + line + "\n"), nil
+	return append(append(out, line...), '\n'), nil
 }
 
 // UserEntries returns the entries of the small layer that adds u to the

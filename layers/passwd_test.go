@@ -1,8 +1,15 @@
 package layers
 
 import (
+	"archive/tar"
+	"context"
+	"fmt"
 	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 func TestMergePasswd(t *testing.T) {
@@ -84,5 +91,56 @@ func checkMerge(t *testing.T, got []byte, err error, want string, wantErr []stri
 	}
 	if string(got) != want {
 		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+}
+
+// bigPasswd is a passwd file of at least n bytes of ordinary accounts
+// (uids from 2000), then last.
+func bigPasswd(n int, last string) string {
+	var b strings.Builder
+	b.WriteString("root:x:0:0:root:/root:/bin/sh\n")
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, "user%07d:x:%d:%d::/home/user%07d:/usr/sbin/nologin\n", i, 2000+i, 2000+i, i)
+	}
+	b.WriteString(last)
+	return b.String()
+}
+
+// TestUserEntriesBigPasswd: a base /etc/passwd over 4 MiB is merged whole
+// (an id clash on its last line is found, the merged file keeps every
+// line); one over MaxBaseFileSize is refused with its size, never cut.
+func TestUserEntriesBigPasswd(t *testing.T) {
+	ctx := context.Background()
+	app := User{Name: "app", UID: 1000, Group: "app", GID: 1000}
+	layer := func(passwd string) v1.Layer {
+		return static.NewLayer(makeTar(t, []tarEntry{
+			{name: "etc/", typ: tar.TypeDir, mode: 0o755},
+			{name: "etc/passwd", mode: 0o644, data: passwd},
+			{name: "etc/group", mode: 0o644, data: "root:x:0:\n"},
+		}, 0), types.OCIUncompressedLayer)
+	}
+
+	clash := bigPasswd(5<<20, "late:x:1000:1000::/:/bin/sh\n")
+	_, err := UserEntries(ctx, NewBaseFS(newCache(t), []v1.Layer{layer(clash)}), nil, app, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), `already taken by "late"`) {
+		t.Errorf("uid clash on the last line of a %d-byte passwd: %v", len(clash), err)
+	}
+
+	whole := bigPasswd(5<<20, "last:x:1999:1999::/:/bin/sh\n")
+	entries, err := UserEntries(ctx, NewBaseFS(newCache(t), []v1.Layer{layer(whole)}), nil, app, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := whole + "app:x:1000:1000::/:/sbin/nologin\n"
+	for _, e := range entries {
+		if e.Name == "etc/passwd" && (string(e.Data) != want || e.Size != int64(len(want))) {
+			t.Errorf("merged passwd is %d bytes ending %q, want %d bytes", len(e.Data), e.Data[max(0, len(e.Data)-60):], len(want))
+		}
+	}
+
+	huge := bigPasswd(MaxBaseFileSize+1, "")
+	_, err = UserEntries(ctx, NewBaseFS(newCache(t), []v1.Layer{layer(huge)}), nil, app, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "base /etc/passwd is 16.0 MiB, over gantry's 16 MiB limit") {
+		t.Errorf("passwd over the limit: %v", err)
 	}
 }
