@@ -118,6 +118,9 @@ func decodeRec(b []byte) (idxRec, error) {
 	r.f.UID, r.f.GID = int(d.varint()), int(d.varint())
 	r.f.Linkname = d.str()
 	r.size = d.varint()
+	if r.f.Type == tar.TypeReg {
+		r.f.Size = r.size
+	}
 	if r.flags&recContent != 0 {
 		r.cOff, r.cLen = d.varint(), d.varint()
 	}

@@ -48,8 +48,8 @@ func TestBaseIndexRuns(t *testing.T) {
 	runs.runBytes = 300 // a few records per run
 	names = append(names, "d1/s1/f000", "d2", "d3", "d3/old", "d4/gone", "d4/kept", "etc/passwd", "etc", "d0", "d0/s0", "nope", "d1/nope")
 	for _, name := range names {
-		f1, data1, ok1, err1 := mem.Lookup(ctx, name)
-		f2, data2, ok2, err2 := runs.Lookup(ctx, name)
+		f1, data1, ok1, err1 := lookupData(ctx, mem, name)
+		f2, data2, ok2, err2 := lookupData(ctx, runs, name)
 		if err1 != nil || err2 != nil || f1 != f2 || string(data1) != string(data2) || ok1 != ok2 {
 			t.Errorf("%s: in memory %+v %q %v %v, in runs %+v %q %v %v", name, f1, data1, ok1, err1, f2, data2, ok2, err2)
 		}
@@ -60,7 +60,7 @@ func TestBaseIndexRuns(t *testing.T) {
 	}
 	check := func(name string, wantOK bool, want BaseFile, wantData string) {
 		t.Helper()
-		f, data, ok, err := runs.Lookup(ctx, name)
+		f, data, ok, err := lookupData(ctx, runs, name)
 		if err != nil || ok != wantOK || f != want || string(data) != wantData {
 			t.Errorf("%s: %+v %q %v %v; want %+v %q %v", name, f, data, ok, err, want, wantData, wantOK)
 		}
@@ -85,7 +85,7 @@ func TestBaseIndexEntryLimit(t *testing.T) {
 	cache := newCache(t)
 	fsys := NewBaseFS(cache, []v1.Layer{l})
 	fsys.MaxEntries = 10
-	_, _, _, err := fsys.Lookup(context.Background(), "f1")
+	_, _, err := fsys.Lookup(context.Background(), "f1")
 	dig, _ := l.Digest()
 	if err == nil || !strings.Contains(err.Error(), "more than 10 entries") || !strings.Contains(err.Error(), dig.String()) {
 		t.Errorf("error %v, want the limit and the layer named", err)
@@ -94,7 +94,7 @@ func TestBaseIndexEntryLimit(t *testing.T) {
 		t.Errorf("index cached for a refused layer: %v", des)
 	}
 	fsys.MaxEntries = 0
-	if _, _, ok, err := fsys.Lookup(context.Background(), "f1"); err != nil || !ok {
+	if _, ok, err := fsys.Lookup(context.Background(), "f1"); err != nil || !ok {
 		t.Errorf("default limit: %v %v", ok, err)
 	}
 }

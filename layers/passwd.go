@@ -90,9 +90,15 @@ func UserEntries(ctx context.Context, base *BaseFS, upper map[string]Entry, u Us
 		{"etc/passwd", MergePasswd, "root:x:0:0:root:/root:/bin/sh\n"},
 		{"etc/group", MergeGroup, "root:x:0:\n"},
 	} {
-		meta, data, ok, err := base.Lookup(ctx, f.name)
+		meta, ok, err := base.Lookup(ctx, f.name)
 		if err != nil {
 			return nil, err
+		}
+		var data []byte
+		if ok && meta.Type == tar.TypeReg {
+			if data, err = base.ReadFile(ctx, f.name); err != nil {
+				return nil, err
+			}
 		}
 		if !ok || meta.Type != tar.TypeReg {
 			if log == nil {
@@ -124,7 +130,7 @@ func UserEntries(ctx context.Context, base *BaseFS, upper map[string]Entry, u Us
 			}
 			mode = e.Mode
 		} else {
-			meta, _, ok, err := base.Lookup(ctx, name)
+			meta, ok, err := base.Lookup(ctx, name)
 			if err != nil {
 				return nil, err
 			}
