@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -79,8 +78,9 @@ type BaseFS struct {
 	// Scanned counts layers read from their blobs (not from the cache).
 	Scanned int
 	// Tail, when set, reads the last n bytes of a layer's compressed blob
-	// (e.g. with an HTTP range request), so the uncompressed size of a gzip
-	// layer is known from its trailer without downloading it.
+	// (e.g. with an HTTP range request), so UncompressedSizeHint can give
+	// a lower bound of a gzip layer's size from its trailer without
+	// downloading it. UncompressedSize does not use it.
 	Tail func(ctx context.Context, l v1.Layer, n int64) ([]byte, error)
 	// MaxEntries is the most tar entries a base layer may have (0 means
 	// MaxBaseEntries); scanning a layer with more fails.
@@ -382,15 +382,17 @@ func (b *BaseFS) ReadDir(ctx context.Context, dir string) ([]string, error) {
 
 func cleanName(name string) string { return strings.Trim(path.Clean("/"+name), "/") }
 
-// UncompressedSize is the size of layer i's tar stream. It comes from the
-// layer's cached index, else from the gzip trailer (ISIZE, via Tail), else
-// from reading the layer.
+// UncompressedSize is the exact size of layer i's tar stream, for size
+// gates: from the layer's cached index, else by reading the layer once
+// (which caches its index, by digest, for every later question and build).
+//
+// It never comes from the gzip trailer alone: ISIZE is the size mod 2^32
+// of the last gzip member only, so a layer of 4 GiB or more, or made of
+// several members (concatenated gzip, pigz-style blocks, eStargz), has a
+// trailer that under-reports it, and no read of the blob's ends can tell
+// a single member from several with ordinary headers. A gate that needs
+// sizes may therefore read the base layers (once per cache).
 func (b *BaseFS) UncompressedSize(ctx context.Context, i int) (int64, error) {
-	if b.sizes[i] < 0 && b.Tail != nil {
-		if n, ok := b.trailerSize(ctx, b.layers[i]); ok {
-			return n, nil
-		}
-	}
 	if b.sizes[i] < 0 {
 		if err := b.withIndex(ctx, i, func(*baseIndex) error { return nil }); err != nil {
 			return 0, err
@@ -399,25 +401,47 @@ func (b *BaseFS) UncompressedSize(ctx context.Context, i int) (int64, error) {
 	return b.sizes[i], nil
 }
 
-// trailerSize reads a gzip layer's ISIZE (the uncompressed size mod 2^32),
-// cached by digest. Layers of 4 GiB or more, or not gzip, are not sized so.
-func (b *BaseFS) trailerSize(ctx context.Context, l v1.Layer) (int64, bool) {
+// UncompressedSizeHint is layer i's size without reading the layer when
+// that can be helped: exact (true) if the layer's index is cached; else, for
+// a gzip layer and with Tail set, its trailer's ISIZE, which is only a lower
+// bound (false): the true size is never smaller for a valid gzip stream, and
+// may be larger by any amount. Without a cheaper way it is UncompressedSize.
+// Use it for display, or to fail a size gate early (a sum of lower bounds
+// over the limit is over it); never to pass one.
+func (b *BaseFS) UncompressedSizeHint(ctx context.Context, i int) (n int64, exact bool, err error) {
+	if b.sizes[i] >= 0 {
+		return b.sizes[i], true, nil
+	}
+	l := b.layers[i]
 	dig, err := l.Digest()
 	if err != nil {
-		return 0, false
+		return 0, false, fmt.Errorf("base layer %d: %w", i, err)
 	}
-	file := filepath.Join(b.cache.Dir(), "base", dig.Hex+".size")
+	if ix, closer, err := openIndexFile(indexPath(b.cache, dig.Hex)); err == nil {
+		closer()
+		return ix.uncompressedSize, true, nil
+	}
+	if b.Tail != nil {
+		if n, ok := b.trailerSize(ctx, l, dig); ok {
+			return n, false, nil
+		}
+	}
+	n, err = b.UncompressedSize(ctx, i)
+	return n, err == nil, err
+}
+
+// trailerSize reads a gzip layer's ISIZE, cached by digest: a lower bound
+// of its uncompressed size (see UncompressedSizeHint).
+func (b *BaseFS) trailerSize(ctx context.Context, l v1.Layer, dig v1.Hash) (int64, bool) {
+	file := filepath.Join(b.cache.Dir(), "base", dig.Hex+".isize")
 	if raw, err := b.cache.readFile(file); err == nil && raw != nil {
 		if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
 			return n, true
 		}
 	}
-	if _, err := os.Stat(indexPath(b.cache, dig.Hex)); err == nil {
-		return 0, false // an index is cached: exact, and read by withIndex
-	}
 	mt, err := l.MediaType()
 	size, serr := l.Size()
-	if err != nil || serr != nil || !strings.HasSuffix(string(mt), "gzip") || size < 20 || size >= 1<<32 {
+	if err != nil || serr != nil || !strings.HasSuffix(string(mt), "gzip") || size < 20 {
 		return 0, false
 	}
 	tail, err := b.Tail(ctx, l, 4)
@@ -425,9 +449,6 @@ func (b *BaseFS) trailerSize(ctx context.Context, l v1.Layer) (int64, bool) {
 		return 0, false
 	}
 	n := int64(binary.LittleEndian.Uint32(tail))
-	if n < 1024 { // a tar stream is at least 1 KiB: this is not a plain gzip trailer
-		return 0, false
-	}
 	if err := b.cache.writeFile(file, []byte(strconv.FormatInt(n, 10))); err != nil {
 		return 0, false
 	}
