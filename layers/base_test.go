@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -164,6 +166,18 @@ func newTestBase(t testing.TB) *testBase {
 	}
 }
 
+// lookupData is Lookup and, for a regular file the index keeps, ReadFile;
+// the Size is left out, for tables of metadata.
+func lookupData(ctx context.Context, fsys *BaseFS, name string) (BaseFile, []byte, bool, error) {
+	f, ok, err := fsys.Lookup(ctx, name)
+	f.Size = 0
+	if err != nil || !ok || f.Type != tar.TypeReg || !contentPath(cleanName(name)) {
+		return f, nil, ok, err
+	}
+	data, err := fsys.ReadFile(ctx, name)
+	return f, data, ok, err
+}
+
 func TestBaseFSLookup(t *testing.T) {
 	base := newTestBase(t)
 	tests := []struct {
@@ -203,7 +217,7 @@ func TestBaseFSLookup(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fsys := NewBaseFS(newCache(t), base.layers)
-			f, data, ok, err := fsys.Lookup(ctx, tt.name)
+			f, data, ok, err := lookupData(ctx, fsys, tt.name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -214,7 +228,7 @@ func TestBaseFSLookup(t *testing.T) {
 				t.Errorf("scanned %d layers, want %d", fsys.Scanned, tt.scanned)
 			}
 			// the shared BaseFS gives the same answer and scans each layer once
-			f2, data2, ok2, err := shared.Lookup(ctx, tt.name)
+			f2, data2, ok2, err := lookupData(ctx, shared, tt.name)
 			if err != nil || f2 != f || !bytes.Equal(data2, data) || ok2 != ok {
 				t.Errorf("shared BaseFS: %+v %q %v %v", f2, data2, ok2, err)
 			}
@@ -228,7 +242,7 @@ func TestBaseFSLookup(t *testing.T) {
 	before := base.opened.Load()
 	again := NewBaseFS(cache, base.layers)
 	for _, tt := range tests {
-		f, data, ok, err := again.Lookup(ctx, tt.name)
+		f, data, ok, err := lookupData(ctx, again, tt.name)
 		if err != nil || ok != tt.found || f != tt.file || string(data) != tt.data {
 			t.Errorf("cached %s: %+v %q %v %v", tt.name, f, data, ok, err)
 		}
@@ -268,19 +282,15 @@ func TestBaseFSUncompressedSize(t *testing.T) {
 	if n, err := f.UncompressedSize(ctx, 0); err != nil || n != int64(len(base.tars[0])) {
 		t.Errorf("uncompressed layer: %d %v, want %d", n, err, len(base.tars[0]))
 	}
-	if _, data, ok, err := f.Lookup(ctx, "etc/passwd"); err != nil || !ok || string(data) != basePasswd0 {
+	if _, data, ok, err := lookupData(ctx, f, "etc/passwd"); err != nil || !ok || string(data) != basePasswd0 {
 		t.Errorf("uncompressed layer passwd: %q %v %v", data, ok, err)
 	}
 }
 
-// TestBaseFSTail: the uncompressed size of a gzip layer comes from its
-// trailer (read with Tail), is cached, and other layers fall back to a scan.
-func TestBaseFSTail(t *testing.T) {
-	base := newTestBase(t)
-	ctx := context.Background()
-	var tails atomic.Int64
-	tail := func(ctx context.Context, l v1.Layer, n int64) ([]byte, error) {
-		tails.Add(1)
+// tailOf is a Tail hook that reads the end of a layer's blob, counting.
+func tailOf(count *atomic.Int64) func(ctx context.Context, l v1.Layer, n int64) ([]byte, error) {
+	return func(ctx context.Context, l v1.Layer, n int64) ([]byte, error) {
+		count.Add(1)
 		rc, err := l.Compressed()
 		if err != nil {
 			return nil, err
@@ -292,49 +302,126 @@ func TestBaseFSTail(t *testing.T) {
 		}
 		return b[len(b)-int(n):], nil
 	}
+}
+
+// TestBaseFSTail: UncompressedSizeHint takes a gzip layer's size from its
+// trailer (read with Tail, cached) as a lower bound, an exact size once the
+// layer's index is cached, and scans other layers; UncompressedSize is
+// always exact.
+func TestBaseFSTail(t *testing.T) {
+	base := newTestBase(t)
+	ctx := context.Background()
+	var tails atomic.Int64
+	tail := tailOf(&tails)
 	cache := newCache(t)
 	fsys := NewBaseFS(cache, base.layers)
 	fsys.Tail = tail
 	for i, tb := range base.tars {
-		n, err := fsys.UncompressedSize(ctx, i)
-		if err != nil || n != int64(len(tb)) {
-			t.Errorf("layer %d: %d %v, want %d", i, n, err, len(tb))
+		n, exact, err := fsys.UncompressedSizeHint(ctx, i)
+		// gzip layers 0 and 1 by trailer (single members: right, but not
+		// known to be), zstd layer 2 by a scan
+		if err != nil || n != int64(len(tb)) || exact != (i == 2) {
+			t.Errorf("layer %d: hint %d exact %v %v, want %d", i, n, exact, err, len(tb))
 		}
 	}
-	// gzip layers 0 and 1 by trailer, zstd layer 2 by a scan
 	if tails.Load() != 2 || fsys.Scanned != 1 {
 		t.Errorf("tails %d, scanned %d; want 2 and 1", tails.Load(), fsys.Scanned)
 	}
 	again := NewBaseFS(cache, base.layers)
 	again.Tail = tail
 	for i, tb := range base.tars {
-		if n, err := again.UncompressedSize(ctx, i); err != nil || n != int64(len(tb)) {
-			t.Errorf("cached layer %d: %d %v", i, n, err)
+		if n, _, err := again.UncompressedSizeHint(ctx, i); err != nil || n != int64(len(tb)) {
+			t.Errorf("cached hint of layer %d: %d %v", i, n, err)
 		}
 	}
 	if tails.Load() != 2 || again.Scanned != 0 {
 		t.Errorf("second BaseFS: tails %d, scanned %d; want no more", tails.Load(), again.Scanned)
 	}
+	// Exact sizes read the gzip layers, once; hints are then exact.
+	for i, tb := range base.tars {
+		if n, err := again.UncompressedSize(ctx, i); err != nil || n != int64(len(tb)) {
+			t.Errorf("exact size of layer %d: %d %v", i, n, err)
+		}
+		if n, exact, err := again.UncompressedSizeHint(ctx, i); err != nil || n != int64(len(tb)) || !exact {
+			t.Errorf("hint of indexed layer %d: %d %v %v", i, n, exact, err)
+		}
+	}
+	if tails.Load() != 2 || again.Scanned != 2 {
+		t.Errorf("exact sizes: tails %d, scanned %d; want 2 and 2", tails.Load(), again.Scanned)
+	}
 
 	// A failing Tail falls back to reading the layer.
 	failing := NewBaseFS(newCache(t), base.layers)
 	failing.Tail = func(context.Context, v1.Layer, int64) ([]byte, error) { return nil, errors.New("no range requests") }
-	if n, err := failing.UncompressedSize(ctx, 0); err != nil || n != int64(len(base.tars[0])) || failing.Scanned != 1 {
-		t.Errorf("failing Tail: %d %v scanned %d", n, err, failing.Scanned)
-	}
-
-	// A multi-member gzip whose last member is tiny (as eStargz's footer)
-	// has an ISIZE that is not the layer's size.
-	multi := append(gzipOf(t, base.tars[2]), gzipOf(t, nil)...)
-	ml := static.NewLayer(multi, types.DockerLayer)
-	mf := NewBaseFS(newCache(t), []v1.Layer{ml})
-	mf.Tail = tail
-	if n, err := mf.UncompressedSize(ctx, 0); err != nil || n != int64(len(base.tars[2])) {
-		t.Errorf("multi-member gzip: %d %v, want %d", n, err, len(base.tars[2]))
+	if n, exact, err := failing.UncompressedSizeHint(ctx, 0); err != nil || n != int64(len(base.tars[0])) || !exact || failing.Scanned != 1 {
+		t.Errorf("failing Tail: %d %v %v scanned %d", n, exact, err, failing.Scanned)
 	}
 	// Lookups still scan: the trailer answers sizes only.
-	if _, _, ok, err := fsys.Lookup(ctx, "etc/group"); err != nil || !ok {
+	if _, ok, err := fsys.Lookup(ctx, "etc/group"); err != nil || !ok {
 		t.Errorf("lookup after trailer sizes: %v %v", ok, err)
+	}
+}
+
+// unreadableLayer is a registry's gzip layer known only by its size and
+// its ends (what range requests return): reading it fails.
+type unreadableLayer struct {
+	size int64
+	tail []byte
+}
+
+func (u unreadableLayer) Digest() (v1.Hash, error) {
+	return v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("4b", 32)}, nil
+}
+func (u unreadableLayer) DiffID() (v1.Hash, error) { return u.Digest() }
+func (u unreadableLayer) Compressed() (io.ReadCloser, error) {
+	return nil, errors.New("reading this layer is not allowed in the test")
+}
+func (u unreadableLayer) Uncompressed() (io.ReadCloser, error) { return u.Compressed() }
+func (u unreadableLayer) Size() (int64, error)                 { return u.size, nil }
+func (u unreadableLayer) MediaType() (types.MediaType, error)  { return types.DockerLayer, nil }
+
+// TestBaseFSSizeNotFromTrailer: the gzip trailer never passes for an
+// exact size. A 4.5 GiB layer (9 MB of gzip) has ISIZE 536,880,128 (its
+// size mod 2^32); a layer of two gzip members has the second one's size.
+// UncompressedSize reads such layers (or fails if it cannot), and the hint
+// reports the trailer as a lower bound only.
+func TestBaseFSSizeNotFromTrailer(t *testing.T) {
+	ctx := context.Background()
+	const real = 4<<30 + 512<<20 + 9216 // a 4.5 GiB file and its tar framing
+	trailer := binary.LittleEndian.AppendUint32([]byte{0x12, 0x34, 0x56, 0x78}, uint32(real%(1<<32)))
+	wrapped := unreadableLayer{size: 9 << 20, tail: trailer}
+	fsys := NewBaseFS(newCache(t), []v1.Layer{wrapped})
+	fsys.Tail = func(_ context.Context, l v1.Layer, n int64) ([]byte, error) {
+		return trailer[len(trailer)-int(n):], nil
+	}
+	if n, err := fsys.UncompressedSize(ctx, 0); err == nil {
+		t.Errorf("4.5 GiB layer: UncompressedSize %d from the trailer, want it read (and fail here)", n)
+	}
+	if n, exact, err := fsys.UncompressedSizeHint(ctx, 0); err != nil || exact || n != 536_880_128 {
+		t.Errorf("4.5 GiB layer hint: %d exact %v %v; want the trailer's 536880128 as a lower bound", n, exact, err)
+	}
+
+	// two gzip members: 3,149,824 bytes of tar, the last 6,656 of them in
+	// the second member
+	var entries []tarEntry
+	for i := range 3 {
+		entries = append(entries, tarEntry{name: fmt.Sprintf("f%d", i), data: strings.Repeat(fmt.Sprintf("%d", i), 1<<20)})
+	}
+	tb := makeTar(t, entries, 0)
+	tb = append(tb, make([]byte, 3_149_824-len(tb))...)
+	multi := append(gzipOf(t, tb[:len(tb)-6656]), gzipOf(t, tb[len(tb)-6656:])...)
+	ml := static.NewLayer(multi, types.DockerLayer)
+	var tails atomic.Int64
+	mf := NewBaseFS(newCache(t), []v1.Layer{ml})
+	mf.Tail = tailOf(&tails)
+	if n, exact, err := mf.UncompressedSizeHint(ctx, 0); err != nil || exact || n != 6656 {
+		t.Errorf("two-member hint: %d exact %v %v; want 6656, inexact", n, exact, err)
+	}
+	if n, err := mf.UncompressedSize(ctx, 0); err != nil || n != 3_149_824 {
+		t.Errorf("two-member layer: UncompressedSize %d %v, want 3149824", n, err)
+	}
+	if n, exact, err := mf.UncompressedSizeHint(ctx, 0); err != nil || !exact || n != 3_149_824 {
+		t.Errorf("two-member hint once indexed: %d %v %v", n, exact, err)
 	}
 }
 
@@ -347,7 +434,7 @@ func TestBaseFSErrors(t *testing.T) {
 	ctx := context.Background()
 	cache := newCache(t)
 	fsys := NewBaseFS(cache, []v1.Layer{truncated})
-	_, _, _, err := fsys.Lookup(ctx, "etc/passwd")
+	_, _, err := fsys.Lookup(ctx, "etc/passwd")
 	dig, _ := truncated.Digest()
 	if err == nil || !strings.Contains(err.Error(), dig.String()) {
 		t.Errorf("truncated layer: %v", err)
@@ -358,7 +445,7 @@ func TestBaseFSErrors(t *testing.T) {
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, _, _, err := NewBaseFS(newCache(t), base.layers).Lookup(cctx, "etc/passwd"); !errors.Is(err, context.Canceled) {
+	if _, _, err := NewBaseFS(newCache(t), base.layers).Lookup(cctx, "etc/passwd"); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled lookup: %v", err)
 	}
 }
