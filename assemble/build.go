@@ -35,6 +35,9 @@ type PlatformResult struct {
 	Digest           string `json:"digest"`
 	CompressedSize   int64  `json:"compressedSize"`
 	UncompressedSize int64  `json:"uncompressedSize"`
+	// UncompressedSizeExact is false when some base layer's size is only
+	// its gzip trailer's, a lower bound (no maxSize asked for it exactly).
+	UncompressedSizeExact bool `json:"uncompressedSizeExact"`
 }
 
 // Taggable is what sinks write.
@@ -168,6 +171,7 @@ func (e *Engine) plan(ctx context.Context, s spec.ImageSpec) (*imageBuild, error
 // joins), and builds it, streaming it to the sinks that take layers while
 // they are built. what names the platform for a per-platform layer.
 func (e *Engine) buildLayer(ctx context.Context, ib *imageBuild, name string, ls layers.Spec, upper map[string]layers.Entry, what string) (*layers.Layer, []layers.Entry, error) {
+	ls.Log = e.log
 	entries, err := layers.Walk(ls)
 	if err != nil {
 		return nil, nil, err

@@ -181,6 +181,21 @@ func (e *Engine) image(pb *platformBuild) (v1.Image, error) {
 	return manifests.Append(pb.p.image, cfg, pb.layers, manifests.AppendOptions{Family: pb.family, Annotations: annotations})
 }
 
+// baseSize sums the base layers' uncompressed sizes as size gives them;
+// exact says whether every one of them was.
+func (pb *platformBuild) baseSize(ctx context.Context, size func(context.Context, int) (int64, bool, error)) (total int64, exact bool, err error) {
+	exact = true
+	for i := range pb.baseLayers {
+		n, ok, err := size(ctx, i)
+		if err != nil {
+			return 0, false, err
+		}
+		total += n
+		exact = exact && ok
+	}
+	return total, exact, nil
+}
+
 // measure fills in the platform's digest and sizes.
 func (e *Engine) measure(ctx context.Context, pb *platformBuild, img v1.Image, pr *PlatformResult) error {
 	m, err := img.Manifest()
@@ -191,15 +206,26 @@ func (e *Engine) measure(ctx context.Context, pb *platformBuild, img v1.Image, p
 	for _, d := range m.Layers {
 		pr.CompressedSize += d.Size
 	}
-	uncompressed := pb.uncompressed
-	for i := range pb.baseLayers {
-		n, err := pb.fs.UncompressedSize(ctx, i)
+	// Without a size gate the base layers' sizes come from their gzip
+	// trailers where the cache has no index: a lower bound, never read
+	// whole. With one, a sum of lower bounds already over it fails at once;
+	// otherwise every size is made exact, reading a base layer (once per
+	// cache) where it must.
+	hint, exact, err := pb.baseSize(ctx, pb.fs.UncompressedSizeHint)
+	if err != nil {
+		return err
+	}
+	pr.UncompressedSize, pr.UncompressedSizeExact = pb.uncompressed+hint, exact
+	if pb.s.MaxSize > 0 && !exact && pr.UncompressedSize <= pb.s.MaxSize {
+		n, _, err := pb.baseSize(ctx, func(ctx context.Context, i int) (int64, bool, error) {
+			n, err := pb.fs.UncompressedSize(ctx, i)
+			return n, true, err
+		})
 		if err != nil {
 			return err
 		}
-		uncompressed += n
+		pr.UncompressedSize, pr.UncompressedSizeExact = pb.uncompressed+n, true
 	}
-	pr.UncompressedSize = uncompressed
 	d, err := img.Digest()
 	if err != nil {
 		return err
