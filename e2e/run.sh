@@ -1212,7 +1212,7 @@ done
 # The time limit: a cold cache builds every root filesystem (arm64 under
 # emulation), a warm one none.
 limit=300
-for unit in "${!HOW[@]}"; do [ "${HOW[$unit]}" = built ] && limit=1200; done
+for unit in "${!HOW[@]}"; do [ "${HOW[$unit]}" = built ] && limit=900; done
 if [ "$SECONDS" -lt "$limit" ]; then
   ok "the whole e2e ran in ${SECONDS}s (limit $limit s with $( [ "$limit" = 300 ] && echo a warm || echo a cold) rootfs cache)"
 else
