@@ -1,22 +1,24 @@
 // Command mkbase turns root filesystem tarballs made from Debian packages
 // into a base image shaped like Docker Hub's official images, and pushes it:
-// an OCI index with linux/amd64 and linux/arm64/v8 images followed by one
-// BuildKit-style attestation manifest per image (platform unknown/unknown,
-// annotated vnd.docker.reference.type=attestation-manifest and
+// an OCI index with one image per platform (linux/amd64, linux/arm64/v8),
+// each with its own layers and config, followed by one BuildKit-style
+// attestation manifest per image (platform unknown/unknown, annotated
+// vnd.docker.reference.type=attestation-manifest and
 // vnd.docker.reference.digest=<image digest>), as testdata/bases/gen writes.
 //
 // Usage (e2e/run.sh calls it):
 //
 //	mkbase -ref 127.0.0.1:5000/library/nginx:bookworm -purl pkg:docker/nginx@bookworm \
-//	       -config config.json -layer rootfs.tar.gz='debootstrap ...' -layer extra.tar.gz='COPY ...'
+//	       -platform linux/amd64 -config amd64.json \
+//	           -layer rootfs-amd64.tar.gz='mmdebstrap ...' -layer shape-amd64.tar.gz='COPY ...' \
+//	       -platform linux/arm64/v8 -config arm64.json \
+//	           -layer rootfs-arm64.tar.gz='mmdebstrap ...' -layer shape-arm64.tar.gz='COPY ...'
 //
-// -config holds the image's container config (Cmd, Env, ExposedPorts,
-// StopSignal, ...) as Docker writes it. -layer files are tar or tar+gzip
-// streams, bottom first; a gzip file is pushed byte for byte.
-//
-// Only the amd64 root filesystem is real: the arm64 image reuses the same
-// layers under an arm64 config (it is never run, only carried through
-// gantry's multi-platform path). The summary on stdout says so.
+// Each -platform starts an image; the -config and -layer flags after it are
+// that image's. -config holds the image's container config (Cmd, Env,
+// ExposedPorts, StopSignal, ...) as Docker writes it. -layer files are tar or
+// tar+gzip streams, bottom first; a gzip file is pushed byte for byte. The
+// images are indexed in the order given.
 package main
 
 import (
@@ -45,21 +47,67 @@ const (
 	mtInToto     = types.MediaType("application/vnd.in-toto+json")
 )
 
-type platform struct {
-	v1.Platform
-	bashbrew string
-	real     bool // built from packages of this architecture
+// bashbrew names Docker Hub's com.docker.official-images.bashbrew.arch of
+// each platform mkbase knows.
+var bashbrew = map[string]string{
+	"linux/amd64":    "amd64",
+	"linux/arm64/v8": "arm64v8",
 }
 
-var platforms = []platform{
-	{v1.Platform{OS: "linux", Architecture: "amd64"}, "amd64", true},
-	{v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, "arm64v8", false},
+// image is one -platform group of flags.
+type image struct {
+	platform v1.Platform
+	config   string
+	layers   []string // FILE=CREATED_BY, bottom first
 }
 
-type layerFlag []string
+// images collects -platform, -config and -layer in command-line order.
+type images []*image
 
-func (l *layerFlag) String() string     { return strings.Join(*l, ",") }
-func (l *layerFlag) Set(v string) error { *l = append(*l, v); return nil }
+func (im *images) platform(v string) error {
+	if _, ok := bashbrew[v]; !ok {
+		return fmt.Errorf("unknown platform %q (want one of linux/amd64, linux/arm64/v8)", v)
+	}
+	p, err := v1.ParsePlatform(v)
+	if err != nil {
+		return err
+	}
+	for _, i := range *im {
+		if i.platform.String() == p.String() {
+			return fmt.Errorf("platform %s given twice", v)
+		}
+	}
+	*im = append(*im, &image{platform: *p})
+	return nil
+}
+
+func (im *images) last(flagName string) (*image, error) {
+	if len(*im) == 0 {
+		return nil, fmt.Errorf("-%s before any -platform", flagName)
+	}
+	return (*im)[len(*im)-1], nil
+}
+
+func (im *images) config(v string) error {
+	i, err := im.last("config")
+	if err != nil {
+		return err
+	}
+	if i.config != "" {
+		return fmt.Errorf("two -config for %s", i.platform.String())
+	}
+	i.config = v
+	return nil
+}
+
+func (im *images) layer(v string) error {
+	i, err := im.last("layer")
+	if err != nil {
+		return err
+	}
+	i.layers = append(i.layers, v)
+	return nil
+}
 
 type summary struct {
 	Ref       string     `json:"ref"`
@@ -69,26 +117,34 @@ type summary struct {
 }
 
 type manifest struct {
-	Digest     string `json:"digest"`
-	Platform   string `json:"platform"`
-	Kind       string `json:"kind"` // image or attestation-manifest
-	RootfsFrom string `json:"rootfsFrom,omitempty"`
-	Subject    string `json:"subject,omitempty"`
+	Digest   string   `json:"digest"`
+	Platform string   `json:"platform"`
+	Kind     string   `json:"kind"` // image or attestation-manifest
+	Layers   []string `json:"layers,omitempty"`
+	Subject  string   `json:"subject,omitempty"`
 }
 
 func main() {
-	var layers layerFlag
+	var ims images
 	ref := flag.String("ref", "", "where to push the index (REGISTRY/REPO:TAG)")
-	cfgFile := flag.String("config", "", "JSON file with the container config (Cmd, Env, ...)")
 	purl := flag.String("purl", "pkg:docker/base@latest", "package URL named in the provenance attestations")
 	created := flag.String("created", "2024-01-01T00:00:00Z", "created time of configs and history")
-	flag.Var(&layers, "layer", "FILE=CREATED_BY: a tar or tar+gzip layer, bottom first (repeatable)")
+	flag.Func("platform", "OS/ARCH[/VARIANT]: starts an image; the -config and -layer flags after it are its own", ims.platform)
+	flag.Func("config", "JSON file with the image's container config (Cmd, Env, ...)", ims.config)
+	flag.Func("layer", "FILE=CREATED_BY: a tar or tar+gzip layer of the image, bottom first (repeatable)", ims.layer)
 	flag.Parse()
-	if *ref == "" || *cfgFile == "" || len(layers) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: mkbase -ref REF -config FILE -layer FILE=CREATED_BY...")
+	usage := "usage: mkbase -ref REF [-purl PURL] (-platform OS/ARCH[/VARIANT] -config FILE -layer FILE=CREATED_BY...)..."
+	if *ref == "" || len(ims) == 0 || flag.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
 	}
-	s, err := run(*ref, *cfgFile, *purl, *created, layers)
+	for _, i := range ims {
+		if i.config == "" || len(i.layers) == 0 {
+			fmt.Fprintf(os.Stderr, "mkbase: %s needs a -config and at least one -layer\n%s\n", i.platform.String(), usage)
+			os.Exit(2)
+		}
+	}
+	s, err := run(*ref, *purl, *created, ims)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mkbase:", err)
 		os.Exit(1)
@@ -97,7 +153,21 @@ func main() {
 	fmt.Println(string(out))
 }
 
-func run(refStr, cfgFile, purl, createdStr string, layerArgs []string) (*summary, error) {
+func readConfig(file string) (v1.Config, error) {
+	var cfg v1.Config
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return cfg, err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("%s: %w", file, err)
+	}
+	return cfg, nil
+}
+
+func run(refStr, purl, createdStr string, ims images) (*summary, error) {
 	ref, err := name.ParseReference(refStr, name.Insecure)
 	if err != nil {
 		return nil, err
@@ -107,47 +177,40 @@ func run(refStr, cfgFile, purl, createdStr string, layerArgs []string) (*summary
 		return nil, err
 	}
 	created := v1.Time{Time: ts}
-	raw, err := os.ReadFile(cfgFile)
-	if err != nil {
-		return nil, err
-	}
-	var cfg v1.Config
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		return nil, fmt.Errorf("%s: %w", cfgFile, err)
-	}
-
-	// The layers are opened once and shared by both platforms, so each is
-	// hashed once and uploaded once.
-	var adds []mutate.Addendum
-	for _, a := range layerArgs {
-		file, createdBy, _ := strings.Cut(a, "=")
-		l, err := tarball.LayerFromFile(file, tarball.WithMediaType(types.OCILayer))
-		if err != nil {
-			return nil, fmt.Errorf("layer %s: %w", file, err)
-		}
-		adds = append(adds, mutate.Addendum{
-			Layer:   l,
-			History: v1.History{Created: created, CreatedBy: createdBy, Comment: "gantry e2e (Debian packages)"},
-		})
-	}
 
 	s := &summary{Ref: ref.String()}
-	var images, attestations []mutate.IndexAddendum
-	for _, p := range platforms {
+	var imgs, attestations []mutate.IndexAddendum
+	var imgSums, attSums []manifest
+	for _, im := range ims {
+		plat := im.platform
+		cfg, err := readConfig(im.config)
+		if err != nil {
+			return nil, err
+		}
 		img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 		img, err = mutate.ConfigFile(img, &v1.ConfigFile{
-			Architecture: p.Architecture,
-			Variant:      p.Variant,
-			OS:           p.OS,
+			Architecture: plat.Architecture,
+			Variant:      plat.Variant,
+			OS:           plat.OS,
 			Created:      created,
 			Config:       cfg,
 			RootFS:       v1.RootFS{Type: "layers"},
 		})
 		if err != nil {
 			return nil, err
+		}
+		var adds []mutate.Addendum
+		for _, a := range im.layers {
+			file, createdBy, _ := strings.Cut(a, "=")
+			l, err := tarball.LayerFromFile(file, tarball.WithMediaType(types.OCILayer))
+			if err != nil {
+				return nil, fmt.Errorf("%s layer %s: %w", plat.String(), file, err)
+			}
+			adds = append(adds, mutate.Addendum{
+				Layer:   l,
+				History: v1.History{Created: created, CreatedBy: createdBy, Comment: "gantry e2e (Debian packages)"},
+			})
 		}
 		if img, err = mutate.Append(img, adds...); err != nil {
 			return nil, err
@@ -156,16 +219,23 @@ func run(refStr, cfgFile, purl, createdStr string, layerArgs []string) (*summary
 		if err != nil {
 			return nil, err
 		}
-		plat := p.Platform
-		images = append(images, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
-			Platform:    &plat,
-			Annotations: map[string]string{annBashbrew: p.bashbrew},
-		}})
-		m := manifest{Digest: dig.String(), Platform: plat.String(), Kind: "image"}
-		if !p.real {
-			m.RootfsFrom = platforms[0].Platform.String()
+		ls, err := img.Layers()
+		if err != nil {
+			return nil, err
 		}
-		s.Manifests = append(s.Manifests, m)
+		m := manifest{Digest: dig.String(), Platform: plat.String(), Kind: "image"}
+		for _, l := range ls {
+			d, err := l.Digest()
+			if err != nil {
+				return nil, err
+			}
+			m.Layers = append(m.Layers, d.String())
+		}
+		imgSums = append(imgSums, m)
+		imgs = append(imgs, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
+			Platform:    &plat,
+			Annotations: map[string]string{annBashbrew: bashbrew[plat.String()]},
+		}})
 
 		att, err := attestation(dig, purl+"?platform="+strings.ReplaceAll(plat.String(), "/", "%2F"), created)
 		if err != nil {
@@ -178,16 +248,16 @@ func run(refStr, cfgFile, purl, createdStr string, layerArgs []string) (*summary
 		attestations = append(attestations, mutate.IndexAddendum{Add: att, Descriptor: v1.Descriptor{
 			Platform: &v1.Platform{OS: "unknown", Architecture: "unknown"},
 			Annotations: map[string]string{
-				annBashbrew:  p.bashbrew,
+				annBashbrew:  bashbrew[plat.String()],
 				annRefDigest: dig.String(),
 				annRefType:   "attestation-manifest",
 			},
 		}})
-		s.Manifests = append(s.Manifests, manifest{Digest: attDig.String(), Platform: "unknown/unknown", Kind: "attestation-manifest", Subject: dig.String()})
+		attSums = append(attSums, manifest{Digest: attDig.String(), Platform: "unknown/unknown", Kind: "attestation-manifest", Subject: dig.String()})
 	}
 	// Docker Hub's order: every image first, then every attestation.
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	idx = mutate.AppendManifests(idx, append(images, attestations...)...)
+	idx = mutate.AppendManifests(idx, append(imgs, attestations...)...)
 	if err := remote.WriteIndex(ref, idx); err != nil {
 		return nil, fmt.Errorf("push %s: %w", ref, err)
 	}
@@ -196,16 +266,7 @@ func run(refStr, cfgFile, purl, createdStr string, layerArgs []string) (*summary
 		return nil, err
 	}
 	s.Digest, s.MediaType = dig.String(), string(types.OCIImageIndex)
-	// Keep the summary in index order (images, then attestations).
-	var ordered []manifest
-	for _, kind := range []string{"image", "attestation-manifest"} {
-		for _, m := range s.Manifests {
-			if m.Kind == kind {
-				ordered = append(ordered, m)
-			}
-		}
-	}
-	s.Manifests = ordered
+	s.Manifests = append(imgSums, attSums...)
 	return s, nil
 }
 
