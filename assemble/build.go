@@ -100,7 +100,11 @@ func (e *Engine) buildImage(ctx context.Context, s spec.ImageSpec, streamers []L
 			ib.content, ib.entries = append(ib.content, nil), append(ib.entries, nil)
 			continue
 		}
-		l, entries, err := e.buildLayer(ctx, ib, ls.Name, ls.Spec, ib.upper, "")
+		entries, err := e.walk(ls.Spec)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", ls.Name, err)
+		}
+		l, entries, err := e.buildLayer(ctx, ib, ls.Name, entries, ib.upper, "")
 		if err != nil {
 			return nil, fmt.Errorf("layer %s: %w", ls.Name, err)
 		}
@@ -166,16 +170,17 @@ func (e *Engine) plan(ctx context.Context, s spec.ImageSpec) (*imageBuild, error
 	}, nil
 }
 
-// buildLayer walks one new layer's sources, checks the gates on its
-// entries (upper: the entries of the new layers below it, which it then
-// joins), and builds it, streaming it to the sinks that take layers while
-// they are built. what names the platform for a per-platform layer.
-func (e *Engine) buildLayer(ctx context.Context, ib *imageBuild, name string, ls layers.Spec, upper map[string]layers.Entry, what string) (*layers.Layer, []layers.Entry, error) {
+// walk lists the entries of a layer made from host files.
+func (e *Engine) walk(ls layers.Spec) ([]layers.Entry, error) {
 	ls.Log = e.log
-	entries, err := layers.Walk(ls)
-	if err != nil {
-		return nil, nil, err
-	}
+	return layers.Walk(ls)
+}
+
+// buildLayer checks the gates on a new layer's entries (upper: the entries
+// of the new layers below it, which it then joins) and builds it,
+// streaming it to the sinks that take layers while they are built. what
+// names the platform for a per-platform layer.
+func (e *Engine) buildLayer(ctx context.Context, ib *imageBuild, name string, entries []layers.Entry, upper map[string]layers.Entry, what string) (*layers.Layer, []layers.Entry, error) {
 	if err := ib.gates.entries(name, entries, upper); err != nil {
 		return nil, nil, err
 	}

@@ -38,14 +38,14 @@ func (e *Engine) addContent(ctx context.Context, pb *platformBuild) error {
 		l := pb.content[i]
 		switch {
 		case l == nil:
-			lspec, ok, err := ls.ForPlatform(*pb.p.platform)
+			entries, ok, err := e.platformEntries(ctx, pb, ls)
 			if err != nil {
 				return fmt.Errorf("layer %s: %w", ls.Name, err)
 			}
 			if !ok {
 				continue
 			}
-			if l, _, err = e.buildLayer(ctx, pb.imageBuild, ls.Name, lspec, pb.upper, plat); err != nil {
+			if l, _, err = e.buildLayer(ctx, pb.imageBuild, ls.Name, entries, pb.upper, plat); err != nil {
 				return fmt.Errorf("layer %s: %w", ls.Name, err)
 			}
 		case pb.perPlatform:
@@ -97,6 +97,22 @@ func (e *Engine) buildPlatform(ctx context.Context, ib *imageBuild, p platformIm
 		return nil, pr, err
 	}
 	return img, pr, nil
+}
+
+// platformEntries are the entries of a layer built for this platform: its
+// Python packages, or its host files with the platform in their paths. ok
+// is false when the layer does not exist on this platform.
+func (e *Engine) platformEntries(ctx context.Context, pb *platformBuild, ls spec.LayerSpec) ([]layers.Entry, bool, error) {
+	lspec, ok, err := ls.ForPlatform(*pb.p.platform)
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	if ls.Python != nil {
+		entries, err := e.pythonEntries(ctx, pb, ls)
+		return entries, err == nil, err
+	}
+	entries, err := e.walk(lspec)
+	return entries, err == nil, err
 }
 
 // add appends a new layer to the platform's image.
@@ -161,15 +177,9 @@ func (e *Engine) image(pb *platformBuild) (v1.Image, error) {
 		// Docker manifests carry no annotations: record the base as labels.
 		maps.Copy(pb.patch.Labels, annotations)
 	}
-	// The manifest names the config; go-containerregistry's ConfigName would
-	// download it to hash it.
-	bm, err := pb.p.image.Manifest()
+	rawCfg, err := e.baseConfig(pb)
 	if err != nil {
-		return nil, fmt.Errorf("reading base manifest: %w", err)
-	}
-	rawCfg, err := e.cache.Blob(bm.Config.Digest, pb.p.image.RawConfigFile)
-	if err != nil {
-		return nil, fmt.Errorf("reading base config: %w", err)
+		return nil, err
 	}
 	cfg, err := manifests.PatchConfig(rawCfg, pb.patch)
 	if err != nil {

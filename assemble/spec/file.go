@@ -84,12 +84,28 @@ type LayerConfig struct {
 	Precompress bool         `yaml:"precompress"`
 	// Platforms limits the layer to these platforms (default: every one).
 	Platforms []string `yaml:"platforms"`
+	// Python installs the wheels a hash-pinned lock lists, for each
+	// platform, instead of copying from: or files:.
+	Python *PythonConfig `yaml:"python"`
 	// FollowSymlinks copies what symlinks inside the source point to;
 	// symlinks pointing outside it are kept as symlinks.
 	FollowSymlinks bool `yaml:"followSymlinks"`
 	// AllowSecretFiles lets files that look like secrets (.env, keys)
 	// through when these patterns match them.
 	AllowSecretFiles []string `yaml:"allowSecretFiles"`
+}
+
+// PythonConfig is a layer of Python packages.
+type PythonConfig struct {
+	// Requirements is the lock: requirements.txt with every requirement
+	// pinned (==) and hashed (--hash=sha256:...), or a pylock.toml.
+	Requirements string `yaml:"requirements"`
+	// Wheels are find-links directories and PEP 503/691 index URLs, tried
+	// in order.
+	Wheels []string `yaml:"wheels"`
+	// Target is the site directory to install into (default: the base's
+	// own site-packages or dist-packages).
+	Target string `yaml:"target"`
 }
 
 // FileConfig is a single file of a layer.

@@ -7,12 +7,14 @@ package spec
 import (
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gantry-dev/gantry/layers"
+	"github.com/gantry-dev/gantry/layers/python"
 	"github.com/gantry-dev/gantry/manifests"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -58,10 +60,25 @@ type LayerSpec struct {
 	layers.Spec
 	// Platforms limits the layer to these platforms (nil: every one).
 	Platforms []v1.Platform
+	// Python, when set, makes this a layer of Python packages installed
+	// per platform (Sources is then empty).
+	Python *PythonSpec
+}
+
+// PythonSpec is a layer of Python packages: the lock's requirements, where
+// to find their wheels, and an optional site directory.
+type PythonSpec struct {
+	Lock         string // host path of the lock file
+	Requirements []python.Requirement
+	Wheels       []string // host directories and index URLs
+	Target       string
 }
 
 // Description is the layer's line in the image history.
 func (ls LayerSpec) Description() string {
+	if ls.Python != nil {
+		return "PYTHON " + ls.Name + " ← " + filepath.Base(ls.Python.Lock)
+	}
 	var parts []string
 	for _, s := range ls.Sources {
 		parts = append(parts, s.To)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/layers"
+	"github.com/gantry-dev/gantry/layers/python"
 	"github.com/gantry-dev/gantry/manifests"
 	"github.com/goccy/go-yaml"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -204,8 +205,11 @@ func (v validator) layer(p string, lc LayerConfig) (LayerSpec, error) {
 	ls := LayerSpec{Name: lc.Name}
 	ls.Include, ls.Exclude, ls.Precompress = lc.Include, lc.Exclude, lc.Precompress
 	ls.FollowSymlinks, ls.SecretFiles, ls.AllowSecretFiles = lc.FollowSymlinks, true, lc.AllowSecretFiles
+	if lc.Python != nil {
+		return v.pythonLayer(p, lc, ls)
+	}
 	if lc.From == "" && len(lc.Files) == 0 {
-		return ls, v.loc.Errorf(p, "a layer needs from: (a directory or file) or files:")
+		return ls, v.loc.Errorf(p, "a layer needs from: (a directory or file), files: or python:")
 	}
 	if lc.From != "" {
 		s, err := v.source(p, lc.From, lc.To)
@@ -223,24 +227,78 @@ func (v validator) layer(p string, lc LayerConfig) (LayerSpec, error) {
 		}
 		ls.Sources = append(ls.Sources, s)
 	}
-	var err error
-	if lc.Owner != "" {
-		o, err := ParseOwner(lc.Owner)
-		if err != nil {
-			return ls, v.errorf(p, "owner", "%v", err)
-		}
-		ls.Owner = &o
-	}
-	if err := v.modes(p, lc, &ls); err != nil {
-		return ls, err
-	}
-	if ls.Platforms, err = v.platforms(p, lc.Platforms); err != nil {
+	if err := v.owned(p, lc, &ls); err != nil {
 		return ls, err
 	}
 	if ls.Name == "" {
 		ls.Name = ls.Sources[0].To
 	}
 	return ls, nil
+}
+
+// owned parses what every kind of layer has: owner, modes, platforms.
+func (v validator) owned(p string, lc LayerConfig, ls *LayerSpec) error {
+	if lc.Owner != "" {
+		o, err := ParseOwner(lc.Owner)
+		if err != nil {
+			return v.errorf(p, "owner", "%v", err)
+		}
+		ls.Owner = &o
+	}
+	if err := v.modes(p, lc, ls); err != nil {
+		return err
+	}
+	var err error
+	ls.Platforms, err = v.platforms(p, lc.Platforms)
+	return err
+}
+
+// pythonLayer validates a layer of Python packages: a lock that pins and
+// hashes every requirement, and where to find the wheels.
+func (v validator) pythonLayer(p string, lc LayerConfig, ls LayerSpec) (LayerSpec, error) {
+	pc := lc.Python
+	switch {
+	case lc.From != "" || len(lc.Files) > 0 || lc.To != "":
+		return ls, v.errorf(p, "python", "a layer is python: or from:/to:/files:, not both; give the packages a layer of their own")
+	case pc.Requirements == "":
+		return ls, v.errorf(p, "python.requirements", "missing; give the lock file (pip-compile --generate-hashes, uv pip compile --generate-hashes, or a pylock.toml)")
+	case len(pc.Wheels) == 0:
+		return ls, v.errorf(p, "python.wheels", "missing; give wheel directories or index URLs (e.g. https://pypi.org/simple)")
+	case pc.Target != "" && !path.IsAbs(pc.Target):
+		return ls, v.errorf(p, "python.target", "%q is not an absolute path in the image", pc.Target)
+	}
+	lock := v.hostPath(pc.Requirements)
+	reqs, err := python.ParseLock(lock, nil)
+	if err != nil {
+		return ls, v.errorf(p, "python.requirements", "%v", err)
+	}
+	ps := &PythonSpec{Lock: lock, Requirements: reqs, Target: pc.Target}
+	for j, w := range pc.Wheels {
+		if strings.HasPrefix(w, "https://") || strings.HasPrefix(w, "http://") {
+			ps.Wheels = append(ps.Wheels, w)
+			continue
+		}
+		dir := v.hostPath(w)
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return ls, v.errorf(p, fmt.Sprintf("python.wheels[%d]", j), "%s is not a directory (relative paths start at %s) or an http(s) index URL", dir, v.dir)
+		}
+		ps.Wheels = append(ps.Wheels, dir)
+	}
+	ls.Python = ps
+	if err := v.owned(p, lc, &ls); err != nil {
+		return ls, err
+	}
+	if ls.Name == "" {
+		ls.Name = "python-packages"
+	}
+	return ls, nil
+}
+
+func (v validator) hostPath(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(v.dir, p)
 }
 
 // modes parses a layer's fileMode and dirMode.

@@ -939,7 +939,7 @@ func debianRootfs(p platform) []entry {
 	es := dirs("bin", "boot", "dev", "etc", "home", "lib", "media", "mnt", "opt", "proc",
 		"run", "sbin", "srv", "sys", "usr", "usr/bin", "usr/lib", "usr/local",
 		"usr/local/bin", "usr/local/lib", "usr/local/sbin", "usr/sbin", "usr/share",
-		"var", "var/cache", "var/lib", "var/log")
+		"var", "var/cache", "var/lib", "var/lib/dpkg", "var/log")
 	es = append(es,
 		dir("root", 0o700),
 		dir("tmp", 0o1777),
@@ -950,12 +950,32 @@ func debianRootfs(p platform) []entry {
 		file("etc/os-release", 0o644, debianOSRelease),
 		file("etc/debian_version", 0o644, "12.8\n"),
 		file("usr/bin/sh", 0o755, placeholder("dash 0.5.12", p)),
+		file("var/lib/dpkg/status", 0o644, dpkgStatus(p)),
 	)
 	return es
 }
 
+// dpkgStatus is a bookworm dpkg database naming a few of the packages
+// debian:bookworm-slim has, for p's architecture: what tools that read a
+// base's packages (the C library's version, SBOMs) find.
+func dpkgStatus(p platform) string {
+	var b strings.Builder
+	for _, pkg := range []struct{ name, version, multiArch string }{
+		{"base-files", "12.4+deb12u8", ""},
+		{"dash", "0.5.12-2", "foreign"},
+		{"libc6", "2.36-9+deb12u9", "same"},
+	} {
+		fmt.Fprintf(&b, "Package: %s\nStatus: install ok installed\nPriority: required\nArchitecture: %s\n", pkg.name, p.arch)
+		if pkg.multiArch != "" {
+			fmt.Fprintf(&b, "Multi-Arch: %s\n", pkg.multiArch)
+		}
+		fmt.Fprintf(&b, "Version: %s\nDescription: %s (gantry test placeholder)\n\n", pkg.version, pkg.name)
+	}
+	return b.String()
+}
+
 func pythonLayer(p platform) []entry {
-	return append(dirs("usr", "usr/local", "usr/local/bin", "usr/local/lib", "usr/local/lib/python3.13"),
+	return append(dirs("usr", "usr/local", "usr/local/bin", "usr/local/lib", "usr/local/lib/python3.13", "usr/local/lib/python3.13/site-packages"),
 		file("usr/local/bin/python3", 0o755, placeholder("Python 3.13.1", p)),
 		symlink("usr/local/bin/python", "python3"),
 		file("usr/local/lib/python3.13/os.py", 0o644, `r"""gantry test placeholder for the Python 3.13 standard library os module."""
