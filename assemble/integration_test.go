@@ -123,10 +123,11 @@ func TestTaskFlowToRegistry(t *testing.T) {
 	if len(results) != 2 {
 		t.Fatalf("got %d results", len(results))
 	}
-	// the content layers were uploaded while they were built (4: two per
-	// image), then found by the pusher
-	if n := ev.count("uploaded while it was built"); n != 4 {
-		t.Errorf("%d streamed layers, want 4; events: %q", n, ev.all)
+	// the content layers were uploaded while they were built, then found
+	// by the pusher (5: the frontend's two, the backend's code and its
+	// packages, built once per platform)
+	if n := ev.count("uploaded while it was built"); n != 5 {
+		t.Errorf("%d streamed layers, want 5; events: %q", n, ev.all)
 	}
 	// base layers live on the same registry: mounted, never uploaded
 	if n := reg.Count("POST", "/blobs/uploads/", "mount="); n == 0 {
@@ -311,8 +312,11 @@ func checkTaskFlowImage(t *testing.T, imageName string, img v1.Image) {
 				t.Errorf("backend %s: %d:%d", n, h.Uid, h.Gid)
 			}
 		}
-		if pk := layerFiles(t, ls[len(ls)-3]); pk["app/packages/taskflow_deps/__init__.py"] == nil {
-			t.Errorf("backend packages layer: %v", pk)
+		pk := layerFiles(t, ls[len(ls)-3])
+		for _, f := range []string{"usr/local/lib/python3.13/site-packages/taskflow_deps/__init__.py", "usr/local/lib/python3.13/site-packages/tfnative/libtfnative.so", "usr/local/bin/taskflow-admin"} {
+			if h := pk[f]; h == nil || h.Uid != 1001 {
+				t.Errorf("backend packages layer lacks %s owned by 1001: %v", f, pk)
+			}
 		}
 	}
 }

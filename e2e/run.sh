@@ -664,7 +664,7 @@ cfg_check() { # FILE JQ-FILTER
 check "frontend config: User 1001:1001, base Entrypoint/Cmd/StopSignal kept, ports 80+8080, volumes, NGINX_VERSION kept, Healthcheck" \
   cfg_check "$WORK/frontend-config.json" '.config | .User == "1001:1001" and .Entrypoint == ["/docker-entrypoint.sh"] and .Cmd == ["nginx","-g","daemon off;"] and .StopSignal == "SIGQUIT" and (.ExposedPorts | has("80/tcp") and has("8080/tcp")) and .Volumes == {"/var/log/nginx":{},"/tmp/app":{}} and (.Env | any(startswith("NGINX_VERSION="))) and (.Env | index("NODE_ENV=production")) and (.Healthcheck.Test[0] | IN("CMD", "CMD-SHELL"))'
 check "backend config: User 1001:1001, Cmd [python3 /app/server.py], WorkingDir /app, LANG kept, volumes, Healthcheck, no secrets in Env" \
-  cfg_check "$WORK/backend-config.json" '.config | .User == "1001:1001" and .Cmd == ["python3","/app/server.py"] and .WorkingDir == "/app" and (.Env | index("LANG=C.UTF-8")) and (.Env | index("PYTHONPATH=/app:/app/packages")) and .Volumes == {"/app/logs":{},"/app/config":{},"/tmp/app":{}} and (.Healthcheck.Test[0] | IN("CMD", "CMD-SHELL")) and (.Env | all(startswith("DATABASE_URL=") or startswith("OPENROUTER_API_KEY=") | not))'
+  cfg_check "$WORK/backend-config.json" '.config | .User == "1001:1001" and .Cmd == ["python3","/app/server.py"] and .WorkingDir == "/app" and (.Env | index("LANG=C.UTF-8")) and (.Env | all(startswith("PYTHONPATH=") | not)) and .Volumes == {"/app/logs":{},"/app/config":{},"/tmp/app":{}} and (.Healthcheck.Test[0] | IN("CMD", "CMD-SHELL")) and (.Env | all(startswith("DATABASE_URL=") or startswith("OPENROUTER_API_KEY=") | not))'
 
 # A rebuild with the same cache changes no digest.
 t=$SECONDS
@@ -856,6 +856,33 @@ exec_in() { # UNIT ARGS...: runs ARGS in the container as the image's user
   shift
   runc --root "$RUNC_ROOT" exec "gantry-$ID-$n" "$@"
 }
+# py_native UNIT MACHINE: the installed native package loads its library,
+# which is of MACHINE, and computes with it.
+py_native() {
+  local out
+  out=$(exec_in "$1" python3 -c 'import tfnative; print(tfnative.arch(), tfnative.add(2, 3))') || return 1
+  [ "$out" = "$2 5" ] || { echo "tfnative says: $out"; return 1; }
+}
+
+# json_true FILE JQ-ARGS...: FILE exists, is not empty, and the filter is
+# true of it (jq -e alone passes on empty input).
+json_true() {
+  local f=$1
+  shift
+  [ -s "$f" ] || { echo "$f is missing or empty"; return 1; }
+  jq -e "$@" "$f" >/dev/null
+}
+
+# console_script UNIT: taskflow-admin, installed from its wheel's entry
+# point, starts with the base's interpreter and runs.
+console_script() {
+  local first out
+  first=$(exec_in "$1" head -n1 /usr/local/bin/taskflow-admin) || return 1
+  case "$first" in '#!/usr/local/bin/python3' | '#!/usr/bin/python3') ;; *) echo "shebang: $first"; return 1 ;; esac
+  out=$(exec_in "$1" taskflow-admin "Hello World") || return 1
+  [ "$out" = "taskflow-admin hello-world" ] || { echo "taskflow-admin printed: $out"; return 1; }
+}
+
 exec_as() { # UNIT UID:GID ARGS...
   local n=$1 u=$2
   shift 2
@@ -1137,8 +1164,8 @@ arch_checks() {
     denied "$be" 'echo x >/app/.gantry-e2e-probe'
   check "$arch: backend: changing /app/server.py as uid 1001 fails (Permission denied)" \
     denied "$be" ': >>/app/server.py'
-  check "$arch: backend: creating a file in /app/packages as uid 1001 fails (Permission denied)" \
-    denied "$be" 'echo x >/app/packages/.gantry-e2e-probe'
+  check "$arch: backend: changing an installed package as uid 1001 fails (Permission denied)" \
+    denied "$be" ': >>"$(python3 -c "import tfnative, os; print(os.path.dirname(tfnative.__file__))")/__init__.py"'
 
   # What mode-only read-only means when appuser owns the files: it can chmod.
   if live && [ "$arch" = "${ARCHES[0]}" ]; then
@@ -1154,6 +1181,13 @@ arch_checks() {
   # (a native Python package import, a console script, `dpkg -s jq`, ...).
   # The containers $fe and $be are running; use exec_in / exec_as UNIT ...,
   # the unpacked roots $fer and $ber, and name each check "$arch: ...".
+  local want_machine=${UNAME_M[$arch]}
+  check "$arch: backend: tfnative's library is $want_machine and really loaded (ctypes call: add(2, 3) = 5)" \
+    py_native "$be" "$want_machine"
+  check "$arch: backend: /api/health reports the native library's machine $want_machine" \
+    json_true "$WORK/be-health.body" --arg m "$want_machine" '.native.arch == $m and .native.add == 5'
+  check "$arch: backend: the console script taskflow-admin runs (shebang: the base's python3)" \
+    console_script "$be"
 
   stop_report "$arch" "$fe" $((10 * SLOW[$arch]))
   stop_report "$arch" "$be" $((10 * SLOW[$arch]))

@@ -44,7 +44,7 @@ var fuzzSeeds = []string{
 // valid configs get past source checks.
 func fuzzProject(t testing.TB) string {
 	dir := t.TempDir()
-	for _, d := range []string{"frontend/out", "frontend/nginx", "backend/packages", "backend/src"} {
+	for _, d := range []string{"frontend/out", "frontend/nginx", "backend/wheels", "backend/src"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -53,6 +53,13 @@ func fuzzProject(t testing.TB) string {
 		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+	lock, err := os.ReadFile("../../testdata/taskflow/backend/requirements.lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "backend/requirements.lock"), lock, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }
@@ -119,7 +126,7 @@ func FuzzLoadConfig(f *testing.F) {
 				t.Fatalf("%s: maxSize %d", s.Name, s.MaxSize)
 			}
 			for _, l := range s.Layers {
-				if len(l.Sources) == 0 || l.Name == "" {
+				if (len(l.Sources) == 0) == (l.Python == nil) || l.Name == "" {
 					t.Fatalf("%s: layer %+v", s.Name, l)
 				}
 				for _, src := range l.Sources {

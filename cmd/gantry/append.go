@@ -19,6 +19,8 @@ import (
 type appendFlags struct {
 	base, owner, user, workdir, name          string
 	layers, env, labels, ports, volumes, owns []string
+	pyLock                                    string
+	pyWheels                                  []string
 	entrypoint, cmd                           []string
 	healthcheck                               string
 	hcInterval, hcTimeout                     time.Duration
@@ -77,6 +79,8 @@ unless --platform picks some.`,
 	f.StringVar(&af.healthcheck, "healthcheck", "", "HEALTHCHECK command as Dockerfile reads it: a JSON array is exec form, anything else shell form")
 	f.DurationVar(&af.hcInterval, "healthcheck-interval", 0, "time between health checks (e.g. 10s)")
 	f.DurationVar(&af.hcTimeout, "healthcheck-timeout", 0, "time a health check may take (e.g. 5s)")
+	f.StringVar(&af.pyLock, "python-requirements", "", "install the Python packages this hash-pinned lock lists, per platform, as the first layer")
+	f.StringArrayVar(&af.pyWheels, "python-wheels", nil, "wheel directory or PEP 503/691 index URL for --python-requirements (repeatable, tried in order)")
 	f.StringVar(&af.name, "name", "", "image name for --output references (default: from --push or the base)")
 	o.add(f, "push the result to this reference, e.g. ghcr.io/acme/app:v1")
 	return cmd
@@ -128,9 +132,17 @@ func (af *appendFlags) config(push string) (spec.ImageConfig, error) {
 	return ic, nil
 }
 
-// layerConfigs reads --layer SRC:DEST, each one layer owned by --owner.
+// layerConfigs reads --python-requirements (the first layer: dependencies
+// change less often than code) and --layer SRC:DEST, each one layer owned
+// by --owner.
 func (af *appendFlags) layerConfigs() ([]spec.LayerConfig, error) {
 	var out []spec.LayerConfig
+	switch {
+	case af.pyLock != "":
+		out = append(out, spec.LayerConfig{Python: &spec.PythonConfig{Requirements: af.pyLock, Wheels: af.pyWheels}, Owner: af.owner})
+	case len(af.pyWheels) > 0:
+		return nil, usagef("--python-wheels goes with --python-requirements")
+	}
 	for _, l := range af.layers {
 		i := strings.LastIndex(l, ":/")
 		if i <= 0 {
@@ -221,19 +233,33 @@ func (l flagLocator) Errorf(p, format string, args ...any) error {
 	return &spec.ConfigError{Path: l.flag(p), Msg: fmt.Sprintf(format, args...)}
 }
 
+// layerFlag names the flag behind field rest of layer i.
+func (l flagLocator) layerFlag(i int, rest string) string {
+	if l.af.pyLock != "" {
+		if i == 0 {
+			if strings.HasPrefix(rest, "python.wheels") {
+				return "--python-wheels"
+			}
+			return "--python-requirements"
+		}
+		i-- // the --layer flags come after the packages
+	}
+	if rest == "owner" {
+		return "--owner"
+	}
+	if i < len(l.af.layers) {
+		return fmt.Sprintf("--layer %q", l.af.layers[i])
+	}
+	return "--layer"
+}
+
 func (l flagLocator) flag(p string) string {
 	field, rest, _ := strings.Cut(p, ".")
 	base, index, _ := strings.Cut(field, "[")
 	i, _ := strconv.Atoi(strings.TrimSuffix(index, "]"))
 	switch base {
 	case "layers":
-		if rest == "owner" {
-			return "--owner"
-		}
-		if i < len(l.af.layers) {
-			return fmt.Sprintf("--layer %q", l.af.layers[i])
-		}
-		return "--layer"
+		return l.layerFlag(i, rest)
 	case "env":
 		return "--env " + rest
 	case "user":

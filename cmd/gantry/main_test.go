@@ -77,10 +77,13 @@ func TestBuildTaskFlowRealRegistry(t *testing.T) {
 		export := filepath.Join(t.TempDir(), "fs.tar")
 		tool(t, "crane", "export", "--insecure", "--platform", "linux/amd64", ref, export)
 		files := readTar(t, export)
+		// the new content: the site, or the code and the installed packages
 		root := map[string]string{"taskflow-frontend": "usr/share/nginx/html/", "taskflow-backend": "app/"}[r.Name]
+		site := "usr/local/lib/python3.13/site-packages/t" // taskflow_*, tfnative
 		n := 0
 		for p, h := range files {
-			if strings.HasPrefix(p, root) && !strings.HasPrefix(p, "app/logs") && !strings.HasPrefix(p, "app/config") {
+			ours := strings.HasPrefix(p, root) || r.Name == "taskflow-backend" && strings.HasPrefix(p, site)
+			if ours && !strings.HasPrefix(p, "app/logs") && !strings.HasPrefix(p, "app/config") {
 				n++
 				if h.Uid != 1001 || h.Gid != 1001 {
 					if r.Name == "taskflow-frontend" && (p == root+"50x.html") {

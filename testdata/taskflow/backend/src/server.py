@@ -27,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import taskflow_deps
+import tfnative
 from taskflow import TaskStore, ValidationError, __version__
 
 SERVICE = "taskflow-backend"
@@ -53,7 +54,9 @@ def health_payload():
         "status": "ok",
         "service": SERVICE,
         "version": __version__,
-        "dependencies": {"taskflow_deps": taskflow_deps.__version__},
+        "dependencies": {"taskflow_deps": taskflow_deps.__version__, "tfnative": tfnative.__version__},
+        # computed by the native library, so a wrong-architecture build fails here
+        "native": {"arch": tfnative.arch(), "add": tfnative.add(2, 3)},
         "config": {name.lower() + "_configured": configured(name) for name in SECRET_SETTINGS},
         "tasks": len(store),
     }

@@ -1,8 +1,8 @@
 """Task model and a thread-safe in-memory store.
 
-Uses ``taskflow_deps.slugify`` from the vendored packages directory
-(/app/packages in the image), so importing this module fails loudly when
-PYTHONPATH does not include it.
+Uses ``taskflow_deps.slugify``, installed from its wheel into the base's
+site-packages, so importing this module fails loudly when the packages layer
+is missing.
 """
 
 import threading
