@@ -94,13 +94,18 @@ func TestPythonLayerPerPlatform(t *testing.T) {
 			t.Errorf("history: %q", h)
 		}
 	}
-	// the same lock and wheels give the same image, from a warm cache too
-	again, err := newTestEngine(t, cache).Build(context.Background(), specs)
+	// the same lock and wheels give the same image; from a warm cache no
+	// layer is built again and no file read
+	warm := newTestEngine(t, cache)
+	again, err := warm.Build(context.Background(), specs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if again[0].Digest != built[0].Digest {
 		t.Errorf("rebuild gave %s, first build %s", again[0].Digest, built[0].Digest)
+	}
+	if s := warm.LayerStats(); s.Misses != 0 || s.FilesRead != 0 || s.Hits != 2 {
+		t.Errorf("warm rebuild: %+v, want 2 hits (one layer per platform), no miss, no file read", s)
 	}
 	cold, err := newTestEngine(t, "").Build(context.Background(), specs)
 	if err != nil {
