@@ -2,13 +2,18 @@ package assemble
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"strings"
 
+	"github.com/gantry-dev/gantry/assemble/registry"
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/gantry-dev/gantry/manifests"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // base is a resolved base: an index of platform images or a single image.
@@ -62,6 +67,23 @@ func (e *Engine) resolveBase(ctx context.Context, ref string, mirrors map[string
 		return nil, fmt.Errorf("base %s: %w", ref, err)
 	}
 	return b, nil
+}
+
+// fromRegistry makes a failure reading the base's blobs from its registry
+// (an HTTP status, a network error) a registry error, which the CLI exits 3
+// for; any other error is returned as it is.
+func fromRegistry(err error, baseRef string) error {
+	var te *transport.Error
+	var ne net.Error
+	var re *registry.Error
+	if errors.As(err, &re) || !errors.As(err, &te) && !errors.As(err, &ne) {
+		return err
+	}
+	where := baseRef
+	if r, perr := name.ParseReference(baseRef); perr == nil {
+		where = r.Context().String()
+	}
+	return registry.Classify(err, where)
 }
 
 // splitLayoutRef splits DIR[:tag|@digest].

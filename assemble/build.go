@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -100,7 +101,7 @@ func (e *Engine) buildImage(ctx context.Context, s spec.ImageSpec, streamers []L
 			ib.content, ib.entries = append(ib.content, nil), append(ib.entries, nil)
 			continue
 		}
-		entries, err := e.walk(ls.Spec)
+		entries, err := e.walk(ls.Name, ls.Spec)
 		if err != nil {
 			return nil, fmt.Errorf("layer %s: %w", ls.Name, err)
 		}
@@ -115,7 +116,7 @@ func (e *Engine) buildImage(ctx context.Context, s spec.ImageSpec, streamers []L
 	for _, p := range ib.plats {
 		img, pr, err := e.buildPlatform(ctx, ib, p)
 		if err != nil {
-			return nil, fmt.Errorf("platform %s: %w", manifests.PlatformString(p.platform), err)
+			return nil, fmt.Errorf("platform %s: %w", manifests.PlatformString(p.platform), fromRegistry(err, ib.base.ref))
 		}
 		built.Platforms = append(built.Platforms, pr)
 		e.progress.Event(s.Name+" "+pr.Platform, fmt.Sprintf("%s, %s compressed, %s uncompressed", progress.Short(pr.Digest), progress.Size(pr.CompressedSize), progress.Size(pr.UncompressedSize)))
@@ -170,10 +171,37 @@ func (e *Engine) plan(ctx context.Context, s spec.ImageSpec) (*imageBuild, error
 	}, nil
 }
 
-// walk lists the entries of a layer made from host files.
-func (e *Engine) walk(ls layers.Spec) ([]layers.Entry, error) {
+// walk lists the entries of a layer made from host files, leaving out the
+// run's own cache and outputs where a source holds them (a build of "."
+// would otherwise take in its previous output, growing every time).
+func (e *Engine) walk(name string, ls layers.Spec) ([]layers.Entry, error) {
 	ls.Log = e.log
+	for _, src := range ls.Sources {
+		root, err := filepath.Abs(src.From)
+		if err != nil {
+			continue
+		}
+		if r, err := filepath.EvalSymlinks(root); err == nil {
+			root = r
+		}
+		for _, own := range e.own {
+			if r, err := filepath.EvalSymlinks(own); err == nil {
+				own = r
+			}
+			rel, err := filepath.Rel(root, own)
+			if err != nil || rel == "." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || rel == ".." {
+				continue
+			}
+			e.log.Info("leaving gantry's own cache or output out of the layer", "layer", name, "path", own)
+			ls.Exclude = append(append([]string(nil), ls.Exclude...), escapePattern(filepath.ToSlash(rel)))
+		}
+	}
 	return layers.Walk(ls)
+}
+
+// escapePattern makes a path a .dockerignore pattern matching just it.
+func escapePattern(p string) string {
+	return strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`).Replace(p)
 }
 
 // buildLayer checks the gates on a new layer's entries (upper: the entries

@@ -5,6 +5,7 @@ package assemble
 
 import (
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -29,6 +30,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress receives steps for progress bars or lines (default: none).
 	Progress progress.Progress
+	// Outputs are host paths the run writes (an OCI layout, a tarball): a
+	// layer whose source holds one leaves it out, as it does the cache.
+	Outputs []string
 }
 
 // Engine builds images. It holds what every run shares — the layer cache,
@@ -40,6 +44,7 @@ type Engine struct {
 	epoch    time.Time
 	log      *slog.Logger
 	progress progress.Progress
+	own      []string // absolute host paths no layer may take in: the cache, the outputs
 
 	mu       sync.Mutex
 	builders map[string]*layers.Builder
@@ -71,7 +76,13 @@ func NewEngine(o Options) (*Engine, error) {
 	if o.Epoch != nil {
 		epoch = o.Epoch.UTC()
 	}
-	return &Engine{cache: cache, registry: o.Registry, epoch: epoch, log: o.Logger, progress: o.Progress, builders: map[string]*layers.Builder{}}, nil
+	own := []string{cache.Dir()}
+	for _, p := range o.Outputs {
+		if a, err := filepath.Abs(p); err == nil {
+			own = append(own, a)
+		}
+	}
+	return &Engine{cache: cache, registry: o.Registry, epoch: epoch, log: o.Logger, progress: o.Progress, own: own, builders: map[string]*layers.Builder{}}, nil
 }
 
 func (e *Engine) builder(c layers.Compression) *layers.Builder {

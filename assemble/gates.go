@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/gantry-dev/gantry/assemble/progress"
@@ -79,7 +80,8 @@ func (g gates) runAs(config []byte) error {
 		return fmt.Errorf("reading config: %w", err)
 	}
 	u, _, _ := strings.Cut(c.Config.User, ":")
-	if u == "" || u == "0" || u == "root" {
+	uid, err := strconv.Atoi(u)
+	if u == "" || u == "root" || err == nil && uid == 0 { // "00" and "+0" are root too
 		shown := c.Config.User
 		if shown == "" {
 			shown = "unset, so root"

@@ -111,7 +111,7 @@ func (e *Engine) platformEntries(ctx context.Context, pb *platformBuild, ls spec
 		entries, err := e.pythonEntries(ctx, pb, ls)
 		return entries, err == nil, err
 	}
-	entries, err := e.walk(lspec)
+	entries, err := e.walk(ls.Name, lspec)
 	return entries, err == nil, err
 }
 

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gantry-dev/gantry/assemble"
+	"github.com/gantry-dev/gantry/assemble/registrytest"
+	"github.com/gantry-dev/gantry/assemble/sink"
 	"github.com/gantry-dev/gantry/assemble/spec"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -174,5 +177,48 @@ func TestArchitectureGate(t *testing.T) {
 	}
 	if err := build("vendor/amd64", true); err != nil {
 		t.Errorf("with allowForeignArch: %v", err)
+	}
+}
+
+// A layer of "." does not take in the run's own cache or output, which
+// lie inside it: three builds give the same layer (issue: it grew each time).
+func TestBuildLeavesOutOwnOutput(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("<h1>site</h1>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	abs, err := filepath.Abs(nginxBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, cache := filepath.Join(dir, "gantry-out"), filepath.Join(dir, ".cache")
+	var digests []string
+	for range 3 {
+		is := smallSpec(t, "oci:"+abs)
+		is.Layers[0].Sources[0].From = dir
+		e, err := assemble.NewEngine(assemble.Options{CacheDir: cache, Outputs: []string{out}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.Run(context.Background(), []spec.ImageSpec{is}, sink.Layout(out, sink.Destinations{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, res[0].Digest)
+	}
+	if digests[0] != digests[1] || digests[1] != digests[2] {
+		t.Errorf("the image changed from build to build: %q", digests)
+	}
+	idx := registrytest.LayoutIndex(t, out)
+	im, _ := idx.IndexManifest()
+	img, err := idx.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := img.Layers()
+	for name := range layerFiles(t, ls[len(ls)-1]) {
+		if strings.Contains(name, "gantry-out") || strings.Contains(name, ".cache") {
+			t.Errorf("the layer took in %s", name)
+		}
 	}
 }

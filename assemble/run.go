@@ -39,6 +39,11 @@ func (e *Engine) Run(ctx context.Context, specs []spec.ImageSpec, sinks ...Sink)
 	}()
 	var streamers []LayerStreamer
 	for _, s := range sinks {
+		if c, ok := s.(Checker); ok {
+			if err := c.Check(specs); err != nil {
+				return nil, err
+			}
+		}
 		if ls, ok := s.(LayerStreamer); ok {
 			streamers = append(streamers, ls)
 		}

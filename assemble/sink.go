@@ -20,6 +20,13 @@ type Sink interface {
 	Abort()
 }
 
+// Checker is a Sink that can refuse the run's images before anything is
+// built (a destination that is not a valid reference).
+type Checker interface {
+	Sink
+	Check(specs []spec.ImageSpec) error
+}
+
 // LayerStreamer is a Sink that can take a new layer's compressed bytes
 // while the layer is built, so that building and uploading overlap.
 type LayerStreamer interface {

@@ -35,7 +35,21 @@ type pendingTag struct {
 	t   remote.Taggable
 }
 
-var _ assemble.LayerStreamer = (*registrySink)(nil)
+var (
+	_ assemble.LayerStreamer = (*registrySink)(nil)
+	_ assemble.Checker       = (*registrySink)(nil)
+)
+
+// Check refuses destinations that are not valid references, before
+// anything is built.
+func (s *registrySink) Check(specs []spec.ImageSpec) error {
+	for _, is := range specs {
+		if _, err := s.refs(is); err != nil {
+			return &spec.ConfigError{Path: "--push", Msg: err.Error()}
+		}
+	}
+	return nil
+}
 
 // StreamLayer streams a layer of image s to the repository of its first
 // reference.
@@ -52,7 +66,10 @@ func (s *registrySink) refs(is spec.ImageSpec) ([]name.Reference, error) {
 	if s.dest.Ref != "" {
 		r, err := s.c.ParseReference(s.dest.Ref)
 		if err != nil {
-			return nil, fmt.Errorf("--push %q is not a valid reference: %w", s.dest.Ref, err)
+			return nil, fmt.Errorf("%q is not a valid reference: %w", s.dest.Ref, err)
+		}
+		if _, ok := r.(name.Digest); ok {
+			return nil, fmt.Errorf("%q names a digest; a push writes a tag: give REPOSITORY[:TAG]", s.dest.Ref)
 		}
 		out = append(out, r)
 		for _, t := range s.dest.Tags {
@@ -64,7 +81,7 @@ func (s *registrySink) refs(is spec.ImageSpec) ([]name.Reference, error) {
 		ref := strings.TrimSuffix(s.dest.Prefix, "/") + "/" + is.Name + ":" + t
 		r, err := name.NewTag(ref, s.c.NameOptions()...)
 		if err != nil {
-			return nil, fmt.Errorf("--push %q: %s is not a valid reference: %w", s.dest.Prefix, ref, err)
+			return nil, fmt.Errorf("%q: %s is not a valid reference: %w", s.dest.Prefix, ref, err)
 		}
 		out = append(out, r)
 	}

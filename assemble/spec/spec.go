@@ -128,6 +128,9 @@ type Options struct {
 	Compression *layers.Compression
 	// MaxLayers overrides every image's maxLayers when above 0.
 	MaxLayers int
+	// Tags are the tags the command line writes (--tag), checked before
+	// anything is built or written.
+	Tags []string
 	// Relax adds to every image's policy relaxations (command-line flags).
 	Relax Relax
 }
@@ -137,6 +140,16 @@ type Relax struct {
 	AllowRoot, AllowWorldWritable, AllowSetuid, AllowForeignArch bool
 	AllowSecrets                                                 []string // env keys
 	AllowSecretFiles                                             []string // patterns
+}
+
+// check validates the command line's own values.
+func (o Options) check() error {
+	for _, t := range o.Tags {
+		if err := ValidateTag(t); err != nil {
+			return &ConfigError{Path: "--tag", Msg: err.Error()}
+		}
+	}
+	return nil
 }
 
 // apply makes the command line's changes to s.
@@ -168,6 +181,9 @@ func (o Options) apply(s *ImageSpec) {
 // field at fault in an error, e.g. as the flag that set it; relative paths
 // start at dir.
 func FromConfig(loc Locator, dir string, ic ImageConfig, o Options) (ImageSpec, error) {
+	if err := o.check(); err != nil {
+		return ImageSpec{}, err
+	}
 	v := validator{loc: loc, dir: dir}
 	s, err := v.image("", ic)
 	if err != nil {
@@ -180,6 +196,9 @@ func FromConfig(loc Locator, dir string, ic ImageConfig, o Options) (ImageSpec, 
 // Load reads a config file and returns the image specs to build, with o
 // applied.
 func Load(file string, getenv func(string) (string, bool), o Options) ([]ImageSpec, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
 	f, src, err := LoadFile(file, getenv)
 	if err != nil {
 		return nil, err

@@ -47,7 +47,7 @@ lock file; refresh it with --update.`,
 				return err
 			}
 			defer p.Wait()
-			e, _, err := a.engine("", "", log, p)
+			e, _, err := a.engine("", "", nil, log, p)
 			if err != nil {
 				return err
 			}

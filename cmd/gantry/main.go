@@ -28,6 +28,8 @@ const (
 	exitBuild    = 1
 	exitUsage    = 2
 	exitRegistry = 3
+	// exitInterrupt is what shells give a command killed by SIGINT.
+	exitInterrupt = 130
 )
 
 func main() {
@@ -65,6 +67,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitOK
 	}
 	fmt.Fprintln(stderr, "gantry: error:", err)
+	if ctx.Err() != nil { // Ctrl-C or SIGTERM
+		return exitInterrupt
+	}
 	return exitCode(err)
 }
 
@@ -96,7 +101,15 @@ func (a *app) root() *cobra.Command {
 image's manifests from a registry or an OCI layout, appends layers made from
 local directories to every platform of the base, rewrites the image config
 (user, env, ports, volumes, healthcheck, ...), and pushes the result or writes
-it as an OCI layout or a docker-loadable tarball. No daemon, no RUN, no root.`,
+it as an OCI layout or a docker-loadable tarball. No daemon, no RUN, no root.
+
+Environment: DOCKER_CONFIG (registry credentials, as docker), SOURCE_DATE_EPOCH
+(every mtime and the created time), XDG_CACHE_HOME (the layer cache),
+GANTRY_REGISTRY_USER, GANTRY_REGISTRY_PASSWORD and GANTRY_REGISTRY (credentials
+for one registry).
+
+Exit codes: 0 success, 1 build error, 2 usage or config error, 3 registry
+error, 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -111,7 +124,7 @@ it as an OCI layout or a docker-loadable tarball. No daemon, no RUN, no root.`,
 
 // engine makes the registry client and the engine for a command; push is
 // the push destination, if any.
-func (a *app) engine(cacheDir, push string, log *slog.Logger, p progress.Progress) (*assemble.Engine, *registry.Client, error) {
+func (a *app) engine(cacheDir, push string, outputs []string, log *slog.Logger, p progress.Progress) (*assemble.Engine, *registry.Client, error) {
 	epoch, err := spec.EpochFromEnv(a.getenv.get)
 	if err != nil {
 		return nil, nil, usageError{err}
@@ -120,7 +133,7 @@ func (a *app) engine(cacheDir, push string, log *slog.Logger, p progress.Progres
 	if err != nil {
 		return nil, nil, err
 	}
-	e, err := assemble.NewEngine(assemble.Options{CacheDir: cacheDir, Registry: c, Epoch: epoch, Logger: log, Progress: p})
+	e, err := assemble.NewEngine(assemble.Options{CacheDir: cacheDir, Registry: c, Epoch: epoch, Logger: log, Progress: p, Outputs: outputs})
 	return e, c, err
 }
 
@@ -132,7 +145,7 @@ func (a *app) runBuild(ctx context.Context, o *imageOptions, specs []spec.ImageS
 		return err
 	}
 	defer p.Wait()
-	e, c, err := a.engine(o.build.cacheDir, out.push, log, p)
+	e, c, err := a.engine(o.build.cacheDir, out.push, out.paths(), log, p)
 	if err != nil {
 		return err
 	}

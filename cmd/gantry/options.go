@@ -189,7 +189,7 @@ func (o *imageOptions) add(f *pflag.FlagSet, pushHelp string) {
 // spec is the build and policy groups as the spec's overrides.
 func (opts *imageOptions) spec() (spec.Options, error) {
 	b, p := &opts.build, &opts.policy
-	o := spec.Options{Relax: p.relax, MaxLayers: p.maxLayers}
+	o := spec.Options{Relax: p.relax, MaxLayers: p.maxLayers, Tags: opts.output.tags}
 	switch b.platform {
 	case "":
 	case "all":
@@ -231,6 +231,18 @@ func (o *outputOptions) add(f *pflag.FlagSet, pushHelp string) {
 	f.StringVarP(&o.output, "output", "o", "", "also write the result to oci:DIR (an OCI layout) or tar:FILE (docker load, one platform)")
 	f.BoolVar(&o.json, "json", false, "print results as JSON on stdout, one object per image")
 	f.StringVar(&o.digestFile, "digest-file", "", "write REF@DIGEST lines for every pushed reference to this file (for signing tools)")
+}
+
+// paths are the host paths the outputs write, which no layer may take in.
+func (o *outputOptions) paths() []string {
+	out := o.output
+	if out == "" && o.push == "" {
+		out = defaultOutput
+	}
+	if _, p, ok := strings.Cut(out, ":"); ok && p != "" && p != "-" {
+		return []string{p}
+	}
+	return nil
 }
 
 // sinks turns --push and --output into sinks; with neither, the result goes
