@@ -69,28 +69,57 @@ func (m markerOr) eval(t Target) (bool, error) {
 }
 
 func (m markerCmp) eval(t Target) (bool, error) {
+	lhs, rhs, err := m.operands(t)
+	if err != nil {
+		return false, err
+	}
+	// As packaging does: a version comparison when "<op><rhs>" is a valid
+	// specifier, else a string comparison.
+	if ok, isVersion := versionCompare(m.op, lhs, rhs); isVersion {
+		return ok, nil
+	}
+	return stringCompare(m.op, lhs, rhs)
+}
+
+// operands are the two sides of the comparison, variables replaced by
+// their values on t.
+func (m markerCmp) operands(t Target) (string, string, error) {
 	lhs, rhs := m.lhs, m.rhs
 	var err error
 	if m.lhsVar {
 		if lhs, err = markerValue(t, lhs); err != nil {
-			return false, err
+			return "", "", err
 		}
 	}
 	if m.rhsVar {
 		if rhs, err = markerValue(t, rhs); err != nil {
-			return false, err
+			return "", "", err
 		}
 	}
-	// As packaging does: a version comparison when "<op><rhs>" is a valid
-	// specifier, else a string comparison.
-	if m.op != "in" && m.op != "not in" {
-		if sp, err := parseSpecifier(m.op + rhs); err == nil {
-			if v, err := parseVersion(lhs); err == nil {
-				return sp.contains(v), nil
-			}
-		}
+	return lhs, rhs, nil
+}
+
+// versionCompare compares lhs and rhs as versions when op is not "in" or
+// "not in", "<op><rhs>" is a specifier and lhs a version; isVersion
+// reports whether it could.
+func versionCompare(op, lhs, rhs string) (ok, isVersion bool) {
+	if op == "in" || op == "not in" {
+		return false, false
 	}
-	switch m.op {
+	sp, err := parseSpecifier(op + rhs)
+	if err != nil {
+		return false, false
+	}
+	v, err := parseVersion(lhs)
+	if err != nil {
+		return false, false
+	}
+	return sp.contains(v), true
+}
+
+// stringCompare compares lhs and rhs as strings.
+func stringCompare(op, lhs, rhs string) (bool, error) {
+	switch op {
 	case "==", "===":
 		return lhs == rhs, nil
 	case "!=":
@@ -108,7 +137,7 @@ func (m markerCmp) eval(t Target) (bool, error) {
 	case ">=":
 		return lhs >= rhs, nil
 	}
-	return false, fmt.Errorf("marker %q %s %q cannot be compared", lhs, m.op, rhs)
+	return false, fmt.Errorf("marker %q %s %q cannot be compared", lhs, op, rhs)
 }
 
 // parseMarker parses a PEP 508 marker and checks that every variable in it

@@ -275,40 +275,61 @@ func (sp specifier) contains(v pep440) bool {
 	switch sp.op {
 	case "===":
 		return v.String() == sp.raw || strings.EqualFold(sp.raw, v.String())
-	case "==", "!=":
-		var eq bool
-		switch {
-		case sp.wildcard:
-			eq = prefixMatch(v.public(), sp.version)
-		case len(sp.version.local) == 0:
-			eq = compareVersions(v.public(), sp.version) == 0
-		default:
-			eq = compareVersions(v, sp.version) == 0
-		}
-		return eq == (sp.op == "==")
+	case "==":
+		return sp.equal(v)
+	case "!=":
+		return !sp.equal(v)
 	case "~=":
-		prefix := sp.version
-		prefix.release = prefix.release[:len(prefix.release)-1]
-		prefix.pre, prefix.post, prefix.dev = nil, -1, -1
-		return compareVersions(v.public(), sp.version) >= 0 && prefixMatch(v, prefix)
+		return sp.compatible(v)
 	case "<=":
 		return compareVersions(v.public(), sp.version) <= 0
 	case ">=":
 		return compareVersions(v.public(), sp.version) >= 0
 	case "<":
-		if compareVersions(v.public(), sp.version) >= 0 {
-			return false
-		}
-		// "<3.13" excludes 3.13's pre-releases unless it names one itself
-		return sp.version.isPre() || !v.isPre() || !sameRelease(v, sp.version)
+		return sp.below(v)
 	case ">":
-		if compareVersions(v.public(), sp.version) <= 0 {
-			return false
-		}
-		// ">3.13" excludes 3.13's post-releases unless it names one itself
-		return sp.version.post >= 0 || v.post < 0 || !sameRelease(v, sp.version)
+		return sp.above(v)
 	}
 	return false
+}
+
+// equal is the == test: a prefix match for a wildcard, and v's local
+// label counts only when the clause has one.
+func (sp specifier) equal(v pep440) bool {
+	switch {
+	case sp.wildcard:
+		return prefixMatch(v.public(), sp.version)
+	case len(sp.version.local) == 0:
+		return compareVersions(v.public(), sp.version) == 0
+	}
+	return compareVersions(v, sp.version) == 0
+}
+
+// compatible is the ~= test: at least the version, with the same release
+// but for its last number.
+func (sp specifier) compatible(v pep440) bool {
+	prefix := sp.version
+	prefix.release = prefix.release[:len(prefix.release)-1]
+	prefix.pre, prefix.post, prefix.dev = nil, -1, -1
+	return compareVersions(v.public(), sp.version) >= 0 && prefixMatch(v, prefix)
+}
+
+// below is the < test.
+func (sp specifier) below(v pep440) bool {
+	if compareVersions(v.public(), sp.version) >= 0 {
+		return false
+	}
+	// "<3.13" excludes 3.13's pre-releases unless it names one itself
+	return sp.version.isPre() || !v.isPre() || !sameRelease(v, sp.version)
+}
+
+// above is the > test.
+func (sp specifier) above(v pep440) bool {
+	if compareVersions(v.public(), sp.version) <= 0 {
+		return false
+	}
+	// ">3.13" excludes 3.13's post-releases unless it names one itself
+	return sp.version.post >= 0 || v.post < 0 || !sameRelease(v, sp.version)
 }
 
 func sameRelease(a, b pep440) bool {

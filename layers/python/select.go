@@ -161,6 +161,25 @@ type rejection struct {
 	hash      bool // a hash mismatch
 }
 
+// wheelSearch is one selectOne: the requirement, its target, and what
+// was seen on the way, for the error when no wheel is picked.
+type wheelSearch struct {
+	f     *Finder
+	r     Requirement
+	t     Target
+	ranks map[string]int
+	key   string // the selection cache key
+	where string // "lock:line: name==version", for messages
+	want  map[string]bool
+
+	rejected    []rejection
+	otherTags   []string // wheels of this version for other platforms
+	sdists      []string
+	sourcesSeen int
+}
+
+// selectOne picks r's wheel for t: the remembered pick, else the best
+// acceptable wheel of the lock's own files, then of each source in turn.
 func (f *Finder) selectOne(ctx context.Context, r Requirement, t Target, tags []string, ranks map[string]int) (Wheel, error) {
 	if f.Cache == "" {
 		return Wheel{}, errors.New("python finder: no cache directory")
@@ -169,104 +188,132 @@ func (f *Finder) selectOne(ctx context.Context, r Requirement, t Target, tags []
 	if s, p, ok := f.remembered(key); ok {
 		return Wheel{Requirement: r, Filename: s.Filename, Path: p, SHA256: s.SHA256, Tag: s.Tag}, nil
 	}
-	where := fmt.Sprintf("%s:%d: %s", r.File, r.Line, r)
-	var (
-		rejected    []rejection
-		otherTags   []string // wheels of this version for other platforms
-		sdists      []string
-		sourcesSeen int
-	)
-	groups := [][]Candidate{r.Files}
-	for range f.Sources {
-		groups = append(groups, nil)
-	}
-	for gi := range groups {
-		cands := groups[gi]
-		if gi > 0 {
-			src := f.Sources[gi-1]
-			var err error
-			if cands, err = f.sourceCandidates(ctx, src, r.Name); err != nil {
-				return Wheel{}, fmt.Errorf("%s: %w", where, err)
-			}
-			sourcesSeen++
+	ws := &wheelSearch{f: f, r: r, t: t, ranks: ranks, key: key, where: fmt.Sprintf("%s:%d: %s", r.File, r.Line, r), want: allowed(r.Hashes)}
+	for gi := 0; gi <= len(f.Sources); gi++ {
+		cands, err := ws.group(ctx, gi)
+		if err != nil {
+			return Wheel{}, err
 		}
-		var wheels []ranked
-		for _, c := range cands {
-			if !strings.HasSuffix(c.Filename, ".whl") {
-				if base, ok := sdistBase(c.Filename); ok && versionOfFile(base, r) {
-					sdists = appendUnique(sdists, c.Filename)
-				}
-				continue
+		for _, w := range ws.rank(cands) {
+			picked, ok, err := ws.try(ctx, w)
+			if err != nil || ok {
+				return picked, err
 			}
-			wn, err := parseWheelName(c.Filename)
-			if err != nil || normalizeName(wn.Dist) != r.Name || !sameVersion(wn.Version, r.Version) {
-				continue
-			}
-			rank, tag := wn.rank(ranks)
-			if rank < 0 {
-				otherTags = appendUnique(otherTags, wn.Tag)
-				continue
-			}
-			wheels = append(wheels, ranked{c: c, name: wn, rank: rank, tag: tag})
-		}
-		sort.SliceStable(wheels, func(i, j int) bool {
-			a, b := wheels[i], wheels[j]
-			if a.rank != b.rank {
-				return a.rank < b.rank
-			}
-			if a.name.Build != b.name.Build {
-				return a.name.Build > b.name.Build
-			}
-			if a.name.BuildSuffix != b.name.BuildSuffix {
-				return a.name.BuildSuffix > b.name.BuildSuffix
-			}
-			return a.c.Filename < b.c.Filename
-		})
-		want := allowed(r.Hashes)
-		for _, w := range wheels {
-			c := w.c
-			if c.SHA256 != "" && !want[c.SHA256] {
-				rejected = append(rejected, rejection{file: c.Filename, why: "has sha256:" + c.SHA256, hash: true})
-				continue
-			}
-			if c.RequiresPython != "" {
-				if ok, why := meetsRequiresPython(c.RequiresPython, t); !ok {
-					rejected = append(rejected, rejection{file: c.Filename, why: why})
-					continue
-				}
-			}
-			p, err := f.Fetch(ctx, c, r.Hashes)
-			var mm *mismatchError
-			if errors.As(err, &mm) {
-				why := "from " + mm.location + " has sha256:" + mm.got
-				if mm.got == "" || (mm.claimed != "" && mm.claimed != mm.got) {
-					why = mm.Error()[len(c.Filename)+1:]
-				}
-				rejected = append(rejected, rejection{file: c.Filename, why: why, hash: true})
-				continue
-			}
-			if err != nil {
-				return Wheel{}, fmt.Errorf("%s: %w", where, err)
-			}
-			sum := filepath.Base(p)
-			if c.RequiresPython == "" {
-				ok, why, err := wheelRequiresPython(p, c.Filename, t)
-				if err != nil {
-					return Wheel{}, fmt.Errorf("%s: %w", where, err)
-				}
-				if !ok {
-					rejected = append(rejected, rejection{file: c.Filename, why: why})
-					continue
-				}
-			}
-			s := selection{Filename: c.Filename, SHA256: sum, Tag: w.tag}
-			if err := f.remember(key, s); err != nil {
-				return Wheel{}, err
-			}
-			return Wheel{Requirement: r, Filename: c.Filename, Path: p, SHA256: sum, Tag: w.tag}, nil
 		}
 	}
-	return Wheel{}, noWheelError(where, r, t, rejected, otherTags, sdists, sourcesSeen, f.Sources)
+	return Wheel{}, noWheelError(ws.where, r, t, ws.rejected, ws.otherTags, ws.sdists, ws.sourcesSeen, f.Sources)
+}
+
+// group lists the candidates of group gi: 0 is the requirement's own
+// files, gi > 0 source gi-1.
+func (ws *wheelSearch) group(ctx context.Context, gi int) ([]Candidate, error) {
+	if gi == 0 {
+		return ws.r.Files, nil
+	}
+	cands, err := ws.f.sourceCandidates(ctx, ws.f.Sources[gi-1], ws.r.Name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ws.where, err)
+	}
+	ws.sourcesSeen++
+	return cands, nil
+}
+
+// rank returns the wheels among cands of r's name and version that t
+// supports, best first, noting sdists and wheels for other platforms.
+func (ws *wheelSearch) rank(cands []Candidate) []ranked {
+	var wheels []ranked
+	for _, c := range cands {
+		if !strings.HasSuffix(c.Filename, ".whl") {
+			if base, ok := sdistBase(c.Filename); ok && versionOfFile(base, ws.r) {
+				ws.sdists = appendUnique(ws.sdists, c.Filename)
+			}
+			continue
+		}
+		wn, err := parseWheelName(c.Filename)
+		if err != nil || normalizeName(wn.Dist) != ws.r.Name || !sameVersion(wn.Version, ws.r.Version) {
+			continue
+		}
+		rank, tag := wn.rank(ws.ranks)
+		if rank < 0 {
+			ws.otherTags = appendUnique(ws.otherTags, wn.Tag)
+			continue
+		}
+		wheels = append(wheels, ranked{c: c, name: wn, rank: rank, tag: tag})
+	}
+	sort.SliceStable(wheels, func(i, j int) bool { return preferred(wheels[i], wheels[j]) })
+	return wheels
+}
+
+// preferred orders wheels by tag rank, then highest build tag, then name.
+func preferred(a, b ranked) bool {
+	if a.rank != b.rank {
+		return a.rank < b.rank
+	}
+	if a.name.Build != b.name.Build {
+		return a.name.Build > b.name.Build
+	}
+	if a.name.BuildSuffix != b.name.BuildSuffix {
+		return a.name.BuildSuffix > b.name.BuildSuffix
+	}
+	return a.c.Filename < b.c.Filename
+}
+
+// try fetches and checks one ranked wheel, remembering it when it is
+// taken; a wheel that is not taken is noted as rejected.
+func (ws *wheelSearch) try(ctx context.Context, w ranked) (Wheel, bool, error) {
+	c := w.c
+	if !ws.prescreen(c) {
+		return Wheel{}, false, nil
+	}
+	p, err := ws.f.Fetch(ctx, c, ws.r.Hashes)
+	var mm *mismatchError
+	if errors.As(err, &mm) {
+		ws.rejected = append(ws.rejected, rejection{file: c.Filename, why: mismatchReason(c, mm), hash: true})
+		return Wheel{}, false, nil
+	}
+	if err != nil {
+		return Wheel{}, false, fmt.Errorf("%s: %w", ws.where, err)
+	}
+	sum := filepath.Base(p)
+	if c.RequiresPython == "" {
+		ok, why, err := wheelRequiresPython(p, c.Filename, ws.t)
+		if err != nil {
+			return Wheel{}, false, fmt.Errorf("%s: %w", ws.where, err)
+		}
+		if !ok {
+			ws.rejected = append(ws.rejected, rejection{file: c.Filename, why: why})
+			return Wheel{}, false, nil
+		}
+	}
+	if err := ws.f.remember(ws.key, selection{Filename: c.Filename, SHA256: sum, Tag: w.tag}); err != nil {
+		return Wheel{}, false, err
+	}
+	return Wheel{Requirement: ws.r, Filename: c.Filename, Path: p, SHA256: sum, Tag: w.tag}, true, nil
+}
+
+// prescreen rejects a candidate by what its source says of it: a sha256
+// the lock does not allow, or a Requires-Python t does not meet.
+func (ws *wheelSearch) prescreen(c Candidate) bool {
+	if c.SHA256 != "" && !ws.want[c.SHA256] {
+		ws.rejected = append(ws.rejected, rejection{file: c.Filename, why: "has sha256:" + c.SHA256, hash: true})
+		return false
+	}
+	if c.RequiresPython != "" {
+		if ok, why := meetsRequiresPython(c.RequiresPython, ws.t); !ok {
+			ws.rejected = append(ws.rejected, rejection{file: c.Filename, why: why})
+			return false
+		}
+	}
+	return true
+}
+
+// mismatchReason says why a fetched file's hash was refused, without the
+// file name mismatchError starts with.
+func mismatchReason(c Candidate, mm *mismatchError) string {
+	if mm.got == "" || (mm.claimed != "" && mm.claimed != mm.got) {
+		return mm.Error()[len(c.Filename)+1:]
+	}
+	return "from " + mm.location + " has sha256:" + mm.got
 }
 
 // versionOfFile reports whether an sdist's base name is r's name and version.
