@@ -35,13 +35,28 @@ func HealthcheckTest(args []string) []string {
 	return append([]string{"CMD"}, args...)
 }
 
-// ShellOrExec parses a command line as Dockerfile does: a JSON array is exec
-// form (returned as it is), NONE disables the base's healthcheck, anything
-// else is shell form (["CMD-SHELL", s]).
+// ShellOrExec parses a healthcheck command as Dockerfile's HEALTHCHECK
+// does: "CMD ["exe","arg"]" is exec form, "CMD cmd args" shell form
+// (["CMD-SHELL", "cmd args"]) and NONE disables the base's healthcheck, the
+// keywords in any case. Without the CMD keyword, a JSON array is exec form
+// (returned as HealthcheckTest reads it) and anything else shell form.
 func ShellOrExec(s string) []string {
 	s = strings.TrimSpace(s)
-	if s == "NONE" {
-		return []string{"NONE"}
+	keyword, rest, _ := strings.Cut(s, " ")
+	switch strings.ToUpper(keyword) {
+	case "NONE":
+		if strings.TrimSpace(rest) == "" {
+			return []string{"NONE"}
+		}
+	case "CMD":
+		rest = strings.TrimSpace(rest)
+		var arr []string
+		if strings.HasPrefix(rest, "[") && json.Unmarshal([]byte(rest), &arr) == nil {
+			return append([]string{"CMD"}, arr...)
+		}
+		if rest != "" {
+			return []string{"CMD-SHELL", rest}
+		}
 	}
 	var arr []string
 	if strings.HasPrefix(s, "[") && json.Unmarshal([]byte(s), &arr) == nil {

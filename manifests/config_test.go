@@ -345,6 +345,15 @@ func TestHealthcheckTestAndShellOrExec(t *testing.T) {
 		{`[not json`, []string{"CMD-SHELL", "[not json"}},
 		{`[1, 2]`, []string{"CMD-SHELL", "[1, 2]"}}, // not a list of strings: shell form
 		{`echo $HOME`, []string{"CMD-SHELL", "echo $HOME"}},
+		// Dockerfile's own spelling: the CMD keyword, in any case
+		{`CMD wget -qO- http://127.0.0.1:8080/health`, []string{"CMD-SHELL", "wget -qO- http://127.0.0.1:8080/health"}},
+		{`cmd  curl -f http://x || exit 1`, []string{"CMD-SHELL", "curl -f http://x || exit 1"}},
+		{`CMD ["curl","-f","http://x"]`, []string{"CMD", "curl", "-f", "http://x"}},
+		{`CMD ["/bin/healthcheck"]`, []string{"CMD", "/bin/healthcheck"}},
+		{`none`, []string{"NONE"}},
+		{`NONE now`, []string{"CMD-SHELL", "NONE now"}}, // not the keyword alone: a command
+		{`CMD`, []string{"CMD-SHELL", "CMD"}},           // nothing to run: shell form of "CMD", refused as a missing program later
+		{`CMDfoo x`, []string{"CMD-SHELL", "CMDfoo x"}},
 	} {
 		if got := ShellOrExec(tc.in); !slices.Equal(got, tc.want) {
 			t.Errorf("ShellOrExec(%q) = %q, want %q", tc.in, got, tc.want)
