@@ -19,6 +19,9 @@ import (
 type appendFlags struct {
 	base, owner, user, workdir, name          string
 	layers, env, labels, ports, volumes, owns []string
+	annotations                               []string
+	fileMode, dirMode                         string
+	precompress                               bool
 	pyLock                                    string
 	pyWheels                                  []string
 	entrypoint, cmd                           []string
@@ -79,6 +82,10 @@ unless --platform picks some.`,
 	f.StringVar(&af.healthcheck, "healthcheck", "", "HEALTHCHECK command as Dockerfile reads it: a JSON array is exec form, anything else shell form")
 	f.DurationVar(&af.hcInterval, "healthcheck-interval", 0, "time between health checks (e.g. 10s)")
 	f.DurationVar(&af.hcTimeout, "healthcheck-timeout", 0, "time a health check may take (e.g. 5s)")
+	f.StringArrayVar(&af.annotations, "annotation", nil, "manifest annotation K=V (repeatable)")
+	f.StringVar(&af.fileMode, "file-mode", "", "octal mode of every regular file of every --layer, e.g. 0444 (default: 0755 if executable, else 0644)")
+	f.StringVar(&af.dirMode, "dir-mode", "", "octal mode of every directory of every --layer, e.g. 0555 (default 0755)")
+	f.BoolVar(&af.precompress, "precompress", false, "add a deterministic x.gz beside each text file of every --layer (nginx gzip_static)")
 	f.StringVar(&af.pyLock, "python-requirements", "", "install the Python packages this hash-pinned lock lists, per platform, as the first layer")
 	f.StringArrayVar(&af.pyWheels, "python-wheels", nil, "wheel directory or PEP 503/691 index URL for --python-requirements (repeatable, tried in order)")
 	f.StringVar(&af.name, "name", "", "image name for --output references (default: from --push or the base)")
@@ -114,15 +121,11 @@ func (af *appendFlags) config(push string) (spec.ImageConfig, error) {
 		}
 		ic.Env = append(ic.Env, yaml.MapItem{Key: k, Value: v})
 	}
-	for _, kv := range af.labels {
-		k, v, err := keyValue("--label", kv)
-		if err != nil {
-			return ic, err
-		}
-		if ic.Labels == nil {
-			ic.Labels = map[string]string{}
-		}
-		ic.Labels[k] = v
+	if ic.Annotations, err = keyValues("--annotation", af.annotations); err != nil {
+		return ic, err
+	}
+	if ic.Labels, err = keyValues("--label", af.labels); err != nil {
+		return ic, err
 	}
 	if af.healthcheck != "" {
 		ic.Healthcheck = &spec.HealthcheckConfig{Test: af.healthcheck, Interval: duration(af.hcInterval), Timeout: duration(af.hcTimeout)}
@@ -139,7 +142,7 @@ func (af *appendFlags) layerConfigs() ([]spec.LayerConfig, error) {
 	var out []spec.LayerConfig
 	switch {
 	case af.pyLock != "":
-		out = append(out, spec.LayerConfig{Python: &spec.PythonConfig{Requirements: af.pyLock, Wheels: af.pyWheels}, Owner: af.owner})
+		out = append(out, spec.LayerConfig{Python: &spec.PythonConfig{Requirements: af.pyLock, Wheels: af.pyWheels}, Owner: af.owner, FileMode: af.fileMode, DirMode: af.dirMode})
 	case len(af.pyWheels) > 0:
 		return nil, usagef("--python-wheels goes with --python-requirements")
 	}
@@ -148,7 +151,8 @@ func (af *appendFlags) layerConfigs() ([]spec.LayerConfig, error) {
 		if i <= 0 {
 			return nil, usagef("--layer %q: want SRC:DEST with DEST absolute, e.g. ./out:/usr/share/nginx/html", l)
 		}
-		out = append(out, spec.LayerConfig{Name: l[i+1:], From: l[:i], To: l[i+1:], Owner: af.owner})
+		out = append(out, spec.LayerConfig{Name: l[i+1:], From: l[:i], To: l[i+1:], Owner: af.owner,
+			FileMode: af.fileMode, DirMode: af.dirMode, Precompress: af.precompress})
 	}
 	return out, nil
 }
@@ -167,6 +171,22 @@ func (af *appendFlags) userConfig() (*spec.UserConfig, error) {
 	}
 	u.Owns = af.owns
 	return u, nil
+}
+
+// keyValues reads repeated K=V flag values into a map (nil when none).
+func keyValues(flag string, kvs []string) (map[string]string, error) {
+	var m map[string]string
+	for _, kv := range kvs {
+		k, v, err := keyValue(flag, kv)
+		if err != nil {
+			return nil, err
+		}
+		if m == nil {
+			m = map[string]string{}
+		}
+		m[k] = v
+	}
+	return m, nil
 }
 
 // keyValue splits a K=V flag value.
@@ -244,8 +264,13 @@ func (l flagLocator) layerFlag(i int, rest string) string {
 		}
 		i-- // the --layer flags come after the packages
 	}
-	if rest == "owner" {
+	switch rest {
+	case "owner":
 		return "--owner"
+	case "fileMode":
+		return "--file-mode"
+	case "dirMode":
+		return "--dir-mode"
 	}
 	if i < len(l.af.layers) {
 		return fmt.Sprintf("--layer %q", l.af.layers[i])
@@ -277,6 +302,8 @@ func (l flagLocator) flag(p string) string {
 		return "--platform"
 	case "tags":
 		return "--tag"
+	case "annotations":
+		return "--annotation"
 	case "name", "base", "workdir", "healthcheck", "entrypoint", "cmd", "compression":
 		return "--" + base
 	}

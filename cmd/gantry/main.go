@@ -112,7 +112,17 @@ Exit codes: 0 success, 1 build error, 2 usage or config error, 3 registry
 error, 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
+		// an unknown command is a usage error (exit 2), not a build error
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q for gantry (see gantry --help)", args[0])
+			}
+			return cmd.Help()
+		},
 	}
+	root.SetVersionTemplate("gantry {{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see gantry %s --help)", err, c.Name())}
 	})

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gantry-dev/gantry/assemble/registrytest"
+)
+
+// gantry --version answers; an unknown command is a usage error.
+func TestVersionFlagAndUnknownCommand(t *testing.T) {
+	code, stdout, stderr := gantry(t, "--version")
+	if code != exitOK || !strings.HasPrefix(stdout, "gantry ") {
+		t.Errorf("--version: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	code, _, stderr = gantry(t, "frobnicate")
+	if code != exitUsage || !strings.Contains(stderr, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// append has what build has: --precompress, --annotation, file and
+// directory modes for every --layer.
+func TestAppendLayerFlags(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	code, _, stderr := gantry(t, "append", "--base", "oci:"+mustAbs(t, nginxBase), "--layer", siteDir(t)+":/srv", "--allow-root",
+		"--precompress", "--file-mode", "0444", "--dir-mode", "0555", "--annotation", "org.opencontainers.image.vendor=ACME",
+		"--platform", "linux/amd64", "-o", "oci:"+out, "--cache-dir", t.TempDir())
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if h := newLayerHeaders(t, out, "srv/index.html"); h == nil || h.Mode != 0o444 {
+		t.Errorf("srv/index.html: %+v", h)
+	}
+	if h := newLayerHeaders(t, out, "srv/index.html.gz"); h == nil {
+		t.Error("no precompressed srv/index.html.gz")
+	}
+	if h := newLayerHeaders(t, out, "srv/"); h == nil || h.Mode != 0o555 {
+		t.Errorf("srv/: %+v", h)
+	}
+	idx := registrytest.LayoutIndex(t, out)
+	m, _ := idx.IndexManifest()
+	img, err := idx.Image(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf, _ := img.Manifest()
+	if mf.Annotations["org.opencontainers.image.vendor"] != "ACME" {
+		t.Errorf("annotations: %v", mf.Annotations)
+	}
+	code, _, stderr = gantry(t, "append", "--base", "oci:"+mustAbs(t, nginxBase), "--layer", siteDir(t)+":/srv", "--file-mode", "999", "-o", "oci:"+filepath.Join(t.TempDir(), "x"))
+	if code != exitUsage || !strings.Contains(stderr, `--file-mode: "999" is not an octal mode`) {
+		t.Errorf("bad --file-mode: exit %d, %q", code, stderr)
+	}
+}
