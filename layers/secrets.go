@@ -20,16 +20,44 @@ func secretName(rel string, dir bool) string {
 		return "a git repository (history can hold secrets)"
 	case dir:
 		return ""
-	case base == ".env" || strings.HasPrefix(base, ".env.") && !strings.HasSuffix(base, ".example") && !strings.HasSuffix(base, ".sample") && !strings.HasSuffix(base, ".template"):
+	case envFile(base):
 		return "an environment file"
-	case base == "id_rsa" || base == "id_dsa" || base == "id_ecdsa" || base == "id_ed25519":
+	case sshPrivateKey(base):
 		return "an SSH private key"
-	case base == ".netrc" || base == ".git-credentials" || rel == ".aws/credentials" || strings.HasSuffix(rel, "/.aws/credentials"):
+	case credentialsFile(rel, base):
 		return "a credentials file"
-	case base == ".dockerconfigjson" || base == "config.json" && strings.HasSuffix(path.Dir(rel), ".docker"):
+	case registryCredentials(rel, base):
 		return "registry credentials"
 	}
 	return ""
+}
+
+// envFile: .env and .env.<anything>, but for the examples committed with
+// code (.env.example, .env.sample, .env.template).
+func envFile(base string) bool {
+	if base == ".env" {
+		return true
+	}
+	return strings.HasPrefix(base, ".env.") && !strings.HasSuffix(base, ".example") && !strings.HasSuffix(base, ".sample") && !strings.HasSuffix(base, ".template")
+}
+
+// sshPrivateKey: the default names of SSH private keys.
+func sshPrivateKey(base string) bool {
+	switch base {
+	case "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519":
+		return true
+	}
+	return false
+}
+
+// credentialsFile: netrc, git's credential store, AWS credentials.
+func credentialsFile(rel, base string) bool {
+	return base == ".netrc" || base == ".git-credentials" || rel == ".aws/credentials" || strings.HasSuffix(rel, "/.aws/credentials")
+}
+
+// registryCredentials: a Kubernetes pull secret or a Docker client config.
+func registryCredentials(rel, base string) bool {
+	return base == ".dockerconfigjson" || base == "config.json" && strings.HasSuffix(path.Dir(rel), ".docker")
 }
 
 // secretContentCandidate reports files whose content decides (keys and

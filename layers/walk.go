@@ -2,17 +2,14 @@ package layers
 
 import (
 	"archive/tar"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
@@ -67,56 +64,6 @@ type Spec struct {
 	xattrs       *xattrReport
 }
 
-// xattrReport collects the source files that have extended attributes, to
-// warn about them once the walk is done.
-type xattrReport struct {
-	files []string // "path (attr, attr)": the first maxXattrWarnings, and all with a capability
-	count int
-	buf   []byte
-}
-
-// maxXattrWarnings is how many files with extended attributes are named one
-// by one; the rest are counted.
-const maxXattrWarnings = 10
-
-// ignoredXattr: the host's SELinux label is policy of the machine, not of
-// the file, and is on every file of such systems.
-func ignoredXattr(name string) bool { return name == "security.selinux" }
-
-func (r *xattrReport) check(hostPath string) {
-	if r == nil {
-		return
-	}
-	var names []string
-	names, r.buf = listXattrs(hostPath, r.buf)
-	kept := names[:0]
-	for _, n := range names {
-		if !ignoredXattr(n) {
-			kept = append(kept, n)
-		}
-	}
-	if len(kept) == 0 {
-		return
-	}
-	r.count++
-	// a lost file capability is always named: the program may not work
-	if len(r.files) < maxXattrWarnings || slices.Contains(kept, "security.capability") {
-		r.files = append(r.files, hostPath+" ("+strings.Join(kept, ", ")+")")
-	}
-}
-
-func (r *xattrReport) warn(log *slog.Logger) {
-	if r == nil || log == nil || r.count == 0 {
-		return
-	}
-	for _, f := range r.files {
-		log.Warn("layer source has extended attributes, which gantry does not copy into the layer; a file capability (security.capability) is lost: grant it at run time (--cap-add) or set it in the base", "file", f)
-	}
-	if more := r.count - len(r.files); more > 0 {
-		log.Warn("more layer sources have extended attributes, which are not copied either", "files", more)
-	}
-}
-
 // compressible lists the extensions Precompress applies to.
 var compressible = map[string]bool{
 	".html": true, ".htm": true, ".css": true, ".js": true, ".mjs": true, ".json": true,
@@ -163,62 +110,66 @@ func walkSource(s Spec, src Source, out map[string]Entry) error {
 	if err != nil {
 		return err
 	}
-	fi, err := os.Lstat(src.From)
+	from, fi, err := resolveSource(src.From)
 	if err != nil {
-		return fmt.Errorf("layer source %s: %w", src.From, unwrapPathError(err))
-	}
-	// A source that is itself a symlink is the user's own argument: it is
-	// followed (symlinks inside it stay governed by FollowSymlinks). Without
-	// this, a linked directory shipped as one symlink to a host path.
-	base, from := filepath.Base(src.From), src.From
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		if from, err = filepath.EvalSymlinks(src.From); err != nil {
-			return fmt.Errorf("layer source %s is a symlink that does not resolve: %w; point it at an existing file or directory", src.From, unwrapPathError(err))
-		}
-		if fi, err = os.Stat(from); err != nil {
-			return fmt.Errorf("layer source %s (a symlink to %s): %w", src.From, from, unwrapPathError(err))
-		}
+		return err
 	}
 	if !fi.IsDir() {
-		name := to
-		if strings.HasSuffix(src.To, "/") || to == "" {
-			name = path.Join(to, base)
-		}
-		for _, n := range []string{base, filepath.Base(from)} {
-			if err := s.checkSecretName(src.From, n, false); err != nil {
-				return err
-			}
-		}
-		e, err := entryFor(s, from, name, fi)
-		if err != nil {
+		return addFileSource(s, src, to, from, fi, out)
+	}
+	return walkDirSource(s, src, to, from, out)
+}
+
+// resolveSource stats a source's host path, following it if it is a
+// symlink: a source that is itself a symlink is the user's own argument, so
+// it is followed (symlinks inside it stay governed by FollowSymlinks).
+// Without this, a linked directory shipped as one symlink to a host path.
+func resolveSource(p string) (from string, fi fs.FileInfo, err error) {
+	fi, err = os.Lstat(p)
+	if err != nil {
+		return "", nil, fmt.Errorf("layer source %s: %w", p, unwrapPathError(err))
+	}
+	if fi.Mode()&fs.ModeSymlink == 0 {
+		return p, fi, nil
+	}
+	if from, err = filepath.EvalSymlinks(p); err != nil {
+		return "", nil, fmt.Errorf("layer source %s is a symlink that does not resolve: %w; point it at an existing file or directory", p, unwrapPathError(err))
+	}
+	if fi, err = os.Stat(from); err != nil {
+		return "", nil, fmt.Errorf("layer source %s (a symlink to %s): %w", p, from, unwrapPathError(err))
+	}
+	return from, fi, nil
+}
+
+// addFileSource adds a source that is a single file (from is its real
+// path): as to, or under it when src.To ends in "/" or is "/".
+func addFileSource(s Spec, src Source, to, from string, fi fs.FileInfo, out map[string]Entry) error {
+	base := filepath.Base(src.From)
+	name := to
+	if strings.HasSuffix(src.To, "/") || to == "" {
+		name = path.Join(to, base)
+	}
+	for _, n := range []string{base, filepath.Base(from)} {
+		if err := s.checkSecretName(src.From, n, false); err != nil {
 			return err
 		}
-		s.markSecret(&e, base)
-		addEntry(s, out, e)
-		return nil
 	}
-
-	excludes := append([]string(nil), s.Exclude...)
-	if f, err := os.Open(filepath.Join(from, IgnoreFile)); err == nil {
-		pats, err := ignorefile.ReadAll(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", filepath.Join(from, IgnoreFile), err)
-		}
-		excludes = append(excludes, pats...)
-		excludes = append(excludes, IgnoreFile)
-	}
-	exclude, err := patternmatcher.New(excludes)
+	e, err := entryFor(s, from, name, fi)
 	if err != nil {
-		return fmt.Errorf("exclude patterns %q: %w", excludes, err)
+		return err
 	}
-	var include *patternmatcher.PatternMatcher
-	if len(s.Include) > 0 {
-		if include, err = patternmatcher.New(s.Include); err != nil {
-			return fmt.Errorf("include patterns %q: %w", s.Include, err)
-		}
-	}
+	s.markSecret(&e, base)
+	addEntry(s, out, e)
+	return nil
+}
 
+// walkDirSource adds the entries of a directory source (from is its real
+// path) under to, as its patterns select them.
+func walkDirSource(s Spec, src Source, to, from string, out map[string]Entry) error {
+	exclude, include, err := sourceMatchers(s, from)
+	if err != nil {
+		return err
+	}
 	local := map[string]Entry{}
 	w := &dirWalker{s: &s, to: to, exclude: exclude, include: include, out: local}
 	if s.FollowSymlinks {
@@ -236,6 +187,43 @@ func walkSource(s Spec, src Source, out map[string]Entry) error {
 		addEntry(s, out, e)
 	}
 	return nil
+}
+
+// sourceMatchers compiles the exclude patterns of directory source from
+// (the Spec's and its IgnoreFile's) and the include patterns (nil when the
+// Spec has none).
+func sourceMatchers(s Spec, from string) (exclude, include *patternmatcher.PatternMatcher, err error) {
+	ignored, err := readIgnoreFile(from)
+	if err != nil {
+		return nil, nil, err
+	}
+	excludes := append(append([]string(nil), s.Exclude...), ignored...)
+	exclude, err = patternmatcher.New(excludes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("exclude patterns %q: %w", excludes, err)
+	}
+	if len(s.Include) > 0 {
+		if include, err = patternmatcher.New(s.Include); err != nil {
+			return nil, nil, fmt.Errorf("include patterns %q: %w", s.Include, err)
+		}
+	}
+	return exclude, include, nil
+}
+
+// readIgnoreFile returns the patterns of the IgnoreFile in directory dir,
+// and IgnoreFile itself, which is never taken; none if dir has no
+// IgnoreFile (or it cannot be opened).
+func readIgnoreFile(dir string) ([]string, error) {
+	f, err := os.Open(filepath.Join(dir, IgnoreFile))
+	if err != nil {
+		return nil, nil
+	}
+	pats, err := ignorefile.ReadAll(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, IgnoreFile), err)
+	}
+	return append(pats, IgnoreFile), nil
 }
 
 // dirWalker walks one directory source (and, with FollowSymlinks, the
@@ -262,54 +250,83 @@ func (w *dirWalker) walk(hostDir, prefix string) error {
 		}
 		rel = path.Join(prefix, filepath.ToSlash(rel))
 		if rel != "." {
-			excluded, err := w.exclude.MatchesOrParentMatches(rel)
-			if err != nil {
-				return fmt.Errorf("matching %s against excludes: %w", p, err)
-			}
-			if excluded {
-				if d.IsDir() && !w.exclude.Exclusions() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if w.include != nil && !d.IsDir() && d.Type()&fs.ModeSymlink == 0 {
-				ok, err := w.include.MatchesOrParentMatches(rel)
-				if err != nil {
-					return fmt.Errorf("matching %s against includes: %w", p, err)
-				}
-				if !ok {
-					return nil
-				}
-			}
-			if err := w.s.checkSecretName(p, rel, d.IsDir()); err != nil {
+			if skip, err := w.skip(p, rel, d); skip || err != nil {
 				return err
 			}
 		}
-		name, err := MapPath(w.to, rel)
-		if err != nil {
-			return fmt.Errorf("layer source %s: %w", p, err)
+		return w.add(p, rel, d)
+	})
+}
+
+// skip reports whether host path p (rel in the source) stays out of the
+// layer: excluded (with filepath.SkipDir for a directory that no exception
+// reaches into), not included, or refused as a secret (an error).
+func (w *dirWalker) skip(p, rel string, d fs.DirEntry) (bool, error) {
+	excluded, err := w.exclude.MatchesOrParentMatches(rel)
+	if err != nil {
+		return true, fmt.Errorf("matching %s against excludes: %w", p, err)
+	}
+	if excluded {
+		if d.IsDir() && !w.exclude.Exclusions() {
+			return true, filepath.SkipDir
 		}
-		if name == "" { // the source directory maps onto "/": no entry for "/"
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return fmt.Errorf("layer source %s: %w", p, unwrapPathError(err))
-		}
-		if fi.Mode()&fs.ModeSymlink != 0 && w.s.FollowSymlinks {
-			followed, err := w.follow(p, rel, name)
-			if err != nil || followed {
-				return err
-			}
-		}
-		e, err := entryFor(*w.s, p, name, fi)
-		if err != nil {
+		return true, nil
+	}
+	included, err := w.included(p, rel, d)
+	if err != nil || !included {
+		return true, err
+	}
+	if err := w.s.checkSecretName(p, rel, d.IsDir()); err != nil {
+		return true, err
+	}
+	return false, nil
+}
+
+// included reports whether the include patterns take p; they select files
+// only, so directories and symlinks always pass.
+func (w *dirWalker) included(p, rel string, d fs.DirEntry) (bool, error) {
+	if w.include == nil || d.IsDir() || d.Type()&fs.ModeSymlink != 0 {
+		return true, nil
+	}
+	ok, err := w.include.MatchesOrParentMatches(rel)
+	if err != nil {
+		return false, fmt.Errorf("matching %s against includes: %w", p, err)
+	}
+	return ok, nil
+}
+
+// add records the entry of host path p (rel in the source), or, for a
+// symlink followed inside the source, of what it points to.
+func (w *dirWalker) add(p, rel string, d fs.DirEntry) error {
+	name, err := MapPath(w.to, rel)
+	if err != nil {
+		return fmt.Errorf("layer source %s: %w", p, err)
+	}
+	if name == "" { // the source directory maps onto "/": no entry for "/"
+		return nil
+	}
+	fi, err := d.Info()
+	if err != nil {
+		return fmt.Errorf("layer source %s: %w", p, unwrapPathError(err))
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 && w.s.FollowSymlinks {
+		followed, err := w.follow(p, rel, name)
+		if err != nil || followed {
 			return err
 		}
-		w.s.markSecret(&e, rel)
-		w.out[name] = e
-		return nil
-	})
+	}
+	return w.put(p, rel, name, fi)
+}
+
+// put records the entry for host file hostPath as name.
+func (w *dirWalker) put(hostPath, rel, name string, fi fs.FileInfo) error {
+	e, err := entryFor(*w.s, hostPath, name, fi)
+	if err != nil {
+		return err
+	}
+	w.s.markSecret(&e, rel)
+	w.out[name] = e
+	return nil
 }
 
 // follow replaces a symlink that resolves inside the source tree with what
@@ -327,13 +344,7 @@ func (w *dirWalker) follow(p, rel, name string) (bool, error) {
 		return false, fmt.Errorf("layer source %s: %w", p, unwrapPathError(err))
 	}
 	if !fi.IsDir() {
-		e, err := entryFor(*w.s, target, name, fi)
-		if err != nil {
-			return false, err
-		}
-		w.s.markSecret(&e, rel)
-		w.out[name] = e
-		return true, nil
+		return true, w.put(target, rel, name, fi)
 	}
 	if w.depth >= 16 {
 		return false, fmt.Errorf("layer source %s: symlinked directories nest more than 16 deep (a loop?)", p)
@@ -391,91 +402,4 @@ func addEntry(s Spec, out map[string]Entry, e Entry) {
 			out[gz.Name] = gz
 		}
 	}
-}
-
-func entryFor(s Spec, hostPath, name string, fi fs.FileInfo) (Entry, error) {
-	if !utf8.ValidString(name) {
-		return Entry{}, fmt.Errorf("layer source %s: file name is not valid UTF-8; rename it or exclude it", hostPath)
-	}
-	e := Entry{Name: name, SourceMTime: fi.ModTime()}
-	if s.Owner != nil {
-		e.UID, e.GID = s.Owner.UID, s.Owner.GID
-	}
-	mode := fi.Mode()
-	if mode.IsRegular() || mode.IsDir() {
-		s.xattrs.check(hostPath)
-	}
-	switch {
-	case mode.IsRegular():
-		e.Type = tar.TypeReg
-		e.Size = fi.Size()
-		e.Source = hostPath
-		if hs, ok := statOf(fi); ok {
-			e.host = hs
-			if hs.nlink > 1 {
-				e.inode = hs.id
-			}
-		}
-		e.Mode = 0o644
-		if mode.Perm()&0o111 != 0 {
-			e.Mode = 0o755
-		}
-		if s.FileMode != 0 {
-			e.Mode = int64(s.FileMode) & 0o7777
-		}
-	case mode.IsDir():
-		e.Type = tar.TypeDir
-		e.Mode = 0o755
-		if s.DirMode != 0 {
-			e.Mode = int64(s.DirMode) & 0o7777
-		}
-	case mode&fs.ModeSymlink != 0:
-		target, err := os.Readlink(hostPath)
-		if err != nil {
-			return Entry{}, fmt.Errorf("layer source %s: %w", hostPath, unwrapPathError(err))
-		}
-		e.Type = tar.TypeSymlink
-		e.Linkname = target
-		e.Mode = 0o777
-	default:
-		return Entry{}, fmt.Errorf("layer source %s: is a %s; only regular files, directories and symlinks can go into a layer (exclude it)", hostPath, kind(mode))
-	}
-	return e, nil
-}
-
-func kind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "FIFO"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device file"
-	}
-	return "special file"
-}
-
-// linkHardLinks turns the second and later names of a multiply-linked host
-// file into tar hard links to the first (content stored once).
-func linkHardLinks(entries []Entry) {
-	first := map[fileID]string{}
-	for i := range entries {
-		e := &entries[i]
-		if e.Type != tar.TypeReg || e.inode == (fileID{}) || e.Gzip {
-			continue
-		}
-		if name, ok := first[e.inode]; ok {
-			e.Type, e.Linkname, e.Size, e.Source = tar.TypeLink, name, 0, ""
-			continue
-		}
-		first[e.inode] = e.Name
-	}
-}
-
-func unwrapPathError(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

@@ -1,0 +1,57 @@
+package layers
+
+import (
+	"log/slog"
+	"slices"
+	"strings"
+)
+
+// xattrReport collects the source files that have extended attributes, to
+// warn about them once the walk is done.
+type xattrReport struct {
+	files []string // "path (attr, attr)": the first maxXattrWarnings, and all with a capability
+	count int
+	buf   []byte
+}
+
+// maxXattrWarnings is how many files with extended attributes are named one
+// by one; the rest are counted.
+const maxXattrWarnings = 10
+
+// ignoredXattr: the host's SELinux label is policy of the machine, not of
+// the file, and is on every file of such systems.
+func ignoredXattr(name string) bool { return name == "security.selinux" }
+
+func (r *xattrReport) check(hostPath string) {
+	if r == nil {
+		return
+	}
+	var names []string
+	names, r.buf = listXattrs(hostPath, r.buf)
+	kept := names[:0]
+	for _, n := range names {
+		if !ignoredXattr(n) {
+			kept = append(kept, n)
+		}
+	}
+	if len(kept) == 0 {
+		return
+	}
+	r.count++
+	// a lost file capability is always named: the program may not work
+	if len(r.files) < maxXattrWarnings || slices.Contains(kept, "security.capability") {
+		r.files = append(r.files, hostPath+" ("+strings.Join(kept, ", ")+")")
+	}
+}
+
+func (r *xattrReport) warn(log *slog.Logger) {
+	if r == nil || log == nil || r.count == 0 {
+		return
+	}
+	for _, f := range r.files {
+		log.Warn("layer source has extended attributes, which gantry does not copy into the layer; a file capability (security.capability) is lost: grant it at run time (--cap-add) or set it in the base", "file", f)
+	}
+	if more := r.count - len(r.files); more > 0 {
+		log.Warn("more layer sources have extended attributes, which are not copied either", "files", more)
+	}
+}
