@@ -83,7 +83,7 @@ func (e *Engine) buildPlatform(ctx context.Context, ib *imageBuild, p platformIm
 	if err := e.addUser(ctx, pb); err != nil {
 		return nil, pr, err
 	}
-	img, err := e.image(pb)
+	img, err := e.image(ctx, pb)
 	if err != nil {
 		return nil, pr, err
 	}
@@ -158,7 +158,7 @@ func (e *Engine) addUser(ctx context.Context, pb *platformBuild) error {
 }
 
 // image writes the platform's config and manifest.
-func (e *Engine) image(pb *platformBuild) (v1.Image, error) {
+func (e *Engine) image(ctx context.Context, pb *platformBuild) (v1.Image, error) {
 	s := pb.s
 	pb.patch.DiffIDs = pb.diffIDs
 	annotations := e.annotations(s, pb.base.ref, pb.p.digest)
@@ -186,6 +186,10 @@ func (e *Engine) image(pb *platformBuild) (v1.Image, error) {
 		return nil, err
 	}
 	if err := pb.gates.runAs(cfg); err != nil {
+		return nil, err
+	}
+	if err := pb.gates.programs(ctx, imageFS{base: pb.fs, upper: pb.upper}, cfg, manifests.PlatformString(pb.p.platform),
+		s.Healthcheck != nil, s.Entrypoint != nil || s.Cmd != nil); err != nil {
 		return nil, err
 	}
 	return manifests.Append(pb.p.image, cfg, pb.layers, manifests.AppendOptions{Family: pb.family, Annotations: annotations})

@@ -59,7 +59,9 @@ type ImageConfig struct {
 	AllowWorldWritable bool     `yaml:"allowWorldWritable"`
 	AllowSetuid        bool     `yaml:"allowSetuid"`
 	AllowForeignArch   bool     `yaml:"allowForeignArch"`
-	MaxLayers          int      `yaml:"maxLayers"`
+	// AllowMissingPrograms: see Policy.
+	AllowMissingPrograms bool `yaml:"allowMissingPrograms"`
+	MaxLayers            int  `yaml:"maxLayers"`
 }
 
 // RuntimeEnvConfig is one setting a container needs at run time.

@@ -99,12 +99,15 @@ const RuntimeEnvLabel = "dev.gantry.runtime-env"
 
 // Policy is what an image must satisfy; each check is on unless relaxed.
 type Policy struct {
-	AllowRoot          bool     // may run as root
-	AllowWorldWritable bool     // new files may be world-writable
-	AllowSetuid        bool     // new files may be setuid/setgid
-	AllowForeignArch   bool     // new ELF files may be of another architecture than their platform's
-	AllowSecrets       []string // env keys allowed to carry secret-looking values
-	MaxLayers          int      // 0: no limit
+	AllowRoot          bool // may run as root
+	AllowWorldWritable bool // new files may be world-writable
+	AllowSetuid        bool // new files may be setuid/setgid
+	AllowForeignArch   bool // new ELF files may be of another architecture than their platform's
+	// AllowMissingPrograms lets the healthcheck or entrypoint/cmd name a
+	// program the image does not have.
+	AllowMissingPrograms bool
+	AllowSecrets         []string // env keys allowed to carry secret-looking values
+	MaxLayers            int      // 0: no limit
 }
 
 func (s *ImageSpec) baseAsWritten() string {
@@ -137,9 +140,9 @@ type Options struct {
 
 // Relax loosens policy checks from the command line.
 type Relax struct {
-	AllowRoot, AllowWorldWritable, AllowSetuid, AllowForeignArch bool
-	AllowSecrets                                                 []string // env keys
-	AllowSecretFiles                                             []string // patterns
+	AllowRoot, AllowWorldWritable, AllowSetuid, AllowForeignArch, AllowMissingPrograms bool
+	AllowSecrets                                                                       []string // env keys
+	AllowSecretFiles                                                                   []string // patterns
 }
 
 // check validates the command line's own values.
@@ -159,6 +162,7 @@ func (o Options) apply(s *ImageSpec) {
 	s.Policy.AllowWorldWritable = s.Policy.AllowWorldWritable || r.AllowWorldWritable
 	s.Policy.AllowSetuid = s.Policy.AllowSetuid || r.AllowSetuid
 	s.Policy.AllowForeignArch = s.Policy.AllowForeignArch || r.AllowForeignArch
+	s.Policy.AllowMissingPrograms = s.Policy.AllowMissingPrograms || r.AllowMissingPrograms
 	s.Policy.AllowSecrets = append(s.Policy.AllowSecrets, r.AllowSecrets...)
 	for i := range s.Layers {
 		s.Layers[i].AllowSecretFiles = append(s.Layers[i].AllowSecretFiles, r.AllowSecretFiles...)

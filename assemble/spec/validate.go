@@ -157,7 +157,7 @@ func (v validator) config(p string, ic ImageConfig, s *ImageSpec) error {
 
 // policy checks the relaxations, runtime settings and limits.
 func (v validator) policy(p string, ic ImageConfig, s *ImageSpec) error {
-	s.Policy = Policy{AllowRoot: ic.AllowRoot, AllowWorldWritable: ic.AllowWorldWritable, AllowSetuid: ic.AllowSetuid, AllowForeignArch: ic.AllowForeignArch, AllowSecrets: ic.AllowSecrets, MaxLayers: ic.MaxLayers}
+	s.Policy = Policy{AllowRoot: ic.AllowRoot, AllowWorldWritable: ic.AllowWorldWritable, AllowSetuid: ic.AllowSetuid, AllowForeignArch: ic.AllowForeignArch, AllowMissingPrograms: ic.AllowMissingPrograms, AllowSecrets: ic.AllowSecrets, MaxLayers: ic.MaxLayers}
 	if ic.MaxLayers < 0 {
 		return v.errorf(p, "maxLayers", "must not be negative")
 	}

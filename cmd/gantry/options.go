@@ -169,6 +169,7 @@ func (o *policyOptions) add(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.relax.AllowSecretFiles, "allow-secret-file", nil, "allow files matching this pattern that look like secrets, e.g. certs/*.pem (repeatable)")
 	f.BoolVar(&o.relax.AllowWorldWritable, "allow-world-writable", false, "allow world-writable files in new layers")
 	f.BoolVar(&o.relax.AllowSetuid, "allow-setuid", false, "allow setuid/setgid files in new layers")
+	f.BoolVar(&o.relax.AllowMissingPrograms, "allow-missing-program", false, "allow a healthcheck or entrypoint/cmd that names a program the image does not have")
 	f.BoolVar(&o.relax.AllowForeignArch, "allow-foreign-arch", false, "allow ELF files in new layers whose architecture is not their platform's")
 	f.IntVar(&o.maxLayers, "max-layers", 0, "fail if an image has more layers than this (0: the config's maxLayers, else no limit)")
 }

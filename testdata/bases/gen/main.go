@@ -936,11 +936,15 @@ BUG_REPORT_URL="https://bugs.debian.org/"
 `
 
 func debianRootfs(p platform) []entry {
-	es := dirs("bin", "boot", "dev", "etc", "home", "lib", "media", "mnt", "opt", "proc",
-		"run", "sbin", "srv", "sys", "usr", "usr/bin", "usr/lib", "usr/local",
+	// merged /usr, as bookworm has it: /bin, /lib and /sbin are symlinks
+	es := dirs("boot", "dev", "etc", "home", "media", "mnt", "opt", "proc",
+		"run", "srv", "sys", "usr", "usr/bin", "usr/lib", "usr/local",
 		"usr/local/bin", "usr/local/lib", "usr/local/sbin", "usr/sbin", "usr/share",
 		"var", "var/cache", "var/lib", "var/lib/dpkg", "var/log")
 	es = append(es,
+		symlink("bin", "usr/bin"),
+		symlink("lib", "usr/lib"),
+		symlink("sbin", "usr/sbin"),
 		dir("root", 0o700),
 		dir("tmp", 0o1777),
 		dir("var/tmp", 0o1777),
