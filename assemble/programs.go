@@ -122,51 +122,77 @@ func (g gates) programs(ctx context.Context, fsys imageFS, config []byte, platfo
 	if g.policy.AllowMissingPrograms || !healthcheck && !run {
 		return nil
 	}
-	var c struct {
-		Config struct {
-			Env         []string
-			Entrypoint  []string
-			Cmd         []string
-			WorkingDir  string
-			Healthcheck *struct{ Test []string }
-		} `json:"config"`
+	c, err := readRunConfig(config)
+	if err != nil {
+		return err
 	}
-	if err := json.Unmarshal(config, &c); err != nil {
-		return fmt.Errorf("reading config: %w", err)
-	}
-	pathEnv := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	for _, kv := range c.Config.Env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			pathEnv = v
-		}
-	}
-	type use struct{ what, program string }
-	var uses []use
-	if cmdline := append(append([]string(nil), c.Config.Entrypoint...), c.Config.Cmd...); run && len(cmdline) > 0 {
-		uses = append(uses, use{"the entrypoint/cmd", cmdline[0]})
-	}
-	if hc := c.Config.Healthcheck; healthcheck && hc != nil && len(hc.Test) > 1 {
-		switch hc.Test[0] {
-		case "CMD":
-			uses = append(uses, use{"the healthcheck", hc.Test[1]})
-		case "CMD-SHELL":
-			uses = append(uses, use{"the healthcheck (shell form)", "/bin/sh"})
-			if p := shellProgram(hc.Test[1]); p != "" {
-				uses = append(uses, use{"the healthcheck", p})
-			}
-		}
-	}
+	pathEnv := c.path()
+	uses := c.uses(healthcheck, run)
 	for _, u := range uses {
-		_, ok, err := fsys.lookPath(ctx, u.program, pathEnv, c.Config.WorkingDir)
+		_, ok, err := fsys.lookPath(ctx, u.program, pathEnv, c.WorkingDir)
 		if err != nil {
 			return fmt.Errorf("looking for %s of %s: %w", u.program, u.what, err)
 		}
 		if !ok {
 			return fmt.Errorf("%s runs %s, which %s does not have (PATH %s)%s; fix the command, add the program in a layer, or allow it with allowMissingPrograms / --allow-missing-program",
-				u.what, u.program, platform, pathEnv, g.offers(ctx, fsys, pathEnv, c.Config.WorkingDir, u.program))
+				u.what, u.program, platform, pathEnv, g.offers(ctx, fsys, pathEnv, c.WorkingDir, u.program))
 		}
 	}
 	return nil
+}
+
+// runConfig is what the program gate reads of an image config.
+type runConfig struct {
+	Env         []string
+	Entrypoint  []string
+	Cmd         []string
+	WorkingDir  string
+	Healthcheck *struct{ Test []string }
+}
+
+func readRunConfig(config []byte) (runConfig, error) {
+	var c struct {
+		Config runConfig `json:"config"`
+	}
+	if err := json.Unmarshal(config, &c); err != nil {
+		return runConfig{}, fmt.Errorf("reading config: %w", err)
+	}
+	return c.Config, nil
+}
+
+// path is the config's PATH, or the shell's default.
+func (c runConfig) path() string {
+	p := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range c.Env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			p = v
+		}
+	}
+	return p
+}
+
+// programUse is a program the image must have, and what runs it.
+type programUse struct{ what, program string }
+
+// uses are the programs the entrypoint/cmd (when run) and the healthcheck
+// (when healthcheck) need.
+func (c runConfig) uses(healthcheck, run bool) []programUse {
+	var uses []programUse
+	if cmdline := append(append([]string(nil), c.Entrypoint...), c.Cmd...); run && len(cmdline) > 0 {
+		uses = append(uses, programUse{"the entrypoint/cmd", cmdline[0]})
+	}
+	if hc := c.Healthcheck; healthcheck && hc != nil && len(hc.Test) > 1 {
+		switch hc.Test[0] {
+		case "CMD":
+			uses = append(uses, programUse{"the healthcheck", hc.Test[1]})
+		case "CMD-SHELL":
+			uses = append(uses, programUse{"the healthcheck (shell form)", "/bin/sh"})
+			if p := shellProgram(hc.Test[1]); p != "" {
+				uses = append(uses, programUse{"the healthcheck", p})
+			}
+		}
+	}
+	return uses
 }
 
 // offers says which of the usual fallbacks the image has.

@@ -7,6 +7,23 @@ import (
 	"github.com/gantry-dev/gantry/assemble/spec"
 )
 
+// check lets every sink refuse the specs before anything is built, and
+// returns the sinks that take layers while they are built.
+func check(specs []spec.ImageSpec, sinks []Sink) ([]LayerStreamer, error) {
+	var streamers []LayerStreamer
+	for _, s := range sinks {
+		if c, ok := s.(Checker); ok {
+			if err := c.Check(specs); err != nil {
+				return nil, err
+			}
+		}
+		if ls, ok := s.(LayerStreamer); ok {
+			streamers = append(streamers, ls)
+		}
+	}
+	return streamers, nil
+}
+
 // Result is what a run reports per image (gantry build --json).
 type Result struct {
 	Name       string           `json:"name"`
@@ -37,16 +54,9 @@ func (e *Engine) Run(ctx context.Context, specs []spec.ImageSpec, sinks ...Sink)
 			err = fmt.Errorf("interrupted: no tag was written and no output was left behind (blobs already uploaded stay unreferenced in the registry): %w", err)
 		}
 	}()
-	var streamers []LayerStreamer
-	for _, s := range sinks {
-		if c, ok := s.(Checker); ok {
-			if err := c.Check(specs); err != nil {
-				return nil, err
-			}
-		}
-		if ls, ok := s.(LayerStreamer); ok {
-			streamers = append(streamers, ls)
-		}
+	streamers, err := check(specs, sinks)
+	if err != nil {
+		return nil, err
 	}
 	built, err := e.build(ctx, specs, streamers)
 	if err != nil {

@@ -257,15 +257,8 @@ func (v validator) owned(p string, lc LayerConfig, ls *LayerSpec) error {
 // hashes every requirement, and where to find the wheels.
 func (v validator) pythonLayer(p string, lc LayerConfig, ls LayerSpec) (LayerSpec, error) {
 	pc := lc.Python
-	switch {
-	case lc.From != "" || len(lc.Files) > 0 || lc.To != "":
-		return ls, v.errorf(p, "python", "a layer is python: or from:/to:/files:, not both; give the packages a layer of their own")
-	case pc.Requirements == "":
-		return ls, v.errorf(p, "python.requirements", "missing; give the lock file (pip-compile --generate-hashes, uv pip compile --generate-hashes, or a pylock.toml)")
-	case len(pc.Wheels) == 0:
-		return ls, v.errorf(p, "python.wheels", "missing; give wheel directories or index URLs (e.g. https://pypi.org/simple)")
-	case pc.Target != "" && !path.IsAbs(pc.Target):
-		return ls, v.errorf(p, "python.target", "%q is not an absolute path in the image", pc.Target)
+	if err := v.pythonFields(p, lc); err != nil {
+		return ls, err
 	}
 	lock := v.hostPath(pc.Requirements)
 	reqs, err := python.ParseLock(lock, nil)
@@ -292,6 +285,23 @@ func (v validator) pythonLayer(p string, lc LayerConfig, ls LayerSpec) (LayerSpe
 		ls.Name = "python-packages"
 	}
 	return ls, nil
+}
+
+// pythonFields checks that a python: layer has what it needs and nothing
+// of a files layer.
+func (v validator) pythonFields(p string, lc LayerConfig) error {
+	pc := lc.Python
+	switch {
+	case lc.From != "" || len(lc.Files) > 0 || lc.To != "":
+		return v.errorf(p, "python", "a layer is python: or from:/to:/files:, not both; give the packages a layer of their own")
+	case pc.Requirements == "":
+		return v.errorf(p, "python.requirements", "missing; give the lock file (pip-compile --generate-hashes, uv pip compile --generate-hashes, or a pylock.toml)")
+	case len(pc.Wheels) == 0:
+		return v.errorf(p, "python.wheels", "missing; give wheel directories or index URLs (e.g. https://pypi.org/simple)")
+	case pc.Target != "" && !path.IsAbs(pc.Target):
+		return v.errorf(p, "python.target", "%q is not an absolute path in the image", pc.Target)
+	}
+	return nil
 }
 
 func (v validator) hostPath(p string) string {
