@@ -134,6 +134,9 @@ type Options struct {
 	// Tags are the tags the command line writes (--tag), checked before
 	// anything is built or written.
 	Tags []string
+	// Annotations are added to every image that does not set them itself
+	// (the source, revision and version the CI system or git report).
+	Annotations map[string]string
 	// Relax adds to every image's policy relaxations (command-line flags).
 	Relax Relax
 }
@@ -177,6 +180,14 @@ func (o Options) apply(s *ImageSpec) {
 	}
 	if o.Compression != nil {
 		s.Compression = *o.Compression
+	}
+	for k, v := range o.Annotations {
+		if _, set := s.Annotations[k]; !set {
+			if s.Annotations == nil {
+				s.Annotations = map[string]string{}
+			}
+			s.Annotations[k] = v
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-dev/gantry/assemble/buildenv"
 	"github.com/gantry-dev/gantry/assemble/sink"
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/goccy/go-yaml"
@@ -55,6 +56,7 @@ unless --platform picks some.`,
 			if err != nil {
 				return err
 			}
+			so.Annotations = buildenv.Read(cmd.Context(), ".", a.getenv.get).Annotations()
 			ic, err := af.config(o.output.push)
 			if err != nil {
 				return err

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"path/filepath"
+
+	"github.com/gantry-dev/gantry/assemble/buildenv"
 	"github.com/gantry-dev/gantry/assemble/sink"
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/spf13/cobra"
@@ -37,6 +40,7 @@ Each image's new layers are appended to every platform of its base (or those
 				return err
 			}
 			so.Images = images
+			so.Annotations = buildenv.Read(cmd.Context(), filepath.Dir(file), a.getenv.get).Annotations()
 			if so.Bases, err = parseBases(bases); err != nil {
 				return err
 			}

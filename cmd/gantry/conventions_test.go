@@ -54,3 +54,27 @@ func TestAppendLayerFlags(t *testing.T) {
 		t.Errorf("bad --file-mode: exit %d, %q", code, stderr)
 	}
 }
+
+// The source, revision and version CI reports become OCI annotations,
+// unless the image sets them itself.
+func TestAnnotationsFromCI(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	env := map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "acme/site", "GITHUB_SHA": "0123abc", "GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": "v2.0.0"}
+	code, _, stderr := gantryEnv(t, env, "", "append", "--base", "oci:"+mustAbs(t, nginxBase), "--layer", siteDir(t)+":/srv", "--allow-root",
+		"--annotation", "org.opencontainers.image.version=custom", "-o", "oci:"+out, "--cache-dir", t.TempDir())
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	idx := registrytest.LayoutIndex(t, out)
+	m, _ := idx.IndexManifest()
+	annotations := m.Annotations
+	for k, want := range map[string]string{
+		"org.opencontainers.image.source":   "https://github.com/acme/site",
+		"org.opencontainers.image.revision": "0123abc",
+		"org.opencontainers.image.version":  "custom", // set by the build: CI does not override it
+	} {
+		if got := annotations[k]; got != want {
+			t.Errorf("index annotation %s = %q, want %q", k, got, want)
+		}
+	}
+}
