@@ -19,7 +19,10 @@ type tarballSink struct {
 	tmp  string
 }
 
-// Tarball writes a docker-loadable tarball to file.
+// Tarball writes a docker-loadable tarball to file. Its references are
+// tar:FILE:NAME:TAG, marked local as the layout's oci:DIR:NAME:TAG are: the
+// tarball holds the platform image, not the digest a run reports, and
+// nothing was pushed. Inside, docker load reads NAME:TAG.
 func Tarball(file string, dest Destinations) assemble.Sink {
 	return &tarballSink{file: file, dest: dest}
 }
@@ -53,7 +56,7 @@ func (s *tarballSink) Write(ctx context.Context, b *assemble.Built) ([]string, e
 			return nil, err
 		}
 		refs[r] = img
-		out = append(out, b.Spec.Name+":"+t)
+		out = append(out, "tar:"+s.file+":"+b.Spec.Name+":"+t)
 	}
 	f, err := os.CreateTemp(filepath.Dir(s.file), "."+filepath.Base(s.file)+".tmp-*")
 	if err != nil {
