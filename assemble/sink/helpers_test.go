@@ -2,6 +2,7 @@ package sink_test
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/gantry-dev/gantry/assemble"
 	"github.com/gantry-dev/gantry/assemble/registry"
+	"github.com/gantry-dev/gantry/assemble/sink"
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/gantry-dev/gantry/layers"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -106,4 +108,9 @@ func run(ctx context.Context, s assemble.Sink, images ...*assemble.Built) (refs 
 		refs = append(refs, r...)
 	}
 	return refs, s.Commit(ctx)
+}
+
+// tarballSink is sink.Tarball on file with the default destinations.
+func tarballSink(file string, stdout io.Writer) assemble.Sink {
+	return sink.Tarball(file, stdout, sink.Destinations{})
 }
