@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/gantry-dev/gantry/assemble"
@@ -37,23 +36,20 @@ func randomBuilt(t *testing.T, name string) *assemble.Built {
 	}
 }
 
-var (
-	nginxOnce  sync.Once
-	nginxBuilt *assemble.Built
-	nginxErr   error
-)
-
-// nginxIndex is an image built by the engine on the two-platform nginx
-// stand-in base, renamed name: an index of two platform images.
-func nginxIndex(t *testing.T, name string) *assemble.Built {
+// nginxIndex builds an image with the engine on the two-platform nginx
+// stand-in base, an index of two platform images, and returns it renamed
+// by the name it is given each time. Its layer cache lives as long as t.
+func nginxIndex(t *testing.T) func(name string) *assemble.Built {
 	t.Helper()
-	nginxOnce.Do(func() { nginxBuilt, nginxErr = buildNginx(t.TempDir()) })
-	if nginxErr != nil {
-		t.Fatal(nginxErr)
+	built, err := buildNginx(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
-	b := *nginxBuilt
-	b.Spec.Name = name
-	return &b
+	return func(name string) *assemble.Built {
+		b := *built
+		b.Spec.Name = name
+		return &b
+	}
 }
 
 func buildNginx(dir string) (*assemble.Built, error) {

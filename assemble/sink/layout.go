@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -193,16 +194,76 @@ func (s *layoutSink) writeBlob(h v1.Hash, size int64, open func() (io.ReadCloser
 }
 
 func (s *layoutSink) Commit(ctx context.Context) error {
-	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
-	if raw, err := os.ReadFile(filepath.Join(s.work, "index.json")); err == nil {
-		old, err := v1.ParseIndexManifest(bytes.NewReader(raw))
-		if err != nil {
-			return fmt.Errorf("output %s: reading index.json: %w", s.dir, err)
+	if !s.fresh {
+		return s.addToIndex(ctx, s.dir)
+	}
+	if err := s.writeIndex(s.work); err != nil { // nobody else writes there
+		return err
+	}
+	err := os.Rename(s.work, s.dir)
+	if err == nil {
+		s.work = ""
+		return nil
+	}
+	if fi, serr := os.Stat(s.dir); serr != nil || !fi.IsDir() {
+		return fmt.Errorf("output %s: %w; check that %s is writable", s.dir, err, filepath.Dir(s.dir))
+	}
+	// Another run made the layout since Prepare: add to it instead.
+	return s.merge(ctx)
+}
+
+// merge moves the blobs of the fresh layout in s.work into the layout
+// another run renamed to s.dir meanwhile, then adds s's entries to its
+// index.json. A blob either has is the same bytes (its name is their
+// digest, checked when written), so replacing it is harmless.
+func (s *layoutSink) merge(ctx context.Context) error {
+	if _, err := os.Stat(filepath.Join(s.dir, "oci-layout")); err != nil {
+		return fmt.Errorf("output %s appeared during the run and is not an OCI layout; choose another directory", s.dir)
+	}
+	src, dst := filepath.Join(s.work, "blobs", "sha256"), filepath.Join(s.dir, "blobs", "sha256")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return fmt.Errorf("output %s: %w; check its permissions", s.dir, err)
+	}
+	blobs, err := os.ReadDir(src)
+	if err != nil {
+		return fmt.Errorf("output %s: reading %s: %w", s.dir, src, err)
+	}
+	for _, b := range blobs {
+		if err := os.Rename(filepath.Join(src, b.Name()), filepath.Join(dst, b.Name())); err != nil {
+			return fmt.Errorf("output %s: %w; check its permissions", s.dir, err)
 		}
-		for _, d := range old.Manifests {
-			if !s.names[d.Annotations["org.opencontainers.image.ref.name"]] {
-				index.Manifests = append(index.Manifests, d)
-			}
+	}
+	if err := s.addToIndex(ctx, s.dir); err != nil {
+		return err
+	}
+	os.RemoveAll(s.work)
+	s.work = ""
+	return nil
+}
+
+// addToIndex adds s's entries to dir's index.json under dir's lock, so
+// that runs writing into one layout at once each keep their entries.
+func (s *layoutSink) addToIndex(ctx context.Context, dir string) error {
+	l, err := lockFile(ctx, filepath.Join(dir, lockName))
+	if err != nil {
+		return fmt.Errorf("output %s: locking index.json: %w; another gantry run is writing the layout, or check its permissions", s.dir, err)
+	}
+	defer l.unlock()
+	return s.writeIndex(dir)
+}
+
+// writeIndex replaces dir's index.json with its entries and s's (which
+// replace those of the same name), through a temporary file of its own.
+// The caller excludes other writers of dir.
+func (s *layoutSink) writeIndex(dir string) error {
+	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
+	old, err := readIndex(dir)
+	if err != nil {
+		return fmt.Errorf("output %s: %w", s.dir, err)
+	}
+	for _, d := range old {
+		if !s.names[d.Annotations["org.opencontainers.image.ref.name"]] {
+			index.Manifests = append(index.Manifests, d)
 		}
 	}
 	index.Manifests = append(index.Manifests, s.entries...)
@@ -210,19 +271,52 @@ func (s *layoutSink) Commit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(s.work, ".index.json.tmp")
-	if err := os.WriteFile(tmp, raw, 0o644); err != nil {
-		return fmt.Errorf("output %s: %w", s.dir, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(s.work, "index.json")); err != nil {
-		return fmt.Errorf("output %s: %w", s.dir, err)
-	}
-	if s.fresh {
-		if err := os.Rename(s.work, s.dir); err != nil {
-			return fmt.Errorf("output %s: %w", s.dir, err)
-		}
+	if err := writeFileAtomic(filepath.Join(dir, "index.json"), raw); err != nil {
+		return fmt.Errorf("output %s: writing index.json: %w; check the free space and permissions", s.dir, err)
 	}
 	return nil
+}
+
+// readIndex reads dir's index.json; a missing one has no entries.
+func readIndex(dir string) ([]v1.Descriptor, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading index.json: %w", err)
+	}
+	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("index.json is not a valid image index (%v); restore it, or remove the directory to start a new layout", err)
+	}
+	return im.Manifests, nil
+}
+
+// writeFileAtomic replaces path with data (mode 0644) by a temporary file
+// of its own beside it and a rename.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 func (s *layoutSink) Abort() {
