@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -49,4 +50,27 @@ func (l *fileLock) unlock() {
 		l.f.Close() // closing the last descriptor releases the flock
 		l.f = nil
 	}
+}
+
+// newLock makes dir's lock file and holds it. The file is made and locked
+// under a name of its own, then renamed to lockName, so that whoever finds
+// lockName in dir finds it already held.
+func newLock(dir string) (*fileLock, error) {
+	f, err := os.CreateTemp(dir, lockName+"-*")
+	if err != nil {
+		return nil, err
+	}
+	ok, err := tryLock(f)
+	if err == nil && !ok {
+		err = &os.PathError{Op: "flock", Path: f.Name(), Err: syscall.EWOULDBLOCK}
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(dir, lockName))
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return &fileLock{f}, nil
 }

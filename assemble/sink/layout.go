@@ -12,6 +12,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/gantry-dev/gantry/assemble"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -22,13 +24,23 @@ import (
 // layoutSink writes every image into one OCI image layout. A new layout is
 // written beside its final path and renamed into place; an existing one gets
 // its blobs first and its index.json replaced atomically last.
+//
+// A new layout is written in a temporary sibling .NAME.tmp-*, whose lock
+// file (lockName) its writer holds from before the lock file has that name
+// until the sibling is renamed into place or removed. A run killed on the
+// way leaves the sibling behind with its lock released by the kernel, so
+// Prepare removes every sibling of the same name whose lock it can take:
+// nobody is writing it. A sibling without a lock file, which only a gantry
+// from before the lock leaves (a writer has one within microseconds), is
+// removed once its directory is over staleAge old.
 type layoutSink struct {
-	dir     string
-	work    string // where blobs go: dir itself, or a temporary sibling
-	fresh   bool
-	dest    Destinations
-	entries []v1.Descriptor
-	names   map[string]bool
+	dir      string
+	work     string // where blobs go: dir itself, or a temporary sibling
+	fresh    bool
+	workLock *fileLock // held on the fresh layout's lock file until Commit or Abort
+	dest     Destinations
+	entries  []v1.Descriptor
+	names    map[string]bool
 }
 
 // Layout writes an OCI layout at dir, one index.json entry per image
@@ -38,6 +50,7 @@ func Layout(dir string, dest Destinations) assemble.Sink {
 }
 
 func (s *layoutSink) Prepare(ctx context.Context, images []*assemble.Built) error {
+	removeStale(s.dir)
 	fi, err := os.Stat(s.dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -49,6 +62,9 @@ func (s *layoutSink) Prepare(ctx context.Context, images []*assemble.Built) erro
 			return fmt.Errorf("output %s: %w", s.dir, err)
 		}
 		s.work, s.fresh = work, true
+		if s.workLock, err = newLock(work); err != nil {
+			return fmt.Errorf("output %s: locking %s: %w; check the permissions of %s", s.dir, work, err, filepath.Dir(s.dir))
+		}
 	case err != nil:
 		return fmt.Errorf("output %s: %w", s.dir, err)
 	case !fi.IsDir():
@@ -203,6 +219,7 @@ func (s *layoutSink) Commit(ctx context.Context) error {
 	err := os.Rename(s.work, s.dir)
 	if err == nil {
 		s.work = ""
+		s.workLock.unlock() // now the layout's own lock file
 		return nil
 	}
 	if fi, serr := os.Stat(s.dir); serr != nil || !fi.IsDir() {
@@ -238,6 +255,7 @@ func (s *layoutSink) merge(ctx context.Context) error {
 	}
 	os.RemoveAll(s.work)
 	s.work = ""
+	s.workLock.unlock()
 	return nil
 }
 
@@ -322,5 +340,44 @@ func writeFileAtomic(path string, data []byte) error {
 func (s *layoutSink) Abort() {
 	if s.fresh && s.work != "" {
 		os.RemoveAll(s.work)
+		s.work = ""
+	}
+	s.workLock.unlock()
+}
+
+// staleAge is how old a temporary sibling without a lock file must be to
+// be removed (see layoutSink).
+const staleAge = time.Hour
+
+// removeStale removes the temporary siblings of the layout dir that no
+// live writer holds (see layoutSink). It is best effort: a sibling it
+// cannot judge or remove stays.
+func removeStale(dir string) {
+	parent, prefix := filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-"
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), prefix) {
+			removeIfStale(filepath.Join(parent, e.Name()))
+		}
+	}
+}
+
+func removeIfStale(sibling string) {
+	f, err := os.Open(filepath.Join(sibling, lockName))
+	if errors.Is(err, fs.ErrNotExist) {
+		if fi, err := os.Lstat(sibling); err == nil && time.Since(fi.ModTime()) > staleAge {
+			os.RemoveAll(sibling)
+		}
+		return
+	}
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if ok, _ := tryLock(f); ok { // held while it is removed
+		os.RemoveAll(sibling)
 	}
 }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gantry-dev/gantry/assemble"
 	"github.com/gantry-dev/gantry/assemble/sink"
@@ -108,4 +111,72 @@ func TestLayoutConcurrentWriters(t *testing.T) {
 			checkLayout(t, dir, want...)
 		})
 	}
+}
+
+// tempSibling makes a temporary sibling of a layout as a run leaves it, a
+// lock file in it when lock, last changed age ago.
+func tempSibling(t *testing.T, parent, name string, lock bool, age time.Duration) string {
+	t.Helper()
+	p := filepath.Join(parent, name)
+	if err := os.MkdirAll(filepath.Join(p, "blobs", "sha256"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p, "blobs", "sha256", "partial"), []byte("half a layer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if lock {
+		if err := os.WriteFile(filepath.Join(p, ".gantry.lock"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	then := time.Now().Add(-age)
+	if err := os.Chtimes(p, then, then); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Prepare removes the temporary siblings killed runs left of a new layout:
+// one whose lock nobody holds; one without a lock (a gantry from before
+// the lock) once it is over an hour old. It keeps a live writer's, a young
+// one without a lock, and other layouts'.
+func TestLayoutRemovesStaleSiblings(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "out")
+	killed := tempSibling(t, parent, ".out.tmp-111", true, 0)
+	live := tempSibling(t, parent, ".out.tmp-222", true, 0)
+	oldNoLock := tempSibling(t, parent, ".out.tmp-333", false, 2*time.Hour)
+	youngNoLock := tempSibling(t, parent, ".out.tmp-444", false, time.Minute)
+	other := tempSibling(t, parent, ".other.tmp-555", true, 2*time.Hour)
+	held, err := os.Open(filepath.Join(live, ".gantry.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := syscall.Flock(int(held.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	// a real writer, still between Prepare and Commit
+	a, ab := layoutSink(dir), randomBuilt(t, "a")
+	if err := a.Prepare(context.Background(), []*assemble.Built{ab}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(context.Background(), layoutSink(dir), randomBuilt(t, "b")); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{killed: false, live: true, oldNoLock: false, youngNoLock: true, other: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", filepath.Base(p), err == nil, want)
+		}
+	}
+	if _, err := a.Write(context.Background(), ab); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{killed, live, oldNoLock, youngNoLock, other} {
+		os.RemoveAll(p)
+	}
+	checkLayout(t, dir, "a:latest", "b:latest")
 }
