@@ -76,15 +76,20 @@ func layoutSink(dir string) assemble.Sink { return sink.Layout(dir, sink.Destina
 // their own; runs that each made the layout anew add to the one that was
 // renamed into place first.
 func TestLayoutConcurrentWriters(t *testing.T) {
-	for _, existing := range []bool{true, false} {
-		t.Run(fmt.Sprintf("existing=%v", existing), func(t *testing.T) {
+	for _, start := range []string{"layout", "none", "empty directory"} {
+		t.Run(start, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "out")
 			want := []string{}
-			if existing {
+			switch start {
+			case "layout":
 				if _, err := run(context.Background(), layoutSink(dir), randomBuilt(t, "seed")); err != nil {
 					t.Fatal(err)
 				}
 				want = append(want, "seed:latest")
+			case "empty directory":
+				if err := os.Mkdir(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
 			}
 			nginx := nginxIndex(t)
 			var images []*assemble.Built
@@ -179,4 +184,84 @@ func TestLayoutRemovesStaleSiblings(t *testing.T) {
 		os.RemoveAll(p)
 	}
 	checkLayout(t, dir, "a:latest", "b:latest")
+}
+
+// blobs lists the blob files of the layout dir.
+func blobs(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// An existing layout that gantry cannot add to is refused in Prepare,
+// before any blob is written, with one line naming it and what to do.
+func TestLayoutCheckedInPrepare(t *testing.T) {
+	for _, tc := range []struct {
+		name, file, content, want string
+	}{
+		{"corrupt index.json", "index.json", `{"schemaVersion": 2, "manifests": [`, "index.json"},
+		{"index.json not an index", "index.json", `[1, 2]`, "index.json"},
+		{"corrupt oci-layout", "oci-layout", `imageLayoutVersion 1.0.0`, "oci-layout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "out")
+			if _, err := run(context.Background(), layoutSink(dir), randomBuilt(t, "old")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, tc.file), []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before := blobs(t, dir)
+			err := layoutSink(dir).Prepare(context.Background(), []*assemble.Built{randomBuilt(t, "new")})
+			if err == nil {
+				t.Fatal("Prepare took a broken layout")
+			}
+			if msg := err.Error(); !strings.Contains(msg, dir) || !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
+				t.Errorf("error %q: want one line naming %s and %s", msg, dir, tc.want)
+			}
+			if after := blobs(t, dir); !slices.Equal(before, after) {
+				t.Errorf("blobs changed: %q → %q", before, after)
+			}
+		})
+	}
+}
+
+// A blob already in the layout with the right size but the wrong bytes is
+// not reused: it is checked and written again.
+func TestLayoutRewritesCorruptBlob(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	b := randomBuilt(t, "web")
+	if _, err := run(context.Background(), layoutSink(dir), b); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := b.Image.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := ls[0].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "blobs", "sha256", d.Hex)
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range raw {
+		raw[i] ^= 0xff
+	}
+	if err := os.WriteFile(p, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(context.Background(), sink.Layout(dir, sink.Destinations{Tags: []string{"v2"}}), b); err != nil {
+		t.Fatal(err)
+	}
+	checkLayout(t, dir, "web:latest", "web:v2")
 }
