@@ -1,6 +1,8 @@
 package main
 
 import (
+	"archive/tar"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -76,5 +78,34 @@ func TestAnnotationsFromCI(t *testing.T) {
 		if got := annotations[k]; got != want {
 			t.Errorf("index annotation %s = %q, want %q", k, got, want)
 		}
+	}
+}
+
+// -o tar:- writes the docker-loadable tarball to stdout and reports on
+// stderr; --digest-file lists no local output as if it were pushed.
+func TestTarToStdoutAndDigestFile(t *testing.T) {
+	digests := filepath.Join(t.TempDir(), "digests")
+	code, stdout, stderr := gantry(t, "append", "--base", "oci:"+mustAbs(t, nginxBase), "--layer", siteDir(t)+":/srv", "--allow-root",
+		"--platform", "linux/amd64", "-o", "tar:-", "--digest-file", digests, "--cache-dir", t.TempDir())
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	tr := tar.NewReader(strings.NewReader(stdout))
+	names := map[string]bool{}
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names[h.Name] = true
+	}
+	if !names["manifest.json"] {
+		t.Errorf("stdout is not a docker tarball: %v", names)
+	}
+	if !strings.Contains(stderr, "tar:-:nginx-alpine:latest sha256:") {
+		t.Errorf("the reference is not reported on stderr: %q", stderr)
+	}
+	if b, err := os.ReadFile(digests); err != nil || len(b) != 0 {
+		t.Errorf("--digest-file lists local outputs: %q %v", b, err)
 	}
 }

@@ -160,7 +160,7 @@ func (a *app) runBuild(ctx context.Context, o *imageOptions, specs []spec.ImageS
 		return err
 	}
 	defer c.CloseIdleConnections()
-	sinks, err := out.sinks(c, dest, log)
+	sinks, err := out.sinks(c, dest, a.stdout, log)
 	if err != nil {
 		return err
 	}
@@ -168,5 +168,9 @@ func (a *app) runBuild(ctx context.Context, o *imageOptions, specs []spec.ImageS
 	if err != nil {
 		return err
 	}
-	return out.report(a.stdout, results)
+	report := a.stdout
+	if out.toStdout() {
+		report = a.stderr // stdout holds the tarball
+	}
+	return out.report(report, results)
 }

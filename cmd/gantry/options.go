@@ -248,7 +248,11 @@ func (o *outputOptions) paths() []string {
 
 // sinks turns --push and --output into sinks; with neither, the result goes
 // to an OCI layout in ./gantry-out.
-func (o *outputOptions) sinks(c *registry.Client, dest sink.Destinations, log *slog.Logger) ([]assemble.Sink, error) {
+// toStdout reports whether the result itself goes to stdout (-o tar:-),
+// which then carries nothing else.
+func (o *outputOptions) toStdout() bool { return o.output == "tar:-" }
+
+func (o *outputOptions) sinks(c *registry.Client, dest sink.Destinations, stdout io.Writer, log *slog.Logger) ([]assemble.Sink, error) {
 	var sinks []assemble.Sink
 	if o.push != "" {
 		sinks = append(sinks, sink.Registry(c, dest))
@@ -266,7 +270,7 @@ func (o *outputOptions) sinks(c *registry.Client, dest sink.Destinations, log *s
 		case kind == "oci":
 			sinks = append(sinks, sink.Layout(path, dest))
 		case kind == "tar":
-			sinks = append(sinks, sink.Tarball(path, dest))
+			sinks = append(sinks, sink.Tarball(path, stdout, dest))
 		default:
 			return nil, usagef("--output %q: want oci:DIR or tar:FILE", out)
 		}
@@ -301,7 +305,7 @@ func (o *outputOptions) report(w io.Writer, results []assemble.Result) error {
 	}
 	for _, r := range results {
 		for _, ref := range r.References {
-			if strings.HasPrefix(ref, "oci:") {
+			if strings.HasPrefix(ref, "oci:") || strings.HasPrefix(ref, "tar:") { // local: not REF@DIGEST
 				fmt.Fprintf(w, "%s %s\n", ref, r.Digest)
 				continue
 			}
