@@ -182,13 +182,14 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, h Hooks) (l *Layer, err error) {
-	tmp, err := os.CreateTemp(b.Cache.Dir()+"/tmp", "layer-*")
+	tmp, err := b.Cache.tempFile("layer-*")
 	if err != nil {
 		return nil, fmt.Errorf("creating layer file in cache: %w", err)
 	}
+	stored := false
 	defer func() {
-		if tmp != nil {
-			tmp.Close()
+		tmp.Close() // after the rename: the lock marks the file in use until then
+		if !stored {
 			os.Remove(tmp.Name())
 		}
 	}()
@@ -225,9 +226,6 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, 
 	if err := fileBuf.Flush(); err != nil {
 		return nil, fmt.Errorf("writing layer to cache: %w", err)
 	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("writing layer to cache: %w", err)
-	}
 	sort.Slice(found.elf, func(i, j int) bool { return found.elf[i].Name < found.elf[j].Name })
 	l = &Layer{
 		digest:           hashOf(digest),
@@ -247,7 +245,7 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, 
 	if err := os.Rename(tmp.Name(), l.path); err != nil {
 		return nil, fmt.Errorf("storing layer in cache: %w", err)
 	}
-	tmp = nil
+	stored = true
 	return l, nil
 }
 

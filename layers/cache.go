@@ -36,7 +36,9 @@ func OpenCache(dir string) (*Cache, error) {
 			return nil, fmt.Errorf("creating cache directory: %w", err)
 		}
 	}
-	return &Cache{dir: dir}, nil
+	c := &Cache{dir: dir}
+	c.sweep()
+	return c, nil
 }
 
 // Dir is the cache's root directory.
@@ -119,7 +121,7 @@ func (c *Cache) store(selector string, comp Compression, l *Layer) error {
 
 // writeFile writes b to name atomically (temp file, then rename).
 func (c *Cache) writeFile(name string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Join(c.dir, "tmp"), "rec-*")
+	f, err := c.tempFile("rec-*")
 	if err != nil {
 		return fmt.Errorf("writing cache: %w", err)
 	}
