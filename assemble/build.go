@@ -157,6 +157,15 @@ func (e *Engine) plan(ctx context.Context, s spec.ImageSpec) (*imageBuild, error
 		}
 	}
 	family := manifests.FamilyOf(types.MediaType(bs.mediaType))
+	switch s.Format {
+	case "docker":
+		family = manifests.Docker
+	case "oci":
+		family = manifests.OCI
+	}
+	if s.Compression.Algorithm == layers.Zstd && s.Format == "docker" {
+		return nil, fmt.Errorf("format docker cannot hold zstd layers; use format oci or gzip")
+	}
 	if s.Compression.Algorithm == layers.Zstd && family == manifests.Docker {
 		e.log.Info("zstd layers need OCI media types: writing the whole image as OCI; Docker config fields such as Healthcheck are kept", "image", s.Name)
 		family = manifests.OCI

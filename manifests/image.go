@@ -45,8 +45,13 @@ func Append(base v1.Image, config []byte, layers []v1.Layer, o AppendOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	if o.Family == OCI {
+	switch o.Family {
+	case OCI:
 		retypeToOCI(descs, all)
+	case Docker:
+		if err := retypeToDocker(descs, all); err != nil {
+			return nil, err
+		}
 	}
 	if descs, all, err = appendLayers(descs, all, layers); err != nil {
 		return nil, err
@@ -103,6 +108,22 @@ func retypeToOCI(descs []v1.Descriptor, layers []v1.Layer) {
 	}
 }
 
+// retypeToDocker gives an OCI base's layers Docker media types (same
+// bytes, same digests); a zstd or non-distributable layer has none.
+func retypeToDocker(descs []v1.Descriptor, layers []v1.Layer) error {
+	for i := range descs {
+		mt, ok := toDocker(descs[i].MediaType)
+		if !ok {
+			return fmt.Errorf("base layer %s is %s, which a Docker image cannot hold; use format: oci", descs[i].Digest, descs[i].MediaType)
+		}
+		if mt != descs[i].MediaType {
+			descs[i].MediaType = mt
+			layers[i] = withMediaType(layers[i], mt)
+		}
+	}
+	return nil
+}
+
 // appendLayers adds the new layers and their descriptors after the base's.
 func appendLayers(descs []v1.Descriptor, all, layers []v1.Layer) ([]v1.Descriptor, []v1.Layer, error) {
 	for _, l := range layers {
@@ -136,6 +157,9 @@ func setAnnotations(m map[string]json.RawMessage, f Family, add map[string]strin
 			if err := json.Unmarshal(raw, &ann); err != nil {
 				return err
 			}
+		}
+		if ann == nil { // "annotations": null
+			ann = map[string]string{}
 		}
 		maps.Copy(ann, add)
 		setJSON(m, "annotations", ann)

@@ -379,3 +379,16 @@ func TestNewIndexWithoutBase(t *testing.T) {
 		t.Error("NewIndex accepted a broken base index")
 	}
 }
+
+// A base index whose annotations are null gets the new ones (it panicked:
+// assignment to entry in nil map).
+func TestNewIndexNullAnnotations(t *testing.T) {
+	idx, err := NewIndex([]byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[],"annotations":null}`), OCI, nil, map[string]string{"a": "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := idx.IndexManifest()
+	if m.Annotations["a"] != "b" {
+		t.Errorf("annotations %v", m.Annotations)
+	}
+}

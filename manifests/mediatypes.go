@@ -94,6 +94,19 @@ func toOCI(mt types.MediaType) types.MediaType {
 	return mt
 }
 
+// toDocker is mt's Docker v2 counterpart; false when it has none (zstd).
+func toDocker(mt types.MediaType) (types.MediaType, bool) {
+	switch mt {
+	case types.OCILayer, types.DockerLayer:
+		return types.DockerLayer, true
+	case types.OCIUncompressedLayer, types.DockerUncompressedLayer:
+		return types.DockerUncompressedLayer, true
+	case types.OCIRestrictedLayer, types.DockerForeignLayer:
+		return types.DockerForeignLayer, true
+	}
+	return mt, false
+}
+
 // IsAttestation reports whether an index entry is a BuildKit attestation
 // (or another non-platform artifact) rather than a platform's image.
 func IsAttestation(d v1.Descriptor) bool {

@@ -50,6 +50,9 @@ type ImageConfig struct {
 	MaxSize          string             `yaml:"maxSize"`
 	Compression      string             `yaml:"compression"`
 	CompressionLevel int                `yaml:"compressionLevel"`
+	// Format is the image's manifest family: docker (v2 schema 2) or oci
+	// (default: the base's).
+	Format string `yaml:"format"`
 	// RuntimeEnv declares settings (secrets above all) that deployers must
 	// provide at run time; they are recorded as a label, never given values.
 	RuntimeEnv []RuntimeEnvConfig `yaml:"runtimeEnv"`

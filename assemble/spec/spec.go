@@ -41,6 +41,8 @@ type ImageSpec struct {
 	Tags        []string
 	MaxSize     int64
 	Compression layers.Compression
+	// Format is "docker", "oci", or "" for the base's family.
+	Format string
 	// Mirrors from the config file: registry → mirror host[/prefix].
 	Mirrors map[string]string
 	// BaseAsWritten is Base as the config file or --base gave it (a layout
@@ -129,6 +131,8 @@ type Options struct {
 	AllPlatforms bool
 	// Compression overrides every image's compression when set.
 	Compression *layers.Compression
+	// Format overrides every image's format when set (--format).
+	Format string
 	// MaxLayers overrides every image's maxLayers when above 0.
 	MaxLayers int
 	// Tags are the tags the command line writes (--tag), checked before
@@ -150,10 +154,28 @@ type Relax struct {
 
 // check validates the command line's own values.
 func (o Options) check() error {
+	if err := checkFormat(o.Format, o.Compression); err != nil {
+		return &ConfigError{Path: "--format", Msg: err.Error()}
+	}
 	for _, t := range o.Tags {
 		if err := ValidateTag(t); err != nil {
 			return &ConfigError{Path: "--tag", Msg: err.Error()}
 		}
+	}
+	return nil
+}
+
+// checkFormat checks a format, and that zstd layers (which Docker images
+// cannot hold) do not go with docker.
+func checkFormat(format string, comp *layers.Compression) error {
+	switch format {
+	case "", "oci":
+	case "docker":
+		if comp != nil && comp.Algorithm == layers.Zstd {
+			return fmt.Errorf("docker images cannot hold zstd layers; use --format oci or gzip")
+		}
+	default:
+		return fmt.Errorf("%q is not a format; use docker or oci", format)
 	}
 	return nil
 }
@@ -180,6 +202,9 @@ func (o Options) apply(s *ImageSpec) {
 	}
 	if o.Compression != nil {
 		s.Compression = *o.Compression
+	}
+	if o.Format != "" {
+		s.Format = o.Format
 	}
 	for k, v := range o.Annotations {
 		if _, set := s.Annotations[k]; !set {

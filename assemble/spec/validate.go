@@ -73,6 +73,10 @@ func (v validator) image(p string, ic ImageConfig) (ImageSpec, error) {
 		return s, v.errorf(p, "compression", "%v", err)
 	}
 	s.Compression = comp
+	if err := checkFormat(ic.Format, &comp); err != nil {
+		return s, v.errorf(p, "format", "%v", err)
+	}
+	s.Format = ic.Format
 	for j, lc := range ic.Layers {
 		ls, err := v.layer(joinPath(p, fmt.Sprintf("layers[%d]", j)), lc)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gantry-dev/gantry/assemble/registrytest"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // gantry --version answers; an unknown command is a usage error.
@@ -107,5 +108,45 @@ func TestTarToStdoutAndDigestFile(t *testing.T) {
 	}
 	if b, err := os.ReadFile(digests); err != nil || len(b) != 0 {
 		t.Errorf("--digest-file lists local outputs: %q %v", b, err)
+	}
+}
+
+// --format docker turns an OCI base's image into Docker v2 (podman reads
+// HEALTHCHECK only from those): same layer bytes, Docker media types, the
+// base recorded in labels; zstd cannot go with it.
+func TestFormatDocker(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	code, _, stderr := gantry(t, "append", "--base", "oci:"+mustAbs(t, nginxBase), "--layer", siteDir(t)+":/srv", "--allow-root",
+		"--format", "docker", "--healthcheck", "CMD wget -q -O /dev/null http://127.0.0.1:8080/health", "-o", "oci:"+out, "--cache-dir", t.TempDir())
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	idx := registrytest.LayoutIndex(t, out)
+	im, _ := idx.IndexManifest()
+	if im.MediaType != types.DockerManifestList || len(im.Annotations) != 0 {
+		t.Errorf("index %s with annotations %v", im.MediaType, im.Annotations)
+	}
+	for _, d := range im.Manifests {
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := img.Manifest()
+		if m.MediaType != types.DockerManifestSchema2 || m.Config.MediaType != types.DockerConfigJSON {
+			t.Errorf("%s: manifest %s, config %s", d.Platform.Architecture, m.MediaType, m.Config.MediaType)
+		}
+		for _, l := range m.Layers {
+			if l.MediaType != types.DockerLayer {
+				t.Errorf("%s: layer %s is %s", d.Platform.Architecture, l.Digest, l.MediaType)
+			}
+		}
+		cf, _ := img.ConfigFile()
+		if cf.Config.Healthcheck == nil || cf.Config.Labels["org.opencontainers.image.base.digest"] == "" {
+			t.Errorf("%s: healthcheck %v, labels %v", d.Platform.Architecture, cf.Config.Healthcheck, cf.Config.Labels)
+		}
+	}
+	code, _, stderr = gantry(t, "append", "--base", "oci:"+mustAbs(t, nginxBase), "--format", "docker", "--compression", "zstd", "-o", "oci:"+filepath.Join(t.TempDir(), "x"))
+	if code != exitUsage || !strings.Contains(stderr, "--format: docker images cannot hold zstd layers") {
+		t.Errorf("docker with zstd: exit %d, %q", code, stderr)
 	}
 }

@@ -148,12 +148,14 @@ type buildOptions struct {
 	compression string
 	level       int
 	cacheDir    string
+	format      string
 }
 
 func (o *buildOptions) add(f *pflag.FlagSet) {
 	f.StringVar(&o.platform, "platform", "", "platforms to build: all, or a comma-separated list of os/arch[/variant] (default: every platform of the base)")
 	f.StringVar(&o.compression, "compression", "", "layer compression: gzip (default) or zstd (writes OCI media types)")
 	f.IntVar(&o.level, "compression-level", 0, "compression level (gzip 1-9, zstd 1-4; default 1)")
+	f.StringVar(&o.format, "format", "", "manifest format: docker (podman reads HEALTHCHECK only from these) or oci (default: the base's)")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "layer cache directory (default: $XDG_CACHE_HOME/gantry)")
 }
 
@@ -190,7 +192,7 @@ func (o *imageOptions) add(f *pflag.FlagSet, pushHelp string) {
 // spec is the build and policy groups as the spec's overrides.
 func (opts *imageOptions) spec() (spec.Options, error) {
 	b, p := &opts.build, &opts.policy
-	o := spec.Options{Relax: p.relax, MaxLayers: p.maxLayers, Tags: opts.output.tags}
+	o := spec.Options{Relax: p.relax, MaxLayers: p.maxLayers, Tags: opts.output.tags, Format: b.format}
 	switch b.platform {
 	case "":
 	case "all":
