@@ -12,6 +12,7 @@ import (
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/gantry-dev/gantry/layers"
 	"github.com/gantry-dev/gantry/manifests"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -252,9 +253,28 @@ func (e *Engine) buildLayer(ctx context.Context, ib *imageBuild, name string, en
 	return l.WithMediaType(ib.layerType), entries, nil
 }
 
+// qualified is a registry reference written out in full, as puller and
+// regctl image check-base compare it: nginx:alpine is
+// docker.io/library/nginx:alpine.
+func qualified(ref string) string {
+	r, err := name.ParseReference(ref, name.WeakValidation)
+	if err != nil || strings.HasPrefix(ref, "oci:") {
+		return ref
+	}
+	reg := r.Context().RegistryStr()
+	if reg == name.DefaultRegistry {
+		reg = "docker.io"
+	}
+	sep := ":"
+	if _, ok := r.(name.Digest); ok {
+		sep = "@"
+	}
+	return reg + "/" + r.Context().RepositoryStr() + sep + r.Identifier()
+}
+
 func (e *Engine) annotations(s spec.ImageSpec, ref string, dig v1.Hash) map[string]string {
 	a := map[string]string{
-		"org.opencontainers.image.base.name":   ref,
+		"org.opencontainers.image.base.name":   qualified(ref),
 		"org.opencontainers.image.base.digest": dig.String(),
 		"org.opencontainers.image.created":     e.epoch.Format(time.RFC3339),
 	}

@@ -55,6 +55,11 @@ func (v validator) image(p string, ic ImageConfig) (ImageSpec, error) {
 	if ic.Base == "" {
 		return s, v.errorf(p, "base", "missing; give a registry reference or oci:DIR[:tag]")
 	}
+	if !strings.HasPrefix(ic.Base, "oci:") {
+		if fi, err := os.Stat(v.hostPath(ic.Base)); err == nil && fi.IsDir() {
+			return s, v.errorf(p, "base", "%q is a directory here, not a registry reference; for an OCI layout write oci:%s", ic.Base, ic.Base)
+		}
+	}
 	if dir, ok := strings.CutPrefix(ic.Base, "oci:"); ok && !filepath.IsAbs(dir) {
 		s.Base = "oci:" + filepath.Join(v.dir, dir)
 	}

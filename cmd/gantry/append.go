@@ -218,6 +218,7 @@ func (af *appendFlags) imageName(push string) string {
 		ref = af.base
 	}
 	if dir, ok := strings.CutPrefix(ref, "oci:"); ok {
+		dir, _, _ = strings.Cut(dir, "@") // oci:DIR@sha256:...
 		return path.Base(strings.SplitN(dir, ":", 2)[0])
 	}
 	if r, err := name.ParseReference(ref); err == nil {

@@ -57,3 +57,22 @@ func TestInterruptExits130(t *testing.T) {
 		t.Errorf("exit %d, want %d; stderr %q", code, exitInterrupt, stderr.String())
 	}
 }
+
+// A base that is a directory on disk is not looked up on Docker Hub; a
+// layout base by digest names the image after the layout.
+func TestBaseReferences(t *testing.T) {
+	code, _, stderr := gantry(t, "append", "--base", nginxBase, "--layer", siteDir(t)+":/srv", "--allow-root", "-o", "oci:"+filepath.Join(t.TempDir(), "o"))
+	if code != exitUsage || !strings.Contains(stderr, "is a directory here, not a registry reference; for an OCI layout write oci:"+nginxBase) {
+		t.Errorf("bare path: exit %d, %q", code, stderr)
+	}
+	idx := registrytest.LayoutIndex(t, nginxBase)
+	d, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	code, stdout, stderr := gantry(t, "append", "--base", "oci:"+mustAbs(t, nginxBase)+"@"+d.String(), "--layer", siteDir(t)+":/srv", "--allow-root", "-o", "oci:"+out, "--cache-dir", t.TempDir())
+	if code != exitOK || !strings.HasPrefix(stdout, "oci:"+out+":nginx-alpine:latest sha256:") {
+		t.Errorf("layout base by digest: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
