@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/gantry-dev/gantry/assemble"
+	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -52,10 +53,10 @@ func Tarball(file string, stdout io.Writer, dest Destinations) assemble.Sink {
 
 func (s *tarballSink) Prepare(ctx context.Context, images []*assemble.Built) error {
 	if len(images) != 1 {
-		return fmt.Errorf("--output tar: holds one image; this build has %d (pick one with --image)", len(images))
+		return &spec.ConfigError{Path: "--output", Msg: fmt.Sprintf("tar: holds one image; this build has %d (pick one with --image)", len(images))}
 	}
 	if n := len(images[0].Platforms); n != 1 {
-		return fmt.Errorf("--output tar: holds one platform; image %s has %d (pick one with --platform, e.g. linux/amd64)", images[0].Spec.Name, n)
+		return &spec.ConfigError{Path: "--output", Msg: fmt.Sprintf("tar: holds one platform; image %s has %d (pick one with --platform, e.g. linux/amd64)", images[0].Spec.Name, n)}
 	}
 	if s.file == "-" {
 		if s.stdout == nil {
