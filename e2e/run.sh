@@ -352,7 +352,7 @@ section "0. tools"
 
 [ "$(id -u)" = 0 ] || die "running as root" "the e2e needs root: mmdebstrap, binfmt_misc, umoci unpack with real owners, runc"
 [ "$(dpkg --print-architecture)" = amd64 ] || die "running on amd64" "this machine is $(dpkg --print-architecture); the e2e runs amd64 natively and arm64 under qemu"
-need=(mmdebstrap arch-test qemu-user-static runc umoci skopeo oci-image-tool docker-registry jq curl)
+need=(mmdebstrap arch-test qemu-user-static runc umoci skopeo oci-image-tool docker-registry jq curl podman)
 missing=()
 for p in "${need[@]}"; do
   [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
@@ -665,6 +665,23 @@ check "frontend config: User 1001:1001, base Entrypoint/Cmd/StopSignal kept, por
   cfg_check "$WORK/frontend-config.json" '.config | .User == "1001:1001" and .Entrypoint == ["/docker-entrypoint.sh"] and .Cmd == ["nginx","-g","daemon off;"] and .StopSignal == "SIGQUIT" and (.ExposedPorts | has("80/tcp") and has("8080/tcp")) and .Volumes == {"/var/log/nginx":{},"/tmp/app":{}} and (.Env | any(startswith("NGINX_VERSION="))) and (.Env | index("NODE_ENV=production")) and (.Healthcheck.Test[0] | IN("CMD", "CMD-SHELL"))'
 check "backend config: User 1001:1001, Cmd [python3 /app/server.py], WorkingDir /app, LANG kept, volumes, Healthcheck, no secrets in Env" \
   cfg_check "$WORK/backend-config.json" '.config | .User == "1001:1001" and .Cmd == ["python3","/app/server.py"] and .WorkingDir == "/app" and (.Env | index("LANG=C.UTF-8")) and (.Env | all(startswith("PYTHONPATH=") | not)) and .Volumes == {"/app/logs":{},"/app/config":{},"/tmp/app":{}} and (.Healthcheck.Test[0] | IN("CMD", "CMD-SHELL")) and (.Env | all(startswith("DATABASE_URL=") or startswith("OPENROUTER_API_KEY=") | not))'
+
+# Podman reads HEALTHCHECK only from Docker-format images: the frontend,
+# built again with --format docker, keeps its check under podman.
+podman_healthcheck() {
+  local ref=$REG/taskflow-docker/taskflow-frontend:latest hc
+  (cd "$ROOT" && "$WORK/bin/gantry" build -f testdata/taskflow/gantry.yaml --image taskflow-frontend \
+    --base "taskflow-frontend=$FE_BASE" --format docker --push "$REG/taskflow-docker" --cache-dir "$WORK/gantry-cache") \
+    >"$WORK/docker-format.log" 2>&1 || { cat "$WORK/docker-format.log"; return 1; }
+  local p=(podman --root "$WORK/podman" --runroot "$WORK/podman-run" --storage-driver vfs)
+  "${p[@]}" pull -q --tls-verify=false "docker://$ref" >/dev/null || return 1
+  hc=$("${p[@]}" image inspect --format '{{json .HealthCheck}}' "$ref") || return 1
+  [ -n "$hc" ] && jq -e '(.Test | join(" ") | contains("wget")) and .Interval == 10000000000 and .Timeout == 5000000000' <<<"$hc" >/dev/null || {
+    echo "podman sees HealthCheck: $hc"
+    return 1
+  }
+}
+check "frontend --format docker: podman image inspect shows its HEALTHCHECK (wget, every 10 s, 5 s timeout)" podman_healthcheck
 
 # A rebuild with the same cache changes no digest.
 t=$SECONDS
