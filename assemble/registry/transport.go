@@ -84,9 +84,11 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, fmt.Errorf("%s %s: gave up after %d tries over %s: %s", req.Method, redactURL(req.URL.String()), attempt, waited.Round(time.Millisecond), http.StatusText(resp.StatusCode))
 		}
-		what := resp.Status
+		var what string
 		if err != nil {
 			what = err.Error()
+		} else {
+			what = resp.Status
 		}
 		t.log.Warn("retrying", "method", req.Method, "url", redactURL(req.URL.String()), "answer", what, "attempt", attempt, "wait", wait.Round(time.Millisecond))
 		if err := sleep(req.Context(), wait); err != nil {
