@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gantry-dev/gantry/assemble/progress"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -41,6 +42,9 @@ type Options struct {
 	Mirrors map[string]string
 	// Retry bounds retries of registry requests.
 	Retry RetryPolicy
+	// IdleTimeout fails a request when no byte has moved on its connection,
+	// either way, for this long (default 30s).
+	IdleTimeout time.Duration
 	// Jobs is the number of concurrent uploads (default 8).
 	Jobs int
 	// Logger receives log lines (default: discard).

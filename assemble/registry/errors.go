@@ -40,6 +40,7 @@ func Classify(err error, where string) error {
 	}
 	host, _, _ := strings.Cut(where, "/")
 	var te *transport.Error
+	var se *stallError
 	var ne net.Error
 	switch {
 	case tlsHint(err, host) != "":
@@ -69,6 +70,13 @@ func Classify(err error, where string) error {
 		return &Error{errors.New(msg), hint}
 	case errors.Is(err, context.Canceled):
 		return err
+	case errors.As(err, &se):
+		if se.host == "" {
+			named := *se
+			named.host = host
+			se = &named
+		}
+		return &Error{fmt.Errorf("%w; raise --registry-timeout or GANTRY_REGISTRY_TIMEOUT", se), ""}
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return &Error{fmt.Errorf("%s: %w", where, err), "pass --insecure for a plain-HTTP registry"}
 	case errors.As(err, &ne), errors.Is(err, syscall.ECONNREFUSED):

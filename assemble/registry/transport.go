@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -32,7 +33,10 @@ type RetryPolicy struct {
 	Base time.Duration
 	// MaxWait caps one wait, including a server's Retry-After (default 30s).
 	MaxWait time.Duration
-	// Budget caps the total time spent waiting for one request (default 2m).
+	// Budget caps the time one request takes with its retries: no try
+	// starts after it has passed (default 2m). Tries count, stalled ones
+	// (see Options.IdleTimeout) included, not only the waits between them;
+	// so a request ends within Budget plus one try.
 	Budget time.Duration
 }
 
@@ -70,7 +74,7 @@ func retryable(code int) bool {
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	var waited time.Duration
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		resp, err := t.next.RoundTrip(req)
 		wait, retry := t.decide(req, resp, err, attempt)
@@ -78,11 +82,11 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, err
 		}
 		wait = min(wait, t.policy.MaxWait)
-		if waited+wait > t.policy.Budget {
+		if took := time.Since(start); took+wait > t.policy.Budget {
 			if err != nil {
 				return nil, err
 			}
-			return nil, fmt.Errorf("%s %s: gave up after %d tries over %s: %s", req.Method, redactURL(req.URL.String()), attempt, waited.Round(time.Millisecond), http.StatusText(resp.StatusCode))
+			return nil, fmt.Errorf("%s %s: gave up after %d tries over %s: %s", req.Method, redactURL(req.URL.String()), attempt, took.Round(time.Millisecond), http.StatusText(resp.StatusCode))
 		}
 		var what string
 		if err != nil {
@@ -94,7 +98,6 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err := sleep(req.Context(), wait); err != nil {
 			return nil, err
 		}
-		waited += wait
 		if req, err = replay(req); err != nil {
 			return nil, err
 		}
@@ -232,7 +235,9 @@ func redactURL(u string) string {
 }
 
 // newTransport is the HTTP transport for every registry request: tuned
-// buffers, the system roots plus CACert, retries, and debug logging.
+// buffers, the system roots plus CACert, the idle timeout, retries, and
+// debug logging. A base transport given in o is used as it is: the idle
+// timeout is then its own business.
 func newTransport(o Options) (rt, base http.RoundTripper, err error) {
 	log := o.Logger
 	base = o.Transport
@@ -240,9 +245,14 @@ func newTransport(o Options) (rt, base http.RoundTripper, err error) {
 		t := remote.DefaultTransport.(*http.Transport).Clone()
 		t.WriteBufferSize = 64 << 10
 		t.ReadBufferSize = 64 << 10
-		// A registry that stops answering fails the request (and is retried)
-		// instead of hanging the build; generous, for big blob commits.
-		t.ResponseHeaderTimeout = 3 * time.Minute
+		// A registry that stops answering, before the headers or in the
+		// middle of a body, or stops reading what is sent, fails the request
+		// (retried within the policy) instead of hanging the build.
+		idle := cmp.Or(o.IdleTimeout, defaultIdleTimeout)
+		t.DialContext = idleDialer(t.DialContext, idle)
+		// A kept-alive connection is closed before it would time out idle
+		// in the pool, so that no request picks one that is about to.
+		t.IdleConnTimeout = min(t.IdleConnTimeout, idle/2)
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		if o.CACert != "" {
 			pool, err := x509.SystemCertPool()
@@ -263,7 +273,7 @@ func newTransport(o Options) (rt, base http.RoundTripper, err error) {
 		}
 		base = t
 	}
-	rt = &retryTransport{next: &logTransport{next: base, log: log}, policy: o.Retry.withDefaults(), log: log}
+	rt = &retryTransport{next: &logTransport{next: &stallTransport{next: base}, log: log}, policy: o.Retry.withDefaults(), log: log}
 	if _, ok := o.Progress.(progress.Nop); !ok {
 		rt = &progressTransport{next: rt, progress: o.Progress}
 	}
