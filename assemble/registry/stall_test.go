@@ -154,3 +154,44 @@ func TestIdleTimeoutSparesSlowAnswers(t *testing.T) {
 		t.Fatalf("a slow but moving answer failed: %v", err)
 	}
 }
+
+// (19) A registry that stops reading a streamed layer: the writer's
+// PATCH fails after the idle timeout instead of blocking the build.
+func TestStallWhileSendingFailsTheStream(t *testing.T) {
+	noLeaks(t)
+	release := make(chan struct{})
+	s := &sessionServer{patch: func(w http.ResponseWriter, r *http.Request) {
+		select { // reads nothing; the connection's buffers fill up
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // before srv.Close
+	c, err := New(Options{IdleTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://") + "/web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	us := c.NewUploads()
+	u := us.Open(context.Background(), repo)
+	chunk := make([]byte, 64<<10)
+	deadline := time.Now().Add(20 * time.Second)
+	var werr error
+	for werr == nil && time.Now().Before(deadline) {
+		_, werr = u.Write(chunk)
+	}
+	if werr == nil {
+		t.Fatal("writes to a registry that reads nothing kept succeeding for 20s")
+	}
+	t.Log(werr)
+	if !strings.Contains(werr.Error(), "no answer from "+repo.RegistryStr()+" for 200ms while") || !strings.Contains(werr.Error(), "PATCH /v2/web/blobs/uploads/u1") {
+		t.Errorf("error %q does not say what stalled", werr)
+	}
+	u.Finish(nil)
+}

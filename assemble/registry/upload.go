@@ -102,7 +102,16 @@ func (u *Upload) Write(p []byte) (int, error) {
 	if err := u.failed(); err != nil {
 		return 0, err
 	}
-	return u.pw.Write(p)
+	n, err := u.pw.Write(p)
+	if err != nil {
+		// The PATCH stopped reading: say why it ended rather than that the
+		// pipe is closed (the transport closes the body before it returns).
+		<-u.done
+		if ferr := u.failed(); ferr != nil {
+			err = ferr
+		}
+	}
+	return n, err
 }
 
 func (u *Upload) begin() error {
