@@ -216,7 +216,15 @@ func (t *logTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // redactURL hides query values that can carry credentials (token, state).
-func redactURL(u string) string {
+func redactURL(u string) string { return filterQuery(u, true) }
+
+// stripQuery drops the query values that redactURL hides, keys and all:
+// for messages, where "_state=[redacted]" is only noise.
+func stripQuery(u string) string { return filterQuery(u, false) }
+
+// filterQuery keeps the query values of u that are safe to show (a digest,
+// a mount, a page), and marks the others [redacted] or drops them.
+func filterQuery(u string, mark bool) string {
 	base, q, ok := strings.Cut(u, "?")
 	if !ok {
 		return u
@@ -228,8 +236,13 @@ func redactURL(u string) string {
 		case "digest", "mount", "from", "n", "last":
 			parts = append(parts, kv)
 		default:
-			parts = append(parts, k+"=[redacted]")
+			if mark {
+				parts = append(parts, k+"=[redacted]")
+			}
 		}
+	}
+	if len(parts) == 0 {
+		return base
 	}
 	return base + "?" + strings.Join(parts, "&")
 }
@@ -277,7 +290,7 @@ func newTransport(o Options) (rt, base http.RoundTripper, err error) {
 	if _, ok := o.Progress.(progress.Nop); !ok {
 		rt = &progressTransport{next: rt, progress: o.Progress}
 	}
-	return rt, base, nil
+	return &blobTransport{next: rt}, base, nil
 }
 
 // Credentials are a user name and password (or token) for one registry,
