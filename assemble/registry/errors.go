@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"regexp"
@@ -44,11 +45,15 @@ func (e *Error) Unwrap() error { return e.Err }
 // Classify turns a registry failure on where (a registry or repository)
 // into one line: what the registry answered, about which blob when a blob
 // request failed, and what to do. An Error or a cancellation is returned
-// as it is.
+// as it is; so is a local failure (see LocalFile), without the request
+// around it: not a registry's fault, not an Error.
 func Classify(err error, where string) error {
 	var re *Error
 	if errors.As(err, &re) {
 		return err
+	}
+	if local := localError(err); local != nil {
+		return local
 	}
 	c := classify(err, where)
 	if e, ok := c.(*Error); ok {
@@ -155,4 +160,42 @@ func blobOf(err error) string {
 		return blobFromRequest(te.Request)
 	}
 	return ""
+}
+
+// LocalFile is implemented by an error about a local file that a request
+// read from, such as a layer's blob in the cache (its path): the failure
+// is that file's, not the registry's.
+type LocalFile interface {
+	error
+	LocalFile() string
+}
+
+// corruptCache ends the message of the layers package's verifier when a
+// cached blob does not match its digest; known until that error
+// implements LocalFile.
+const corruptCache = "(delete it or run with an empty --cache-dir)"
+
+// localError is the local failure inside err, if any: an error that
+// implements LocalFile, else the innermost one whose message is the
+// verifier's, else a file system error (opening or reading a cached file;
+// requests themselves fail with net errors).
+func localError(err error) error {
+	var lf LocalFile
+	if errors.As(err, &lf) {
+		return lf
+	}
+	var verifier error
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if strings.Contains(e.Error(), corruptCache) {
+			verifier = e
+		}
+	}
+	if verifier != nil {
+		return verifier
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return nil
 }
