@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -62,7 +63,8 @@ func idleDialer(dial func(ctx context.Context, network, addr string) (net.Conn, 
 // out as long as the other direction moves.
 type idleConn struct {
 	net.Conn
-	idle time.Duration
+	idle  time.Duration
+	stall atomic.Pointer[stallError] // the first stall, once there is one
 }
 
 func (c *idleConn) moved() { c.Conn.SetDeadline(time.Now().Add(c.idle)) }
@@ -72,7 +74,7 @@ func (c *idleConn) Read(p []byte) (int, error) {
 	if n > 0 {
 		c.moved()
 	}
-	return n, c.stalled(err, "receiving")
+	return n, c.failed(err, "receiving")
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
@@ -80,13 +82,21 @@ func (c *idleConn) Write(p []byte) (int, error) {
 	if n > 0 {
 		c.moved()
 	}
-	return n, c.stalled(err, "sending")
+	return n, c.failed(err, "sending")
 }
 
-// stalled turns the deadline's expiry into a stallError.
-func (c *idleConn) stalled(err error, op string) error {
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		return &stallError{op: op, idle: c.idle}
+// failed turns the deadline's expiry into a stallError; once the
+// connection has stalled one way, the other way's failure (the transport
+// closes the connection) is that stall too.
+func (c *idleConn) failed(err error, op string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.stall.CompareAndSwap(nil, &stallError{op: op, idle: c.idle})
+	}
+	if se := c.stall.Load(); se != nil {
+		return se
 	}
 	return err
 }
