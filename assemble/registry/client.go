@@ -275,18 +275,14 @@ func (c *Client) CheckPush(ctx context.Context, repo name.Repository) error {
 	if err != nil {
 		return Classify(err, repo.String())
 	}
+	// a failure leaves a session the registry expires on its own, so it
+	// is only logged
 	if loc, err := resolve(resp.Request.URL, resp.Header.Get("Location")); err == nil {
-		c.deleteSession(ctx, client, loc)
+		if err := deleteAt(context.WithoutCancel(ctx), client, loc); err != nil {
+			c.log.Debug("cancelling an upload session failed", "url", redactURL(loc), "error", err)
+		}
 	}
 	return nil
-}
-
-// deleteSession cancels an upload session; a failure leaves a session the
-// registry expires on its own, so it is only logged.
-func (c *Client) deleteSession(ctx context.Context, client *http.Client, loc string) {
-	if _, err := send(context.WithoutCancel(ctx), client, http.MethodDelete, loc, http.StatusNoContent, http.StatusAccepted, http.StatusOK); err != nil {
-		c.log.Debug("cancelling an upload session failed", "url", redactURL(loc), "error", err)
-	}
 }
 
 // send makes a request without a body and checks that the answer has one
