@@ -2,10 +2,13 @@ package registry
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -194,4 +197,47 @@ func TestStallWhileSendingFailsTheStream(t *testing.T) {
 		t.Errorf("error %q does not say what stalled", werr)
 	}
 	u.Finish(nil)
+}
+
+// (19) The same over TLS and HTTP/2, where one connection carries the
+// requests as streams.
+func TestStallOverHTTP2(t *testing.T) {
+	noLeaks(t)
+	for _, stall := range []func(http.ResponseWriter, *http.Request){stallBeforeHeaders, stallMidBody} {
+		var notH2 atomic.Int64
+		s := &stallServer{stall: func(w http.ResponseWriter, r *http.Request) {
+			if r.ProtoMajor != 2 {
+				notH2.Add(1)
+			}
+			stall(w, r)
+		}}
+		srv := httptest.NewUnstartedServer(s)
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		ca := filepath.Join(t.TempDir(), "ca.pem")
+		if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := New(Options{IdleTimeout: 200 * time.Millisecond, CACert: ca, Retry: RetryPolicy{Attempts: 2, Base: 10 * time.Millisecond}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.CloseIdleConnections)
+		ref, err := name.ParseReference(strings.TrimPrefix(srv.URL, "https://") + "/web:latest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, err = c.Get(ctx, ref, nil)
+		hung := ctx.Err()
+		cancel()
+		if err == nil || hung != nil {
+			t.Fatalf("a stalled registry: %v", err)
+		}
+		checkStallError(t, err, "for 200ms while receiving the")
+		if n := s.gets.Load(); n < 1 || n > 2 || notH2.Load() != 0 {
+			t.Errorf("%d tries, %d of them not over HTTP/2", n, notH2.Load())
+		}
+	}
 }
