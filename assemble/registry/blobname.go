@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 )
@@ -64,8 +65,8 @@ func (t *blobTransport) blobOf(req *http.Request) string {
 	if b, ok := t.sessions[req.URL.Path]; ok {
 		return b
 	}
-	if req.Method == http.MethodPost {
-		return t.missing[req.Context()]
+	if ctx := req.Context(); req.Method == http.MethodPost && reflect.TypeOf(ctx).Comparable() {
+		return t.missing[ctx]
 	}
 	return ""
 }
@@ -81,8 +82,10 @@ func (t *blobTransport) track(ctx context.Context, req *http.Request, resp *http
 	uploads := strings.Contains(req.URL.Path, "/blobs/uploads/")
 	switch {
 	case req.Method == http.MethodHead && resp.StatusCode == http.StatusNotFound:
-		bounded(t.missing)
-		t.missing[ctx] = blob
+		if reflect.TypeOf(ctx).Comparable() { // as every context of the standard library
+			bounded(t.missing)
+			t.missing[ctx] = blob
+		}
 	case uploads && resp.StatusCode == http.StatusAccepted:
 		if req.Method == http.MethodPost {
 			delete(t.missing, ctx)
