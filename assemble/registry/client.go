@@ -43,7 +43,9 @@ type Options struct {
 	// Retry bounds retries of registry requests.
 	Retry RetryPolicy
 	// IdleTimeout fails a request when no byte has moved on its connection,
-	// either way, for this long (default 30s).
+	// either way, for this long (default 30s): a registry that stops
+	// answering or reading. It is set on the default Transport's
+	// connections; a Transport given here is used as it is.
 	IdleTimeout time.Duration
 	// Jobs is the number of concurrent uploads (default 8).
 	Jobs int

@@ -68,7 +68,6 @@ func classify(err error, where string) error {
 	host, _, _ := strings.Cut(where, "/")
 	var te *transport.Error
 	var se *stallError
-	var ne net.Error
 	switch {
 	case tlsHint(err, host) != "":
 		// before a status: for a local registry, go-containerregistry also
@@ -118,11 +117,9 @@ func classify(err error, where string) error {
 		return &Error{fmt.Errorf("%s: %w", where, err), hint}
 	case unreachable(err):
 		return &Error{fmt.Errorf("%s: %w", where, err), "is the registry running and reachable?"}
-	case errors.As(err, &ne):
-		// the registry was reached, and the connection then failed: a reset,
-		// a closed connection, a timeout
-		return &Error{fmt.Errorf("%s: %w", where, err), ""}
 	}
+	// an answer gantry does not know, or a connection to the registry that
+	// failed after it was made (a reset): no advice fits
 	return &Error{fmt.Errorf("%s: %w", where, err), ""}
 }
 

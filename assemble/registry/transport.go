@@ -265,7 +265,9 @@ func newTransport(o Options) (rt, base http.RoundTripper, err error) {
 		t.DialContext = idleDialer(t.DialContext, idle)
 		// A kept-alive connection is closed before it would time out idle
 		// in the pool, so that no request picks one that is about to.
-		t.IdleConnTimeout = min(t.IdleConnTimeout, idle/2)
+		if t.IdleConnTimeout == 0 || t.IdleConnTimeout > idle/2 {
+			t.IdleConnTimeout = idle / 2
+		}
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		if o.CACert != "" {
 			pool, err := x509.SystemCertPool()
