@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gantry-dev/gantry/assemble/progress"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -41,6 +42,11 @@ type Options struct {
 	Mirrors map[string]string
 	// Retry bounds retries of registry requests.
 	Retry RetryPolicy
+	// IdleTimeout fails a request when no byte has moved on its connection,
+	// either way, for this long (default 30s): a registry that stops
+	// answering or reading. It is set on the default Transport's
+	// connections; a Transport given here is used as it is.
+	IdleTimeout time.Duration
 	// Jobs is the number of concurrent uploads (default 8).
 	Jobs int
 	// Logger receives log lines (default: discard).
@@ -271,18 +277,14 @@ func (c *Client) CheckPush(ctx context.Context, repo name.Repository) error {
 	if err != nil {
 		return Classify(err, repo.String())
 	}
+	// a failure leaves a session the registry expires on its own, so it
+	// is only logged
 	if loc, err := resolve(resp.Request.URL, resp.Header.Get("Location")); err == nil {
-		c.deleteSession(ctx, client, loc)
+		if err := deleteAt(context.WithoutCancel(ctx), client, loc); err != nil {
+			c.log.Debug("cancelling an upload session failed", "url", redactURL(loc), "error", err)
+		}
 	}
 	return nil
-}
-
-// deleteSession cancels an upload session; a failure leaves a session the
-// registry expires on its own, so it is only logged.
-func (c *Client) deleteSession(ctx context.Context, client *http.Client, loc string) {
-	if _, err := send(context.WithoutCancel(ctx), client, http.MethodDelete, loc, http.StatusNoContent, http.StatusAccepted, http.StatusOK); err != nil {
-		c.log.Debug("cancelling an upload session failed", "url", redactURL(loc), "error", err)
-	}
 }
 
 // send makes a request without a body and checks that the answer has one

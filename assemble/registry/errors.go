@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -20,8 +22,18 @@ type Error struct {
 	Hint string
 }
 
+// urlInMessage finds the URLs in an error message (go-containerregistry's
+// and net/http's messages quote the URL of a failed request).
+var urlInMessage = regexp.MustCompile(`https?://[^\s"'<>]+`)
+
+// Error is one line, with the query values that can carry an upload's
+// state or a token dropped from the URLs in it.
 func (e *Error) Error() string {
 	msg := strings.Join(strings.Fields(e.Err.Error()), " ")
+	msg = urlInMessage.ReplaceAllStringFunc(msg, func(u string) string {
+		trimmed := strings.TrimRight(u, ".,:;)")
+		return stripQuery(trimmed) + u[len(trimmed):]
+	})
 	if e.Hint != "" {
 		msg += " (" + e.Hint + ")"
 	}
@@ -31,16 +43,31 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Classify turns a registry failure on where (a registry or repository)
-// into one line: what the registry answered and what to do. An Error or a
-// cancellation is returned as it is.
+// into one line: what the registry answered, about which blob when a blob
+// request failed, and what to do. An Error or a cancellation is returned
+// as it is; so is a local failure (see LocalFile), without the request
+// around it: not a registry's fault, not an Error.
 func Classify(err error, where string) error {
 	var re *Error
 	if errors.As(err, &re) {
 		return err
 	}
+	if local := localError(err); local != nil {
+		return local
+	}
+	c := classify(err, where)
+	if e, ok := c.(*Error); ok {
+		if blob := blobOf(err); blob != "" {
+			e.Err = fmt.Errorf("blob %s: %w", blob, e.Err)
+		}
+	}
+	return c
+}
+
+func classify(err error, where string) error {
 	host, _, _ := strings.Cut(where, "/")
 	var te *transport.Error
-	var ne net.Error
+	var se *stallError
 	switch {
 	case tlsHint(err, host) != "":
 		// before a status: for a local registry, go-containerregistry also
@@ -69,10 +96,103 @@ func Classify(err error, where string) error {
 		return &Error{errors.New(msg), hint}
 	case errors.Is(err, context.Canceled):
 		return err
-	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return &Error{fmt.Errorf("%s: %w", where, err), "pass --insecure for a plain-HTTP registry"}
-	case errors.As(err, &ne), errors.Is(err, syscall.ECONNREFUSED):
-		return &Error{fmt.Errorf("%s: %w", where, err), "is the registry running and reachable? use --insecure for a plain-HTTP registry"}
+	case errors.As(err, &se):
+		if se.host == "" {
+			named := *se
+			named.host = host
+			se = &named
+		}
+		return &Error{fmt.Errorf("%w; raise --registry-timeout or GANTRY_REGISTRY_TIMEOUT", se), ""}
+	case schemeMismatch(err):
+		var hint string
+		if !triedHTTP(err) {
+			hint = "pass --insecure for a plain-HTTP registry"
+		}
+		return &Error{fmt.Errorf("%s: %w", where, err), hint}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		hint := "is the registry running and reachable?"
+		if !triedHTTP(err) {
+			hint += " use --insecure for a plain-HTTP registry"
+		}
+		return &Error{fmt.Errorf("%s: %w", where, err), hint}
+	case unreachable(err):
+		return &Error{fmt.Errorf("%s: %w", where, err), "is the registry running and reachable?"}
 	}
+	// an answer gantry does not know, or a connection to the registry that
+	// failed after it was made (a reset): no advice fits
 	return &Error{fmt.Errorf("%s: %w", where, err), ""}
+}
+
+// schemeMismatch reports an https request that a plain-HTTP server
+// answered.
+func schemeMismatch(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.Is(err, http.ErrSchemeMismatch) || errors.As(err, &rh) ||
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
+}
+
+// triedHTTP reports whether a request of err went over plain HTTP: the
+// client is insecure, or the registry local (go-containerregistry then
+// tries http too), so --insecure would change nothing.
+func triedHTTP(err error) bool {
+	return strings.Contains(err.Error(), "http://")
+}
+
+// unreachable reports a registry that could not be reached at all: its
+// name does not resolve, or connecting to it failed.
+func unreachable(err error) bool {
+	var dns *net.DNSError
+	var op *net.OpError
+	return errors.As(err, &dns) || errors.As(err, &op) && op.Op == "dial"
+}
+
+// blobOf is the blob that err's request was for, if known.
+func blobOf(err error) string {
+	var be *blobError
+	if errors.As(err, &be) {
+		return be.blob
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return blobFromRequest(te.Request)
+	}
+	return ""
+}
+
+// LocalFile is implemented by an error about a local file that a request
+// read from, such as a layer's blob in the cache (its path): the failure
+// is that file's, not the registry's.
+type LocalFile interface {
+	error
+	LocalFile() string
+}
+
+// corruptCache ends the message of the layers package's verifier when a
+// cached blob does not match its digest; known until that error
+// implements LocalFile.
+const corruptCache = "(delete it or run with an empty --cache-dir)"
+
+// localError is the local failure inside err, if any: an error that
+// implements LocalFile, else the innermost one whose message is the
+// verifier's, else a file system error (opening or reading a cached file;
+// requests themselves fail with net errors).
+func localError(err error) error {
+	var lf LocalFile
+	if errors.As(err, &lf) {
+		return lf
+	}
+	var verifier error
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if strings.Contains(e.Error(), corruptCache) {
+			verifier = e
+		}
+	}
+	if verifier != nil {
+		return verifier
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -32,7 +33,10 @@ type RetryPolicy struct {
 	Base time.Duration
 	// MaxWait caps one wait, including a server's Retry-After (default 30s).
 	MaxWait time.Duration
-	// Budget caps the total time spent waiting for one request (default 2m).
+	// Budget caps the time one request takes with its retries: no try
+	// starts after it has passed (default 2m). Tries count, stalled ones
+	// (see Options.IdleTimeout) included, not only the waits between them;
+	// so a request ends within Budget plus one try.
 	Budget time.Duration
 }
 
@@ -70,7 +74,7 @@ func retryable(code int) bool {
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	var waited time.Duration
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		resp, err := t.next.RoundTrip(req)
 		wait, retry := t.decide(req, resp, err, attempt)
@@ -78,21 +82,22 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, err
 		}
 		wait = min(wait, t.policy.MaxWait)
-		if waited+wait > t.policy.Budget {
+		if took := time.Since(start); took+wait > t.policy.Budget {
 			if err != nil {
 				return nil, err
 			}
-			return nil, fmt.Errorf("%s %s: gave up after %d tries over %s: %s", req.Method, redactURL(req.URL.String()), attempt, waited.Round(time.Millisecond), http.StatusText(resp.StatusCode))
+			return nil, fmt.Errorf("%s %s: gave up after %d tries over %s: %s", req.Method, redactURL(req.URL.String()), attempt, took.Round(time.Millisecond), http.StatusText(resp.StatusCode))
 		}
-		what := resp.Status
+		var what string
 		if err != nil {
 			what = err.Error()
+		} else {
+			what = resp.Status
 		}
 		t.log.Warn("retrying", "method", req.Method, "url", redactURL(req.URL.String()), "answer", what, "attempt", attempt, "wait", wait.Round(time.Millisecond))
 		if err := sleep(req.Context(), wait); err != nil {
 			return nil, err
 		}
-		waited += wait
 		if req, err = replay(req); err != nil {
 			return nil, err
 		}
@@ -211,7 +216,15 @@ func (t *logTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // redactURL hides query values that can carry credentials (token, state).
-func redactURL(u string) string {
+func redactURL(u string) string { return filterQuery(u, true) }
+
+// stripQuery drops the query values that redactURL hides, keys and all:
+// for messages, where "_state=[redacted]" is only noise.
+func stripQuery(u string) string { return filterQuery(u, false) }
+
+// filterQuery keeps the query values of u that are safe to show (a digest,
+// a mount, a page), and marks the others [redacted] or drops them.
+func filterQuery(u string, mark bool) string {
 	base, q, ok := strings.Cut(u, "?")
 	if !ok {
 		return u
@@ -223,14 +236,21 @@ func redactURL(u string) string {
 		case "digest", "mount", "from", "n", "last":
 			parts = append(parts, kv)
 		default:
-			parts = append(parts, k+"=[redacted]")
+			if mark {
+				parts = append(parts, k+"=[redacted]")
+			}
 		}
+	}
+	if len(parts) == 0 {
+		return base
 	}
 	return base + "?" + strings.Join(parts, "&")
 }
 
 // newTransport is the HTTP transport for every registry request: tuned
-// buffers, the system roots plus CACert, retries, and debug logging.
+// buffers, the system roots plus CACert, the idle timeout, retries, and
+// debug logging. A base transport given in o is used as it is: the idle
+// timeout is then its own business.
 func newTransport(o Options) (rt, base http.RoundTripper, err error) {
 	log := o.Logger
 	base = o.Transport
@@ -238,9 +258,16 @@ func newTransport(o Options) (rt, base http.RoundTripper, err error) {
 		t := remote.DefaultTransport.(*http.Transport).Clone()
 		t.WriteBufferSize = 64 << 10
 		t.ReadBufferSize = 64 << 10
-		// A registry that stops answering fails the request (and is retried)
-		// instead of hanging the build; generous, for big blob commits.
-		t.ResponseHeaderTimeout = 3 * time.Minute
+		// A registry that stops answering, before the headers or in the
+		// middle of a body, or stops reading what is sent, fails the request
+		// (retried within the policy) instead of hanging the build.
+		idle := cmp.Or(o.IdleTimeout, defaultIdleTimeout)
+		t.DialContext = idleDialer(t.DialContext, idle)
+		// A kept-alive connection is closed before it would time out idle
+		// in the pool, so that no request picks one that is about to.
+		if t.IdleConnTimeout == 0 || t.IdleConnTimeout > idle/2 {
+			t.IdleConnTimeout = idle / 2
+		}
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		if o.CACert != "" {
 			pool, err := x509.SystemCertPool()
@@ -261,11 +288,11 @@ func newTransport(o Options) (rt, base http.RoundTripper, err error) {
 		}
 		base = t
 	}
-	rt = &retryTransport{next: &logTransport{next: base, log: log}, policy: o.Retry.withDefaults(), log: log}
+	rt = &retryTransport{next: &logTransport{next: &stallTransport{next: base}, log: log}, policy: o.Retry.withDefaults(), log: log}
 	if _, ok := o.Progress.(progress.Nop); !ok {
 		rt = &progressTransport{next: rt, progress: o.Progress}
 	}
-	return rt, base, nil
+	return &blobTransport{next: rt}, base, nil
 }
 
 // Credentials are a user name and password (or token) for one registry,

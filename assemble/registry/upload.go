@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,6 +29,7 @@ type Uploads struct {
 	clients   map[string]*http.Client // by repository
 	pending   map[string][]*Upload    // by repository, built and not committed
 	committed int                     // layers that became blobs this way
+	left      []error                 // sessions that could not be cancelled, not yet reported
 }
 
 // NewUploads starts a run's set of upload sessions.
@@ -102,7 +104,16 @@ func (u *Upload) Write(p []byte) (int, error) {
 	if err := u.failed(); err != nil {
 		return 0, err
 	}
-	return u.pw.Write(p)
+	n, err := u.pw.Write(p)
+	if err != nil {
+		// The PATCH stopped reading: say why it ended rather than that the
+		// pipe is closed (the transport closes the body before it returns).
+		<-u.done
+		if ferr := u.failed(); ferr != nil {
+			err = ferr
+		}
+	}
+	return n, err
 }
 
 func (u *Upload) begin() error {
@@ -240,8 +251,12 @@ func (u *Upload) put(ctx context.Context, client *http.Client) error {
 	return nil
 }
 
-// Abort cancels every session not committed.
-func (us *Uploads) Abort() {
+// Abort cancels every session not committed. Its error, if any, says how
+// many sessions of the run (cancelled here or when their layer's stream
+// was dropped) could not be cancelled since the last Abort, and why the
+// first could not: they are left to the registry, which expires them on
+// its own. It is a note for the run's final message, not a failure.
+func (us *Uploads) Abort() error {
 	us.mu.Lock()
 	var ups []*Upload
 	for _, u := range us.pending {
@@ -252,10 +267,21 @@ func (us *Uploads) Abort() {
 	for _, u := range ups {
 		us.cancel(u)
 	}
+	us.mu.Lock()
+	left := us.left
+	us.left = nil
+	us.mu.Unlock()
+	switch len(left) {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("1 upload session could not be cancelled; the registry expires it: %w", left[0])
+	}
+	return fmt.Errorf("%d upload sessions could not be cancelled; the registry expires them: %w", len(left), left[0])
 }
 
-// cancel deletes u's session at its latest location, with a bounded wait
-// that an interrupt does not cut short.
+// cancel deletes u's session, with a bounded wait that an interrupt does
+// not cut short; a session it cannot delete is counted for Abort.
 func (us *Uploads) cancel(u *Upload) {
 	u.mu.Lock()
 	loc := u.loc
@@ -265,9 +291,59 @@ func (us *Uploads) cancel(u *Upload) {
 	}
 	ctx, stop := context.WithTimeout(context.WithoutCancel(u.ctx), 10*time.Second)
 	defer stop()
-	client, err := us.client(ctx, u.repo)
+	err := us.deleteSession(ctx, u.repo, loc)
 	if err != nil {
-		return
+		us.c.log.Debug("cancelling an upload session failed", "url", redactURL(loc), "error", err)
+		us.mu.Lock()
+		us.left = append(us.left, Classify(err, u.repo.String()))
+		us.mu.Unlock()
 	}
-	us.c.deleteSession(ctx, client, loc)
+}
+
+// deleteSession deletes the session at loc, its latest known location.
+// When a PATCH was cut short (an interrupt, a dropped connection), the
+// registry kept part of it, and loc's state no longer matches the
+// session: CNCF distribution checks the state's offset and refuses the
+// DELETE (416, or 404 BLOB_UPLOAD_INVALID) and keeps the session. A GET
+// of the session's status is answered without checking the state, with
+// the session's current location, where the DELETE then succeeds. The
+// registry may still be taking in the cut-short PATCH when it is asked,
+// so the status and DELETE are tried a few times; a session the GET does
+// not know (404) is gone already.
+func (us *Uploads) deleteSession(ctx context.Context, repo name.Repository, loc string) error {
+	client, err := us.client(ctx, repo)
+	if err != nil {
+		return err
+	}
+	err = deleteAt(ctx, client, loc)
+	for try := 0; err != nil && try < 3; try++ {
+		if try > 0 {
+			if serr := sleep(ctx, time.Duration(try)*100*time.Millisecond); serr != nil {
+				return err
+			}
+		}
+		resp, serr := send(ctx, client, http.MethodGet, loc, http.StatusNoContent, http.StatusOK)
+		var te *transport.Error
+		switch {
+		case errors.As(serr, &te) && te.StatusCode == http.StatusNotFound:
+			return nil
+		case serr != nil:
+			return fmt.Errorf("%w (asking for the session's status: %w)", err, serr)
+		}
+		cur, rerr := resolve(resp.Request.URL, resp.Header.Get("Location"))
+		if rerr != nil {
+			return fmt.Errorf("%w (the session's status: %w)", err, rerr)
+		}
+		err = deleteAt(ctx, client, cur)
+	}
+	return err
+}
+
+// deleteAt cancels the upload session at loc.
+func deleteAt(ctx context.Context, client *http.Client, loc string) error {
+	_, err := send(ctx, client, http.MethodDelete, loc, http.StatusNoContent, http.StatusAccepted, http.StatusOK)
+	if err != nil {
+		return fmt.Errorf("cancelling the upload session: %w", err)
+	}
+	return nil
 }

@@ -22,6 +22,8 @@ type sessionServer struct {
 	mu    sync.Mutex
 	calls []string
 	patch func(w http.ResponseWriter, r *http.Request)
+	// session, when set, answers the session's DELETE and GET (status)
+	session func(w http.ResponseWriter, r *http.Request)
 }
 
 func (s *sessionServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -36,6 +38,8 @@ func (s *sessionServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 	case r.Method == http.MethodPatch:
 		s.patch(w, r)
+	case s.session != nil && (r.Method == http.MethodDelete || r.Method == http.MethodGet):
+		s.session(w, r)
 	case r.Method == http.MethodPut:
 		w.WriteHeader(http.StatusCreated)
 	case r.Method == http.MethodDelete:
