@@ -164,7 +164,7 @@ func (s *registrySink) pushByDigest(ctx context.Context, repo name.Repository, b
 }
 
 func (s *registrySink) Commit(ctx context.Context) error {
-	defer s.uploads.Abort() // sessions no image used
+	defer s.Abort() // sessions no image used
 	for i, p := range s.pending {
 		if err := s.pusher.Push(ctx, p.ref, p.t); err != nil {
 			var tagged []string
@@ -183,4 +183,8 @@ func (s *registrySink) Commit(ctx context.Context) error {
 }
 
 // Abort cancels the upload sessions not committed.
-func (s *registrySink) Abort() { s.uploads.Abort() }
+func (s *registrySink) Abort() {
+	if err := s.uploads.Abort(); err != nil {
+		s.c.Log().Warn("upload sessions left in the registry (it expires them)", "error", err)
+	}
+}

@@ -106,7 +106,7 @@ it as an OCI layout or a docker-loadable tarball. No daemon, no RUN, no root.
 Environment: DOCKER_CONFIG (registry credentials, as docker), SOURCE_DATE_EPOCH
 (every mtime and the created time), XDG_CACHE_HOME (the layer cache),
 GANTRY_REGISTRY_USER, GANTRY_REGISTRY_PASSWORD and GANTRY_REGISTRY (credentials
-for one registry).
+for one registry), GANTRY_REGISTRY_TIMEOUT (see --registry-timeout).
 
 Exit codes: 0 success, 1 build error, 2 usage or config error, 3 registry
 error, 130 interrupted.`,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/gantry-dev/gantry/assemble"
 	"github.com/gantry-dev/gantry/assemble/progress"
@@ -69,6 +70,7 @@ type registryOptions struct {
 	regPwStdin bool
 	registry   string
 	jobs       int
+	timeout    time.Duration
 }
 
 func (o *registryOptions) add(f *pflag.FlagSet) {
@@ -79,6 +81,7 @@ func (o *registryOptions) add(f *pflag.FlagSet) {
 	f.BoolVar(&o.regPwStdin, "registry-password-stdin", false, "read the --registry-user password or token from stdin; or GANTRY_REGISTRY_PASSWORD")
 	f.StringVar(&o.registry, "registry", "", "registry the --registry-user credentials are for; or GANTRY_REGISTRY")
 	f.IntVar(&o.jobs, "jobs", 8, "concurrent uploads")
+	f.DurationVar(&o.timeout, "registry-timeout", 0, "fail a registry request when no byte moves for this long (default 30s); or GANTRY_REGISTRY_TIMEOUT")
 }
 
 // client makes the registry client; push is the push destination, whose
@@ -96,9 +99,15 @@ func (o *registryOptions) client(stdin io.Reader, getenv env, push string, log *
 	if err != nil {
 		return nil, err
 	}
+	timeout := o.timeout
+	if v := getenv.get("GANTRY_REGISTRY_TIMEOUT"); timeout == 0 && v != "" {
+		if timeout, err = time.ParseDuration(v); err != nil || timeout <= 0 {
+			return nil, usagef("GANTRY_REGISTRY_TIMEOUT=%q is not a duration such as 30s or 2m", v)
+		}
+	}
 	c, err := registry.New(registry.Options{
 		Insecure: o.insecure, Jobs: o.jobs, Logger: log, UserAgent: "gantry/" + version(),
-		CACert: o.caCert, Mirrors: mirrors, Credentials: creds, Progress: p,
+		CACert: o.caCert, Mirrors: mirrors, Credentials: creds, Progress: p, IdleTimeout: timeout,
 	})
 	if err != nil {
 		return nil, usageError{err}
