@@ -14,6 +14,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
+// ContextReader is r that stops reading, with ctx's error, once ctx ends:
+// for copies of layers and blobs that Ctrl-C must stop.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader

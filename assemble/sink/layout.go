@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/assemble"
+	"github.com/gantry-dev/gantry/layers"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -243,7 +244,7 @@ func (s *layoutSink) writeBlob(ctx context.Context, h v1.Hash, size int64, open 
 		return fmt.Errorf("%w; check the free space and permissions of %s", err, filepath.Dir(dst))
 	}
 	hasher := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, hasher), ctxReader{ctx, rc})
+	n, err := io.Copy(io.MultiWriter(f, hasher), layers.ContextReader(ctx, rc))
 	cerr := f.Close()
 	if err == nil && n != size {
 		err = fmt.Errorf("blob %s: got %d bytes, want %d; the source is corrupt (a cached layer: clear the layer cache and run again)", h, n, size)
@@ -274,7 +275,7 @@ func hasDigest(ctx context.Context, path string, h v1.Hash) (bool, error) {
 	}
 	defer f.Close()
 	hasher := sha256.New()
-	if _, err := io.Copy(hasher, ctxReader{ctx, f}); err != nil {
+	if _, err := io.Copy(hasher, layers.ContextReader(ctx, f)); err != nil {
 		return false, ctx.Err()
 	}
 	return hex.EncodeToString(hasher.Sum(nil)) == h.Hex, nil

@@ -9,12 +9,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gantry-dev/gantry/assemble"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/gantry-dev/gantry/assemble"
 
 	"github.com/gantry-dev/gantry/assemble/sink"
 	"github.com/google/go-containerregistry/pkg/v1/random"

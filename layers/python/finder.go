@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gantry-dev/gantry/layers"
 	"golang.org/x/net/html"
 )
 
@@ -351,7 +352,7 @@ func (f *Finder) Fetch(ctx context.Context, c Candidate, want []string) (string,
 		}
 	}()
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, src}); err != nil {
+	if _, err := io.Copy(io.MultiWriter(tmp, h), layers.ContextReader(ctx, src)); err != nil {
 		return "", fmt.Errorf("reading %s from %s: %w", c.Filename, c.location(), err)
 	}
 	if err := tmp.Close(); err != nil {
@@ -393,19 +394,6 @@ func (f *Finder) open(ctx context.Context, c Candidate) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("downloading %s: GET %s: %s", c.Filename, redact(c.URL), resp.Status)
 	}
 	return resp.Body, nil
-}
-
-// ctxReader stops a copy when its context is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // sortedCopy returns a sorted copy of s.

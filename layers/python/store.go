@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/gantry-dev/gantry/layers"
 )
 
 // storeManifest is what a verified wheel holds, so that a rebuild reads
@@ -70,7 +72,7 @@ func (s store) put(ctx context.Context, r io.Reader, limit int64, extra hash.Has
 	if extra != nil {
 		sinks = append(sinks, extra)
 	}
-	n, err := io.Copy(io.MultiWriter(sinks...), ctxReader{ctx, io.LimitReader(r, limit)})
+	n, err := io.Copy(io.MultiWriter(sinks...), layers.ContextReader(ctx, io.LimitReader(r, limit)))
 	if err != nil {
 		return "", 0, err
 	}
@@ -326,7 +328,7 @@ func fileSHA256(ctx context.Context, p string) (string, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
+	if _, err := io.Copy(h, layers.ContextReader(ctx, f)); err != nil {
 		return "", fmt.Errorf("reading wheel: %w", err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
