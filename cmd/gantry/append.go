@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"path"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -57,7 +59,7 @@ unless --platform picks some.`,
 				return err
 			}
 			so.Annotations = buildenv.Read(cmd.Context(), ".", a.getenv.get).Annotations()
-			ic, err := af.config(o.output.push)
+			ic, err := af.config(o.output.push, o.output.output)
 			if err != nil {
 				return err
 			}
@@ -98,12 +100,12 @@ unless --platform picks some.`,
 // config is the image these flags describe, for spec.FromConfig to
 // validate like any image of gantry.yaml. Only the flags' own syntax
 // (SRC:DEST, K=V, NAME:UID) is checked here.
-func (af *appendFlags) config(push string) (spec.ImageConfig, error) {
+func (af *appendFlags) config(push, output string) (spec.ImageConfig, error) {
 	if af.base == "" {
 		return spec.ImageConfig{}, usagef("--base is required")
 	}
 	ic := spec.ImageConfig{
-		Name: af.imageName(push), Base: af.base, Workdir: af.workdir,
+		Name: af.imageName(push, output), Base: af.base, Workdir: af.workdir,
 		Entrypoint: af.entrypoint, Cmd: af.cmd, Volumes: af.volumes,
 	}
 	for _, p := range af.ports {
@@ -207,11 +209,20 @@ func duration(d time.Duration) string {
 	return d.String()
 }
 
-// imageName names the image in --output references: --name, else the last
-// part of the --push repository, else of the base.
-func (af *appendFlags) imageName(push string) string {
+// imageName names the image in --output references and a tarball's
+// RepoTags: --name, else the last part of the --push repository, else for
+// -o tar:FILE the file's name (never the base's: docker load of nginx:latest
+// would replace the user's own nginx), else the base's.
+func (af *appendFlags) imageName(push, output string) string {
 	if af.name != "" {
 		return af.name
+	}
+	if file, ok := strings.CutPrefix(output, "tar:"); ok && push == "" {
+		n := strings.ToLower(strings.TrimSuffix(filepath.Base(file), filepath.Ext(file)))
+		if n == "-" || n == "" || !validName.MatchString(n) {
+			return "image"
+		}
+		return n
 	}
 	ref := push
 	if ref == "" {
@@ -226,6 +237,9 @@ func (af *appendFlags) imageName(push string) string {
 	}
 	return "image"
 }
+
+// validName is a repository name's last component.
+var validName = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 
 // parseUser reads --user NAME:UID[:GROUP:GID].
 func parseUser(s string) (*spec.UserConfig, error) {

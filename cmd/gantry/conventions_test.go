@@ -103,7 +103,7 @@ func TestTarToStdoutAndDigestFile(t *testing.T) {
 	if !names["manifest.json"] {
 		t.Errorf("stdout is not a docker tarball: %v", names)
 	}
-	if !strings.Contains(stderr, "tar:-:nginx-alpine:latest sha256:") {
+	if !strings.Contains(stderr, "tar:-:image:latest sha256:") {
 		t.Errorf("the reference is not reported on stderr: %q", stderr)
 	}
 	if b, err := os.ReadFile(digests); err != nil || len(b) != 0 {

@@ -267,7 +267,7 @@ func TestAppendOutputs(t *testing.T) {
 	if err := json.Unmarshal(files["manifest.json"].content, &manifest); err != nil {
 		t.Fatalf("manifest.json: %v", err)
 	}
-	if len(manifest) != 1 || len(manifest[0].Layers) != 3 || !strings.HasSuffix(manifest[0].RepoTags[0], "nginx-alpine:v1") {
+	if len(manifest) != 1 || len(manifest[0].Layers) != 3 || manifest[0].RepoTags[0] != "site:v1" {
 		t.Errorf("manifest.json: %+v", manifest)
 	}
 }
