@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,5 +75,22 @@ func TestBaseReferences(t *testing.T) {
 	code, stdout, stderr := gantry(t, "append", "--base", "oci:"+mustAbs(t, nginxBase)+"@"+d.String(), "--layer", siteDir(t)+":/srv", "--allow-root", "-o", "oci:"+out, "--cache-dir", t.TempDir())
 	if code != exitOK || !strings.HasPrefix(stdout, "oci:"+out+":nginx-alpine:latest sha256:") {
 		t.Errorf("layout base by digest: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+// A base whose layers the registry fails to serve is a registry error
+// (exit 3) naming the base's repository, not a build error.
+func TestBaseLayerRegistryFailureExits3(t *testing.T) {
+	reg := registrytest.New(t)
+	registrytest.PushLayout(t, nginxBase, reg.Host+"/library/nginx:alpine")
+	blobGET := func(r *http.Request) bool {
+		return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:")
+	}
+	p := registrytest.NewFaultProxy(t, reg.Host, registrytest.Always(blobGET, registrytest.Status(http.StatusForbidden, "")))
+	p.Enable()
+	code, _, stderr := gantry(t, "append", "--base", p.Host+"/library/nginx:alpine", "--layer", siteDir(t)+":/srv", "--user", "app:1001",
+		"-o", "oci:"+filepath.Join(t.TempDir(), "out"), "--cache-dir", t.TempDir())
+	if code != exitRegistry || !strings.Contains(lastLine(stderr), "403 forbidden on "+p.Host+"/library/nginx") {
+		t.Errorf("exit %d (want %d), last line %q", code, exitRegistry, lastLine(stderr))
 	}
 }
