@@ -96,6 +96,17 @@ func TestHostileInputs(t *testing.T) {
 			exitUsage, "uid.yaml:4: images[0].user.uid: id 70000 out of range 0-65534"},
 		{"bad user name", []string{"build", "-f", config("uname", "images:\n  - name: web\n    base: "+base+"\n    user: {name: App User, uid: 1001}\n")},
 			exitUsage, `user name "App User" is not a valid POSIX name`},
+		// the hardening cases (issue 11)
+		{"a tag that is a flag", []string{"append", "--base", base, "--layer", site + ":/srv", "--allow-root", "--tag", "good2", "--tag", "-x"},
+			exitUsage, `--tag: "-x" is not a valid tag`},
+		{"a crane-style -t with a registry", []string{"append", "--base", base, "--layer", site + ":/srv", "--allow-root", "-t", "ghcr.io/acme/app:v1"},
+			exitUsage, `--tag: "ghcr.io/acme/app:v1" is not a valid tag`},
+		{"zstd in a docker image", []string{"append", "--base", base, "--layer", site + ":/srv", "--allow-root", "--format", "docker", "--compression", "zstd"},
+			exitUsage, "--format: docker images cannot hold zstd layers"},
+		{"a healthcheck the image cannot run", []string{"append", "--base", base, "--layer", site + ":/srv", "--allow-root", "--healthcheck", "CMD curl -f http://127.0.0.1/"},
+			exitBuild, "the healthcheck runs curl, which linux/amd64 does not have"},
+		{"a base given as a bare path", []string{"append", "--base", nginxBase, "--layer", site + ":/srv", "--allow-root"},
+			exitUsage, "is a directory here, not a registry reference; for an OCI layout write oci:"},
 	}
 	if os.Geteuid() == 0 {
 		dev := filepath.Join(root, "dev")
