@@ -378,19 +378,7 @@ func userSpec(u *UserConfig) (layers.User, string, error) {
 	if user.Group == "" {
 		user.Group = user.Name
 	}
-	err := ValidateUser(user)
-	field := ""
-	switch {
-	case err == nil:
-	case !posixNameRE.MatchString(user.Name):
-		field = ".name"
-	case u.Group != "" && !posixNameRE.MatchString(user.Group):
-		field = ".group"
-	case user.UID < 0 || user.UID > 65534:
-		field = ".uid"
-	case u.GID != nil:
-		field = ".gid"
-	}
+	field, err := validateUser(user)
 	return user, field, err
 }
 

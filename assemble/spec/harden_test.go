@@ -1,0 +1,74 @@
+package spec
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/gantry-dev/gantry/layers"
+)
+
+// testLocator names the field at fault as gantry append's flags would.
+type testLocator struct{}
+
+func (testLocator) Errorf(p, format string, args ...any) error {
+	return &ConfigError{Path: p, Msg: fmt.Sprintf(format, args...)}
+}
+
+// user.home and user.shell become fields of an /etc/passwd line: a newline
+// in one adds a line (a uid-0 account), a colon shifts the fields.
+func TestLoadUserHomeShellInjection(t *testing.T) {
+	for _, tc := range []struct{ name, field, value string }{
+		{"newline in home adds a passwd line", "home", "/home/app\nbackdoor:x:0:0::/:/bin/sh"},
+		{"colon in shell shifts the fields", "shell", "/bin/sh:0:0"},
+		{"colon in home", "home", "/home/a:b"},
+		{"relative home", "home", "home/app"},
+		{"relative shell", "shell", "sh"},
+		{"carriage return in shell", "shell", "/bin/sh\r"},
+		{"NUL in home", "home", "/home/app\x00"},
+		{"tab in shell", "shell", "/bin/\tsh"},
+		{"DEL in home", "home", "/home/\x7fapp"},
+		{"C1 control in home", "home", "/home/\u0085app"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := cfgProject(t)
+			content := "images:\n  - name: web\n    base: nginx\n    user:\n      name: app\n      uid: 1001\n      gid: 1001\n      " + tc.field + ": ${VALUE} #!\n"
+			name := cfgWrite(t, dir, content)
+			specs, err := Load(name, cfgEnv(map[string]string{"VALUE": tc.value}), Options{})
+			if err == nil {
+				t.Fatalf("Load succeeded: user %+v", *specs[0].User)
+			}
+			wantConfigError(t, err, name, markedLine(content), "images[0].user."+tc.field, tc.field, "absolute path")
+
+			// gantry append's flags go through the same rule.
+			u := layers.User{Name: "app", UID: 1001, Group: "app", GID: 1001}
+			if tc.field == "home" {
+				u.Home = tc.value
+			} else {
+				u.Shell = tc.value
+			}
+			if err := ValidateUser(u); err == nil {
+				t.Errorf("ValidateUser(%+v) = nil", u)
+			}
+			ic := ImageConfig{Name: "web", Base: "nginx", User: &UserConfig{Name: "app", UID: &u.UID, Home: u.Home, Shell: u.Shell}}
+			_, err = FromConfig(testLocator{}, "", ic, Options{})
+			if err == nil || !strings.HasPrefix(err.Error(), "user."+tc.field+": ") || strings.ContainsAny(err.Error(), "\n\r") {
+				t.Errorf("FromConfig: %q, want a one-line error on user.%s", err, tc.field)
+			}
+		})
+	}
+
+	// Ordinary values still pass, and the defaults stay empty.
+	dir := cfgProject(t)
+	name := cfgWrite(t, dir, "images:\n  - name: web\n    base: nginx\n    user: {name: app, uid: 1001, home: /home/app, shell: /bin/ash}\n  - name: api\n    base: nginx\n    user: {name: app, uid: 1001}\n")
+	specs, err := Load(name, cfgEnv(nil), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := specs[0].User; u.Home != "/home/app" || u.Shell != "/bin/ash" {
+		t.Errorf("user = %+v", *u)
+	}
+	if u := specs[1].User; u.Home != "" || u.Shell != "" {
+		t.Errorf("user = %+v", *u)
+	}
+}
