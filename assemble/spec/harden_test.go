@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -71,4 +72,61 @@ func TestLoadUserHomeShellInjection(t *testing.T) {
 	if u := specs[1].User; u.Home != "" || u.Shell != "" {
 		t.Errorf("user = %+v", *u)
 	}
+}
+
+// A default may hold references of its own; they are expanded only when
+// the default is used.
+func TestExpandEnvNestedDefault(t *testing.T) {
+	env := cfgEnv(map[string]string{"SET": "value", "OTHER": "other", "EMPTY": ""})
+	for _, tc := range []struct {
+		in, want string
+		errLine  int // > 0: want an error on this line
+		errMsg   string
+	}{
+		{in: "${UNSET:-${OTHER}}", want: "other"},
+		{in: "${SET:-${OTHER}}", want: "value"},
+		{in: "${SET:-${UNSET}}", want: "value"}, // an unused default is not looked at
+		{in: "${EMPTY:-${OTHER}}", want: "other"},
+		{in: "${UNSET:-${UNSET2:-x}}", want: "x"},
+		{in: "${UNSET:-${OTHER:-x}}", want: "other"},
+		{in: "${SET:-${OTHER:-x}}", want: "value"},
+		{in: "${UNSET:-${UNSET2:-${OTHER}}}", want: "other"},
+		{in: "a ${UNSET:-pre-${OTHER}-post} b", want: "a pre-other-post b"},
+		{in: "${UNSET:-${OTHER}${SET}}", want: "othervalue"},
+		{in: "${UNSET:-$${OTHER}}", want: "${OTHER}"}, // the default is text like any other: $$ is a $
+		{in: "${UNSET:-$HOME}", want: "$HOME"},
+		{in: "${UNSET:-${TARGETARCH}}", want: "${TARGETARCH}"},
+		{in: "${UNSET:-${}", want: "${"}, // unbalanced: the default runs to the first } as before
+		{in: "${UNSET:-{x}}", want: "{x}"},
+		{in: "${UNSET:-${UNSET2}}", errLine: 1, errMsg: "${UNSET2} is not set"},
+		{in: "l1\nl2 ${UNSET:-${UNSET2:-${UNSET3}}}", errLine: 2, errMsg: "${UNSET3} is not set"},
+		{in: "${UNSET:-${1BAD}}", errLine: 1, errMsg: "not a variable name"},
+		{in: "${UNSET:-${TARGETARCH:-amd64}}", errLine: 1, errMsg: "takes no default"},
+		{in: "${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-x}}}}}}}}}", errLine: 1, errMsg: "nest"},
+	} {
+		got, err := expandEnv([]byte(tc.in), env)
+		if tc.errLine > 0 {
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Line != tc.errLine || !strings.Contains(ce.Msg, tc.errMsg) {
+				t.Errorf("expandEnv(%q) = %q, %v; want an error on line %d containing %q", tc.in, got, err, tc.errLine, tc.errMsg)
+			}
+			continue
+		}
+		if err != nil || string(got) != tc.want {
+			t.Errorf("expandEnv(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+
+	// In gantry.yaml, with the field named on an error.
+	dir := cfgProject(t)
+	name := cfgWrite(t, dir, "images:\n  - name: web\n    base: ${BASE:-${REGISTRY:-docker.io}/nginx}\n    env:\n      A: ${A:-${B}} #!\n")
+	specs, err := Load(name, cfgEnv(map[string]string{"B": "b"}), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := specs[0]; s.Base != "docker.io/nginx" || s.Env[0] != "A=b" {
+		t.Errorf("base %q env %q", s.Base, s.Env)
+	}
+	_, err = Load(name, cfgEnv(nil), Options{})
+	wantConfigError(t, err, name, 5, "images[0].env.A", "${B} is not set")
 }
