@@ -203,6 +203,9 @@ func LoadFile(name string, getenv func(string) (string, bool)) (*File, *configSo
 	}
 	src := &configSource{name: name, dir: filepath.Dir(name)}
 	src.ast = parseAST(raw)
+	if err := src.oneDocument(); err != nil {
+		return nil, nil, err
+	}
 	var file File
 	if err := decodeStrict(raw, &file); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file, reported as having no images
 		var ye yaml.Error
@@ -226,6 +229,23 @@ func joinPath(p, k string) string {
 		return k
 	}
 	return p + "." + k
+}
+
+// oneDocument refuses a second YAML document, which the decoder would
+// ignore.
+func (s *configSource) oneDocument() error {
+	if s.ast == nil || len(s.ast.Docs) < 2 {
+		return nil
+	}
+	d := s.ast.Docs[1]
+	if d.Start != nil {
+		return &ConfigError{File: s.name, Line: d.Start.Position.Line, Msg: fmt.Sprintf("a gantry.yaml holds one document; remove the --- at line %d or split the file", d.Start.Position.Line)}
+	}
+	if d.Body == nil || d.Body.GetToken() == nil {
+		return &ConfigError{File: s.name, Msg: "a gantry.yaml holds one document; remove the second or split the file"}
+	}
+	line := d.Body.GetToken().Position.Line
+	return &ConfigError{File: s.name, Line: line, Msg: fmt.Sprintf("a gantry.yaml holds one document; remove the document at line %d (after the ... that ends the first) or split the file", line)}
 }
 
 // parseAST parses b for line lookups (nil if it does not parse).

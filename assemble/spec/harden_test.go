@@ -130,3 +130,30 @@ func TestExpandEnvNestedDefault(t *testing.T) {
 	_, err = Load(name, cfgEnv(nil), Options{})
 	wantConfigError(t, err, name, 5, "images[0].env.A", "${B} is not set")
 }
+
+// The decoder reads the first document; a second was silently ignored.
+func TestLoadFileOneDocument(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string // "#!" marks the line the error must point at
+		msg        string
+	}{
+		{"second document", cfgImage + "--- #!\n" + cfgImage, "remove the --- at line %d"},
+		{"empty second document", cfgImage + "--- #!\n", "remove the --- at line %d"},
+		{"second document after a comment", cfgImage + "# the api\n--- #!\n# nothing\n", "remove the --- at line %d"},
+		{"both start with ---", "---\n" + cfgImage + "--- #!\n" + cfgImage, "remove the --- at line %d"},
+		{"document after the end marker", cfgImage + "...\nimages: [] #!\n", "remove the document at line %d"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := cfgProject(t)
+			name := cfgWrite(t, dir, tc.yaml)
+			_, err := Load(name, cfgEnv(nil), Options{})
+			wantConfigError(t, err, name, markedLine(tc.yaml), "", "holds one document", fmt.Sprintf(tc.msg, markedLine(tc.yaml)), "split the file")
+		})
+	}
+	for _, ok := range []string{"---\n" + cfgImage, cfgImage + "...\n", "---\n" + cfgImage + "...\n# done\n"} {
+		dir := cfgProject(t)
+		if _, err := Load(cfgWrite(t, dir, ok), cfgEnv(nil), Options{}); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}
