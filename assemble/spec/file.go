@@ -5,9 +5,9 @@ package spec
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -167,6 +167,11 @@ type configSource struct {
 	name string
 	dir  string
 	ast  *ast.File
+	// anchorOf is the anchor each alias means, as the file defines them
+	// up to the alias.
+	anchorOf map[*ast.AliasNode]*ast.AnchorNode
+	ctx      context.Context
+	steps    int // nodes visited by walks and lookups
 }
 
 func (s *configSource) errorf(p, format string, args ...any) *ConfigError {
@@ -201,13 +206,13 @@ func LoadFile(name string, getenv func(string) (string, bool)) (*File, *configSo
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading config: %w", err)
 	}
-	src := &configSource{name: name, dir: filepath.Dir(name)}
-	src.ast = parseAST(raw)
-	if err := src.oneDocument(); err != nil {
-		return nil, nil, err
-	}
+	src := &configSource{name: name, dir: filepath.Dir(name), ctx: context.Background()}
 	var file File
-	if err := decodeStrict(raw, &file); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file, reported as having no images
+	if err := src.decodeFile(raw, &file); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			return nil, nil, err
+		}
 		var ye yaml.Error
 		if errors.As(err, &ye) && ye.GetToken() != nil {
 			msg := strings.TrimSpace(ye.GetMessage())
@@ -248,30 +253,54 @@ func (s *configSource) oneDocument() error {
 	return &ConfigError{File: s.name, Line: line, Msg: fmt.Sprintf("a gantry.yaml holds one document; remove the document at line %d (after the ... that ends the first) or split the file", line)}
 }
 
-// parseAST parses b for line lookups (nil if it does not parse).
-func parseAST(b []byte) (f *ast.File) {
-	defer func() {
-		if recover() != nil {
-			f = nil
-		}
-	}()
-	f, err := parser.ParseBytes(b, 0)
-	if err != nil {
-		return nil
+// decodeFile parses raw once, checks its syntax tree (one document,
+// aliases within bounds, strings where strings belong) and decodes it
+// into f.
+func (s *configSource) decodeFile(raw []byte, f *File) error {
+	if err := s.parse(raw); err != nil {
+		return err
 	}
-	return f
+	if err := s.oneDocument(); err != nil {
+		return err
+	}
+	if err := s.checkAliases(len(raw)); err != nil {
+		return err
+	}
+	if err := s.checkShapes(); err != nil {
+		return err
+	}
+	return s.decode(f)
 }
 
-// decodeStrict decodes YAML into f, rejecting unknown fields. The decoder
-// panics on some malformed input, such as a tag on a scalar where a list
-// belongs (goccy/go-yaml#735): that is an error in the file, not a crash.
-func decodeStrict(b []byte, f *File) (err error) {
+// parse parses the file once, for the decoder and for line lookups.
+func (s *configSource) parse(b []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("not a valid gantry.yaml (the YAML parser failed: %v)", r)
+		}
+	}()
+	s.ast, err = parser.ParseBytes(b, 0)
+	return err
+}
+
+// decode decodes the file's document into f, rejecting unknown fields; an
+// empty document leaves f empty. The decoder panics on some malformed
+// input, such as a tag on a scalar where a list belongs
+// (goccy/go-yaml#735): that is an error in the file, not a crash.
+func (s *configSource) decode(f *File) (err error) {
+	if len(s.ast.Docs) == 0 {
+		return nil
+	}
+	body := s.ast.Docs[0].Body
+	if _, comments := body.(*ast.CommentGroupNode); isNil(body) || comments {
+		return nil
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("not a valid gantry.yaml (the YAML decoder failed: %v)", r)
 		}
 	}()
-	return yaml.NewDecoder(bytes.NewReader(b), yaml.DisallowUnknownField(), yaml.UseOrderedMap()).Decode(f)
+	return yaml.NewDecoder(bytes.NewReader(nil), yaml.DisallowUnknownField(), yaml.UseOrderedMap()).DecodeFromNode(body, f)
 }
 
 func hint(msg string) string {

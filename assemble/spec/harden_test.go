@@ -3,6 +3,7 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -155,5 +156,129 @@ func TestLoadFileOneDocument(t *testing.T) {
 		if _, err := Load(cfgWrite(t, dir, ok), cfgEnv(nil), Options{}); err != nil {
 			t.Errorf("%q: %v", ok, err)
 		}
+	}
+}
+
+// aliasBomb is an image whose healthcheck test nests levels lists, each of
+// width aliases of the one before: width^levels strings from a few hundred
+// bytes. The line of level bad is marked "#!".
+func aliasBomb(levels, width, bad int) string {
+	var b strings.Builder
+	b.WriteString("images:\n  - name: web\n    base: nginx\n    healthcheck:\n      test:\n        - CMD\n")
+	for l := range levels {
+		items := make([]string, width)
+		for i := range items {
+			items[i] = "x"
+			if l > 0 {
+				items[i] = fmt.Sprintf("*a%d", l-1)
+			}
+		}
+		fmt.Fprintf(&b, "        - &a%d [%s]", l, strings.Join(items, ", "))
+		if l == bad {
+			b.WriteString(" #!")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// A few hundred bytes of aliases expanded into a config of hundreds of MB.
+func TestLoadFileAliasExpansionBound(t *testing.T) {
+	dir := cfgProject(t)
+	// 10^6 strings; the aliases of a4 pass 100,000 nodes.
+	content := aliasBomb(6, 10, 4)
+	if len(content) > 600 {
+		t.Fatalf("bomb of %d bytes", len(content))
+	}
+	name := cfgWrite(t, dir, content)
+	_, _, err := LoadFile(name, cfgEnv(nil))
+	wantConfigError(t, err, name, markedLine(content), "", "alias *a3", "100000 nodes")
+
+	// A long string repeated by aliases is bounded by its size.
+	var b strings.Builder
+	b.WriteString("images:\n  - name: web\n    base: nginx\n    labels:\n      big: &big " + strings.Repeat("x", 100_000) + "\n")
+	for i := range 100 {
+		fmt.Fprintf(&b, "      l%d: *big", i)
+		if i == 41 {
+			b.WriteString(" #!") // 42 × 100 kB pass 4 MiB
+		}
+		b.WriteString("\n")
+	}
+	content = b.String()
+	name = cfgWrite(t, dir, content)
+	_, _, err = LoadFile(name, cfgEnv(nil))
+	wantConfigError(t, err, name, markedLine(content), "", "alias *big", "bytes")
+
+	// Merges that each merge the one before: 2,000 lines add 2 million
+	// entries. The count is linear however deep they go.
+	b.Reset()
+	b.WriteString("images:\n  - name: web\n    base: nginx\n    labels: {z: &a0 {k0: 0}}\n    annotations:\n")
+	for i := 1; i < 2000; i++ {
+		fmt.Fprintf(&b, "      a%d: &a%d {<<: *a%d, k%d: %d}\n", i, i, i-1, i, i)
+	}
+	name = cfgWrite(t, dir, b.String())
+	_, _, err = LoadFile(name, cfgEnv(nil))
+	wantConfigError(t, err, name, 0, "", "alias *a", "nodes")
+	// An image that merges itself, many times over: each mapping is
+	// merged once.
+	name = cfgWrite(t, dir, "images:\n  - &a {name: web, base: nginx, <<: ["+strings.Repeat("*a, ", 60)+"*a]}\n")
+	if _, err := Load(name, cfgEnv(nil), Options{}); err == nil {
+		t.Error("an image merging itself loaded")
+	}
+
+	// Aliases within the bound are fine: a layer list shared by images, a
+	// smaller bomb.
+	content = cfgImage + "        owner: &owner \"1001:1001\"\n  - name: api\n    base: python\n    layers: &layers\n      - {from: site, to: /srv, owner: *owner}\n  - name: worker\n    base: python\n    layers: *layers\n"
+	name = cfgWrite(t, dir, content)
+	specs, err := Load(name, cfgEnv(nil), Options{})
+	if err != nil || len(specs) != 3 || specs[2].Layers[0].Owner == nil || specs[2].Layers[0].Owner.UID != 1001 {
+		t.Errorf("shared aliases: %v %+v", err, specs)
+	}
+	// 10^4 strings, in env: where the decoder takes lists (the validator
+	// refuses them).
+	content = strings.Replace(aliasBomb(4, 10, -1), "    healthcheck:\n      test:\n        - CMD\n", "    env:\n", 1)
+	content = regexp.MustCompile(`- &a(\d)`).ReplaceAllString(content, "  A$1: &a$1")
+	name = cfgWrite(t, dir, content)
+	if f, _, err := LoadFile(name, cfgEnv(nil)); err != nil || len(f.Images[0].Env) != 4 {
+		t.Errorf("10^4 strings: %v\n%s", err, content)
+	}
+}
+
+// A list's items are strings (or numbers): a list or mapping in one was
+// taken as text, or failed in the decoder with an error naming no field.
+func TestLoadNestedListItems(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string // yaml goes under the image; "#!" marks the line
+		path, msg  string
+	}{
+		{"list in healthcheck test", "    healthcheck:\n      test: [CMD, [curl, -f]] #!\n", "healthcheck.test[1]", "a list"},
+		{"mapping in healthcheck test", "    healthcheck:\n      test:\n        - CMD\n        - curl\n        - a: b #!\n", "healthcheck.test[2]", "a mapping"},
+		{"list in cmd", "    cmd: [[a, b]] #!\n", "cmd[0]", "each item of cmd: is one string, not a list"},
+		{"mapping in entrypoint", "    entrypoint: [sh, -c, echo a: b] #!\n", "entrypoint[2]", "a mapping"},
+		{"list in tags", "    tags:\n      - latest\n      - [v1] #!\n", "tags[1]", "a list"},
+		{"list in volumes", "    volumes: [/a, [/b]] #!\n", "volumes[1]", "a list"},
+		{"list in ports", "    ports: [[80]] #!\n", "ports[0]", "a list"},
+		{"mapping in ports", "    ports:\n      - 80: 8080 #!\n", "ports[0]", "a mapping"},
+		{"list in platforms", "    platforms: [[linux/amd64]] #!\n", "platforms[0]", "a list"},
+		{"list in a layer's include", "    layers:\n      - from: site\n        to: /srv\n        include: [\"*.html\", [\"*.css\"]] #!\n", "layers[0].include[1]", "a list"},
+		{"aliased list in cmd", "    entrypoint: &e [tini]\n    cmd: [*e] #!\n", "cmd[0]", "a list"},
+		{"list holding itself", "    healthcheck:\n      test: [CMD, &r [x, *r]] #!\n", "healthcheck.test[1]", "a list"},
+		{"merged into an image", "    <<: {cmd: [[a]]} #!\n", "cmd[0]", "a list"},
+		{"list as a label", "    labels:\n      a: b\n      c: [d] #!\n", "labels.c", "each value of labels: is one string, not a list"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := cfgProject(t)
+			content := "images:\n  - name: web\n    base: nginx\n" + tc.yaml
+			name := cfgWrite(t, dir, content)
+			_, err := Load(name, cfgEnv(nil), Options{})
+			wantConfigError(t, err, name, markedLine(content), "images[0]."+tc.path, tc.msg)
+		})
+	}
+	// Quoted, they are text.
+	dir := cfgProject(t)
+	name := cfgWrite(t, dir, "images:\n  - name: web\n    base: nginx\n    cmd: [\"[a, b]\", \"a: b\"]\n    healthcheck:\n      test: [CMD, \"[x]\"]\n")
+	specs, err := Load(name, cfgEnv(nil), Options{})
+	if err != nil || fmt.Sprint(specs[0].Cmd) != "[[a, b] a: b]" || fmt.Sprint(specs[0].Healthcheck.Test) != "[CMD [x]]" {
+		t.Errorf("quoted: %v %+v", err, specs)
 	}
 }
