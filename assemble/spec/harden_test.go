@@ -282,3 +282,80 @@ func TestLoadNestedListItems(t *testing.T) {
 		t.Errorf("quoted: %v %+v", err, specs)
 	}
 }
+
+// manyLabels is an image with n labels and n env entries, numbers all (so
+// that their text is looked up), in flow style or block style.
+func manyLabels(n int, flow bool) string {
+	var b strings.Builder
+	b.WriteString("images:\n  - name: web\n    base: nginx\n")
+	for _, field := range []string{"labels", "env"} {
+		if flow {
+			b.WriteString("    " + field + ": {")
+			for i := range n {
+				fmt.Fprintf(&b, "k%d: %d.0,\n", i, i)
+			}
+			b.WriteString("}\n")
+			continue
+		}
+		b.WriteString("    " + field + ":\n")
+		for i := range n {
+			fmt.Fprintf(&b, "      k%d: %d.0\n", i, i)
+		}
+	}
+	return b.String()
+}
+
+// loadCounting is Load with the steps the walks and lookups of the
+// syntax tree took.
+func loadCounting(name string) ([]ImageSpec, int, error) {
+	f, src, err := LoadFile(name, cfgEnv(nil))
+	if err != nil {
+		return nil, 0, err
+	}
+	specs, err := src.specs(f)
+	return specs, src.steps, err
+}
+
+// Labels, annotations and env were looked up by scanning their mapping
+// for each key: 20,000 labels took 9 s, 300,000 never finished. The work
+// is now linear: a bounded number of steps per entry.
+func TestLoadManyLabelsLinear(t *testing.T) {
+	const n = 50_000
+	dir := cfgProject(t)
+	name := cfgWrite(t, dir, manyLabels(n, true))
+	specs, steps, err := loadCounting(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := specs[0]
+	if len(s.Labels) != n || s.Labels["k49999"] != "49999.0" || len(s.Env) != n || s.Env[n-1] != "k49999=49999.0" {
+		t.Fatalf("%d labels (k49999=%q), %d env (%q)", len(s.Labels), s.Labels["k49999"], len(s.Env), s.Env[n-1])
+	}
+	if limit := 20 * 2 * n; steps > limit {
+		t.Errorf("%d entries took %d steps, over %d: not linear", 2*n, steps, limit)
+	}
+	t.Logf("%d entries: %d steps", 2*n, steps)
+}
+
+// BenchmarkLoadManyLabels loads n labels and n env entries. In flow style
+// the whole load is linear; in block style the YAML parser's own time is
+// not (goccy/go-yaml parses a block mapping by recursing per key and
+// copying the keys so far at each level: goccy/go-yaml#889).
+func BenchmarkLoadManyLabels(b *testing.B) {
+	for _, style := range []string{"flow", "block"} {
+		for _, n := range []int{20_000, 40_000} {
+			b.Run(fmt.Sprintf("%s/%d", style, n), func(b *testing.B) {
+				name := cfgWrite(b, b.TempDir(), manyLabels(n, style == "flow"))
+				steps := 0
+				for b.Loop() {
+					_, s, err := loadCounting(name)
+					if err != nil {
+						b.Fatal(err)
+					}
+					steps = s
+				}
+				b.ReportMetric(float64(steps), "steps/op")
+			})
+		}
+	}
+}

@@ -231,7 +231,9 @@ func (src *configSource) specs(f *File) ([]ImageSpec, error) {
 	if len(f.Images) == 0 {
 		return nil, src.Errorf("images", "no images defined; add at least one under images:")
 	}
-	src.normalize(f)
+	if err := src.normalize(f); err != nil {
+		return nil, err
+	}
 	v := validator{loc: src, dir: src.dir}
 	seen := map[string]bool{}
 	var out []ImageSpec
