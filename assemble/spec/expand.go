@@ -21,6 +21,9 @@ var mapSliceType = reflect.TypeOf(yaml.MapSlice{})
 
 // value expands every string held by v (at YAML path p).
 func (x expander) value(v reflect.Value, p string) error {
+	if err := x.src.step(); err != nil {
+		return err
+	}
 	switch v.Kind() {
 	case reflect.String:
 		out, err := x.str(v.String(), p)

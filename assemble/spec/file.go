@@ -202,16 +202,24 @@ func (s *configSource) line(p string) int {
 
 // LoadFile reads, expands and strictly decodes a config file.
 func LoadFile(name string, getenv func(string) (string, bool)) (*File, *configSource, error) {
+	return loadFile(context.Background(), name, getenv)
+}
+
+// loadFile is LoadFile, stopped when ctx is done.
+func loadFile(ctx context.Context, name string, getenv func(string) (string, bool)) (*File, *configSource, error) {
 	raw, err := os.ReadFile(name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading config: %w", err)
 	}
-	src := &configSource{name: name, dir: filepath.Dir(name), ctx: context.Background()}
+	src := &configSource{name: name, dir: filepath.Dir(name), ctx: ctx}
 	var file File
 	if err := src.decodeFile(raw, &file); err != nil {
 		var ce *ConfigError
 		if errors.As(err, &ce) {
 			return nil, nil, err
+		}
+		if ctx.Err() != nil {
+			return nil, nil, src.stopped()
 		}
 		var ye yaml.Error
 		if errors.As(err, &ye) && ye.GetToken() != nil {
@@ -224,9 +232,37 @@ func LoadFile(name string, getenv func(string) (string, bool)) (*File, *configSo
 	// text: comments are left alone, and a value holding ": " or a quote
 	// cannot change the file's structure.
 	if err := (expander{src: src, getenv: getenv}).value(reflect.ValueOf(&file).Elem(), ""); err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, src.stopped()
+		}
 		return nil, nil, err
 	}
 	return &file, src, nil
+}
+
+// stopped is the error of a load that ctx stopped.
+func (s *configSource) stopped() error {
+	return fmt.Errorf("loading %s: %w", s.name, context.Cause(s.ctx))
+}
+
+// interruptible runs f, but returns as soon as s.ctx is done: parsing and
+// decoding are the decoder's and do not look at ctx. f then finishes in
+// the background, and nothing it sets may be used.
+func (s *configSource) interruptible(f func() error) error {
+	if s.ctx.Done() == nil {
+		return f()
+	}
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-s.ctx.Done():
+		return s.ctx.Err()
+	}
 }
 
 func joinPath(p, k string) string {
@@ -257,7 +293,7 @@ func (s *configSource) oneDocument() error {
 // aliases within bounds, strings where strings belong) and decodes it
 // into f.
 func (s *configSource) decodeFile(raw []byte, f *File) error {
-	if err := s.parse(raw); err != nil {
+	if err := s.interruptible(func() error { return s.parse(raw) }); err != nil {
 		return err
 	}
 	if err := s.oneDocument(); err != nil {
@@ -269,8 +305,11 @@ func (s *configSource) decodeFile(raw []byte, f *File) error {
 	if err := s.checkShapes(); err != nil {
 		return err
 	}
-	return s.decode(f)
+	return s.interruptible(func() error { return s.decode(f) })
 }
+
+// parseBytes is the parser (a test holds it up).
+var parseBytes = parser.ParseBytes
 
 // parse parses the file once, for the decoder and for line lookups.
 func (s *configSource) parse(b []byte) (err error) {
@@ -279,7 +318,7 @@ func (s *configSource) parse(b []byte) (err error) {
 			err = fmt.Errorf("not a valid gantry.yaml (the YAML parser failed: %v)", r)
 		}
 	}()
-	s.ast, err = parser.ParseBytes(b, 0)
+	s.ast, err = parseBytes(b, 0)
 	return err
 }
 

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -8,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/gantry-dev/gantry/layers"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
 )
 
 // testLocator names the field at fault as gantry append's flags would.
@@ -357,5 +360,71 @@ func BenchmarkLoadManyLabels(b *testing.B) {
 				b.ReportMetric(float64(steps), "steps/op")
 			})
 		}
+	}
+}
+
+// countdownCtx is done after its Err has been asked left times; it counts
+// the times it was asked.
+type countdownCtx struct {
+	context.Context
+	left, asked int
+}
+
+func (c *countdownCtx) Err() error {
+	c.asked++
+	if c.left <= 0 {
+		return context.Canceled
+	}
+	c.left--
+	return nil
+}
+
+// Ctrl-C stops a load: between images and layers, in the walks of a big
+// file, and in the YAML parser.
+func TestLoadContextStops(t *testing.T) {
+	dir := cfgProject(t)
+	// An image with a layer, and one with 5,000 labels and env entries.
+	name := cfgWrite(t, dir, strings.Replace(manyLabels(5_000, true), "  - name: web\n", cfgImage[len("images:\n"):]+"  - name: big\n", 1))
+
+	// How often a whole load asks.
+	full := &countdownCtx{Context: context.Background(), left: 1 << 30}
+	if _, err := LoadContext(full, name, cfgEnv(nil), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if full.asked < 50 {
+		t.Fatalf("a load of 10,000 entries asked ctx %d times", full.asked)
+	}
+	t.Logf("a load of 10,000 entries asked ctx %d times", full.asked)
+	for _, left := range []int{0, 1, full.asked / 2, full.asked - 1} {
+		ctx := &countdownCtx{Context: context.Background(), left: left}
+		_, err := LoadContext(ctx, name, cfgEnv(nil), Options{})
+		var ce *ConfigError
+		if !errors.Is(err, context.Canceled) || errors.As(err, &ce) || !strings.Contains(err.Error(), name) {
+			t.Errorf("stopped after %d of %d: %v; want a cancellation naming the file", left, full.asked, err)
+		}
+	}
+
+	// Cancelled while the YAML parser runs: it does not look at ctx.
+	entered, release := make(chan struct{}), make(chan struct{})
+	parseBytes = func(b []byte, m parser.Mode, opts ...parser.Option) (*ast.File, error) {
+		close(entered)
+		<-release
+		return parser.ParseBytes(b, m, opts...)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-entered
+		parseBytes = parser.ParseBytes
+		cancel()
+	}()
+	_, err := LoadContext(ctx, name, cfgEnv(nil), Options{})
+	close(release)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled in the parser: %v", err)
+	}
+
+	// Load is LoadContext that is never stopped.
+	if _, err := Load(name, cfgEnv(nil), Options{}); err != nil {
+		t.Error(err)
 	}
 }

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -36,7 +37,17 @@ var (
 // whichever front end it came from.
 type validator struct {
 	loc Locator
-	dir string // relative host paths start here
+	dir string          // relative host paths start here
+	ctx context.Context // nil: not stopped
+}
+
+// stopped is ctx's error once it is done (a layer can name a lock file to
+// parse or a directory to look at: loading stops between them).
+func (v validator) stopped() error {
+	if v.ctx == nil {
+		return nil
+	}
+	return v.ctx.Err()
 }
 
 func (v validator) errorf(p, field, format string, args ...any) error {
@@ -74,6 +85,9 @@ func (v validator) image(p string, ic ImageConfig) (ImageSpec, error) {
 	}
 	s.Compression = comp
 	for j, lc := range ic.Layers {
+		if err := v.stopped(); err != nil {
+			return s, err
+		}
 		ls, err := v.layer(joinPath(p, fmt.Sprintf("layers[%d]", j)), lc)
 		if err != nil {
 			return s, err
