@@ -17,8 +17,13 @@ type expander struct {
 	getenv func(string) (string, bool)
 }
 
+var mapSliceType = reflect.TypeOf(yaml.MapSlice{})
+
 // value expands every string held by v (at YAML path p).
 func (x expander) value(v reflect.Value, p string) error {
+	if err := x.src.step(); err != nil {
+		return err
+	}
 	switch v.Kind() {
 	case reflect.String:
 		out, err := x.str(v.String(), p)
@@ -36,6 +41,14 @@ func (x expander) value(v reflect.Value, p string) error {
 	case reflect.Struct:
 		return x.fields(v, p)
 	case reflect.Slice:
+		if v.Type() == mapSliceType { // an ordered mapping: its items are named by key
+			for i := range v.Len() {
+				if err := x.fields(v.Index(i), p); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 		for i := range v.Len() {
 			if err := x.value(v.Index(i), fmt.Sprintf("%s[%d]", p, i)); err != nil {
 				return err
@@ -107,9 +120,15 @@ func (x expander) fields(v reflect.Value, p string) error {
 	return nil
 }
 
+// maxRefNesting is how deep references may nest in defaults, as in
+// ${A:-${B:-x}} (two).
+const maxRefNesting = 8
+
 // expandEnv replaces ${VAR} and ${VAR:-default} with the environment's
-// values; $$ is a literal $. A bare $VAR is left alone (shell commands in
-// healthchecks use it). An unset ${VAR} without a default is an error.
+// values; $$ is a literal $. A default is expanded the same way when it is
+// used, so it may name other variables: ${A:-${B:-x}}. A bare $VAR is left
+// alone (shell commands in healthchecks use it). An unset ${VAR} without a
+// default is an error.
 func expandEnv(in []byte, getenv func(string) (string, bool)) ([]byte, error) {
 	var out bytes.Buffer
 	line := 1
@@ -132,8 +151,11 @@ func expandEnv(in []byte, getenv func(string) (string, bool)) ([]byte, error) {
 			out.WriteByte(c)
 			continue
 		}
-		end := bytes.IndexByte(in[i:], '}')
-		if end < 0 || bytes.IndexByte(in[i:i+end], '\n') >= 0 {
+		end, literal := refEnd(in[i:])
+		switch {
+		case end == -2:
+			return nil, &ConfigError{Line: line, Msg: fmt.Sprintf("references nest more than %d deep in defaults", maxRefNesting)}
+		case end < 0:
 			return nil, &ConfigError{Line: line, Msg: "unterminated ${ in variable reference"}
 		}
 		expr := string(in[i+2 : i+end])
@@ -153,14 +175,52 @@ func expandEnv(in []byte, getenv func(string) (string, bool)) ([]byte, error) {
 		switch {
 		case ok && (v != "" || !hasDef):
 			out.WriteString(v)
-		case hasDef:
+		case hasDef && literal:
 			out.WriteString(def)
+		case hasDef:
+			d, err := expandEnv([]byte(def), getenv)
+			if err != nil {
+				var ce *ConfigError
+				if errors.As(err, &ce) {
+					ce.Line = line // a default is on one line
+				}
+				return nil, err
+			}
+			out.Write(d)
 		default:
 			return nil, &ConfigError{Line: line, Msg: fmt.Sprintf("${%s} is not set; set it in the environment or write ${%s:-default}", name, name)}
 		}
 		i += end
 	}
 	return out.Bytes(), nil
+}
+
+// refEnd finds the } that closes the reference s starts with (s begins
+// "${"), on its line: -1 if there is none, -2 if references nest more than
+// maxRefNesting deep. When the braces of references nested in it do not
+// match, the reference ends at its first } and literal says to take its
+// default as it is (${A:-${} is "${" when A is unset).
+func refEnd(s []byte) (end int, literal bool) {
+	first, depth := -1, 1
+	for j := 2; j < len(s) && s[j] != '\n'; j++ {
+		switch {
+		case s[j] == '$' && j+1 < len(s) && s[j+1] == '$':
+			j++
+		case s[j] == '$' && j+1 < len(s) && s[j+1] == '{':
+			if depth++; depth > maxRefNesting {
+				return -2, false
+			}
+			j++
+		case s[j] == '}':
+			if first < 0 {
+				first = j
+			}
+			if depth--; depth == 0 {
+				return j, false
+			}
+		}
+	}
+	return first, true
 }
 
 func validVarName(s string) bool {

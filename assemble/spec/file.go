@@ -5,9 +5,9 @@ package spec
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -172,6 +172,11 @@ type configSource struct {
 	name string
 	dir  string
 	ast  *ast.File
+	// anchorOf is the anchor each alias means, as the file defines them
+	// up to the alias.
+	anchorOf map[*ast.AliasNode]*ast.AnchorNode
+	ctx      context.Context
+	steps    int // nodes visited by walks and lookups
 }
 
 func (s *configSource) errorf(p, format string, args ...any) *ConfigError {
@@ -202,14 +207,25 @@ func (s *configSource) line(p string) int {
 
 // LoadFile reads, expands and strictly decodes a config file.
 func LoadFile(name string, getenv func(string) (string, bool)) (*File, *configSource, error) {
+	return loadFile(context.Background(), name, getenv)
+}
+
+// loadFile is LoadFile, stopped when ctx is done.
+func loadFile(ctx context.Context, name string, getenv func(string) (string, bool)) (*File, *configSource, error) {
 	raw, err := os.ReadFile(name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading config: %w", err)
 	}
-	src := &configSource{name: name, dir: filepath.Dir(name)}
-	src.ast = parseAST(raw)
+	src := &configSource{name: name, dir: filepath.Dir(name), ctx: ctx}
 	var file File
-	if err := decodeStrict(raw, &file); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file, reported as having no images
+	if err := src.decodeFile(raw, &file); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			return nil, nil, err
+		}
+		if ctx.Err() != nil {
+			return nil, nil, src.stopped()
+		}
 		var ye yaml.Error
 		if errors.As(err, &ye) && ye.GetToken() != nil {
 			msg := strings.TrimSpace(ye.GetMessage())
@@ -221,9 +237,37 @@ func LoadFile(name string, getenv func(string) (string, bool)) (*File, *configSo
 	// text: comments are left alone, and a value holding ": " or a quote
 	// cannot change the file's structure.
 	if err := (expander{src: src, getenv: getenv}).value(reflect.ValueOf(&file).Elem(), ""); err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, src.stopped()
+		}
 		return nil, nil, err
 	}
 	return &file, src, nil
+}
+
+// stopped is the error of a load that ctx stopped.
+func (s *configSource) stopped() error {
+	return fmt.Errorf("loading %s: %w", s.name, context.Cause(s.ctx))
+}
+
+// interruptible runs f, but returns as soon as s.ctx is done: parsing and
+// decoding are the decoder's and do not look at ctx. f then finishes in
+// the background, and nothing it sets may be used.
+func (s *configSource) interruptible(f func() error) error {
+	if s.ctx.Done() == nil {
+		return f()
+	}
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-s.ctx.Done():
+		return s.ctx.Err()
+	}
 }
 
 func joinPath(p, k string) string {
@@ -233,30 +277,74 @@ func joinPath(p, k string) string {
 	return p + "." + k
 }
 
-// parseAST parses b for line lookups (nil if it does not parse).
-func parseAST(b []byte) (f *ast.File) {
-	defer func() {
-		if recover() != nil {
-			f = nil
-		}
-	}()
-	f, err := parser.ParseBytes(b, 0)
-	if err != nil {
+// oneDocument refuses a second YAML document, which the decoder would
+// ignore.
+func (s *configSource) oneDocument() error {
+	if s.ast == nil || len(s.ast.Docs) < 2 {
 		return nil
 	}
-	return f
+	d := s.ast.Docs[1]
+	if d.Start != nil {
+		return &ConfigError{File: s.name, Line: d.Start.Position.Line, Msg: fmt.Sprintf("a gantry.yaml holds one document; remove the --- at line %d or split the file", d.Start.Position.Line)}
+	}
+	if d.Body == nil || d.Body.GetToken() == nil {
+		return &ConfigError{File: s.name, Msg: "a gantry.yaml holds one document; remove the second or split the file"}
+	}
+	line := d.Body.GetToken().Position.Line
+	return &ConfigError{File: s.name, Line: line, Msg: fmt.Sprintf("a gantry.yaml holds one document; remove the document at line %d (after the ... that ends the first) or split the file", line)}
 }
 
-// decodeStrict decodes YAML into f, rejecting unknown fields. The decoder
-// panics on some malformed input, such as a tag on a scalar where a list
-// belongs (goccy/go-yaml#735): that is an error in the file, not a crash.
-func decodeStrict(b []byte, f *File) (err error) {
+// decodeFile parses raw once, checks its syntax tree (one document,
+// aliases within bounds, strings where strings belong) and decodes it
+// into f.
+func (s *configSource) decodeFile(raw []byte, f *File) error {
+	if err := s.interruptible(func() error { return s.parse(raw) }); err != nil {
+		return err
+	}
+	if err := s.oneDocument(); err != nil {
+		return err
+	}
+	if err := s.checkAliases(len(raw)); err != nil {
+		return err
+	}
+	if err := s.checkShapes(); err != nil {
+		return err
+	}
+	return s.interruptible(func() error { return s.decode(f) })
+}
+
+// parseBytes is the parser (a test holds it up).
+var parseBytes = parser.ParseBytes
+
+// parse parses the file once, for the decoder and for line lookups.
+func (s *configSource) parse(b []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("not a valid gantry.yaml (the YAML parser failed: %v)", r)
+		}
+	}()
+	s.ast, err = parseBytes(b, 0)
+	return err
+}
+
+// decode decodes the file's document into f, rejecting unknown fields; an
+// empty document leaves f empty. The decoder panics on some malformed
+// input, such as a tag on a scalar where a list belongs
+// (goccy/go-yaml#735): that is an error in the file, not a crash.
+func (s *configSource) decode(f *File) (err error) {
+	if len(s.ast.Docs) == 0 {
+		return nil
+	}
+	body := s.ast.Docs[0].Body
+	if _, comments := body.(*ast.CommentGroupNode); isNil(body) || comments {
+		return nil
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("not a valid gantry.yaml (the YAML decoder failed: %v)", r)
 		}
 	}()
-	return yaml.NewDecoder(bytes.NewReader(b), yaml.DisallowUnknownField(), yaml.UseOrderedMap()).Decode(f)
+	return yaml.NewDecoder(bytes.NewReader(nil), yaml.DisallowUnknownField(), yaml.UseOrderedMap()).DecodeFromNode(body, f)
 }
 
 func hint(msg string) string {

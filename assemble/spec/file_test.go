@@ -37,7 +37,7 @@ func cfgProject(t *testing.T) string {
 }
 
 // cfgWrite writes gantry.yaml into dir and returns its path.
-func cfgWrite(t *testing.T, dir, content string) string {
+func cfgWrite(t testing.TB, dir, content string) string {
 	t.Helper()
 	name := filepath.Join(dir, "gantry.yaml")
 	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/gantry-dev/gantry/layers"
 )
@@ -67,18 +68,48 @@ func ValidateTag(t string) error {
 	return nil
 }
 
-// ValidateUser checks a user's names and ids.
+// ValidateUser checks a user's names, ids, home and shell.
 func ValidateUser(u layers.User) error {
+	_, err := validateUser(u)
+	return err
+}
+
+// validateUser is ValidateUser that also names the field at fault
+// (".name", ".home", ...).
+func validateUser(u layers.User) (string, error) {
 	if !posixNameRE.MatchString(u.Name) {
-		return fmt.Errorf("user name %q is not a valid POSIX name (lowercase, digits, _ -, at most 32)", u.Name)
+		return ".name", fmt.Errorf("user name %q is not a valid POSIX name (lowercase, digits, _ -, at most 32)", u.Name)
 	}
 	if !posixNameRE.MatchString(u.Group) {
-		return fmt.Errorf("group name %q is not a valid POSIX name", u.Group)
+		return ".group", fmt.Errorf("group name %q is not a valid POSIX name", u.Group)
 	}
-	for _, id := range []int{u.UID, u.GID} {
-		if id < 0 || id > 65534 {
-			return fmt.Errorf("id %d out of range 0-65534", id)
+	if u.UID < 0 || u.UID > 65534 {
+		return ".uid", fmt.Errorf("id %d out of range 0-65534", u.UID)
+	}
+	if u.GID < 0 || u.GID > 65534 {
+		return ".gid", fmt.Errorf("id %d out of range 0-65534", u.GID)
+	}
+	// Home and shell are written into a line of /etc/passwd: a newline
+	// there would add an account, a colon would shift the fields.
+	for _, f := range []struct{ field, val, example string }{{"home", u.Home, "/home/app"}, {"shell", u.Shell, "/bin/sh"}} {
+		if f.val != "" && !passwdField(f.val) {
+			return "." + f.field, fmt.Errorf("%s %q must be an absolute path without \":\" or control characters (it is a field of /etc/passwd), such as %s", f.field, f.val, f.example)
 		}
 	}
-	return nil
+	return "", nil
+}
+
+// passwdField reports whether s can be the home or shell of an /etc/passwd
+// line: an absolute path with no field separator and no control character
+// (a newline above all).
+func passwdField(s string) bool {
+	if !strings.HasPrefix(s, "/") || strings.Contains(s, ":") {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }

@@ -5,6 +5,7 @@
 package spec
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -236,15 +237,24 @@ func FromConfig(loc Locator, dir string, ic ImageConfig, o Options) (ImageSpec, 
 // Load reads a config file and returns the image specs to build, with o
 // applied.
 func Load(file string, getenv func(string) (string, bool), o Options) ([]ImageSpec, error) {
+	return LoadContext(context.Background(), file, getenv, o)
+}
+
+// LoadContext is Load, stopped when ctx is done (Ctrl-C): it then returns
+// an error wrapping ctx's, not a *ConfigError.
+func LoadContext(ctx context.Context, file string, getenv func(string) (string, bool), o Options) ([]ImageSpec, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	f, src, err := LoadFile(file, getenv)
+	f, src, err := loadFile(ctx, file, getenv)
 	if err != nil {
 		return nil, err
 	}
 	specs, err := src.specs(f)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, src.stopped()
+		}
 		return nil, err
 	}
 	byName := map[string]int{}
@@ -290,11 +300,16 @@ func (src *configSource) specs(f *File) ([]ImageSpec, error) {
 	if len(f.Images) == 0 {
 		return nil, src.Errorf("images", "no images defined; add at least one under images:")
 	}
-	src.normalize(f)
-	v := validator{loc: src, dir: src.dir}
+	if err := src.normalize(f); err != nil {
+		return nil, err
+	}
+	v := validator{loc: src, dir: src.dir, ctx: src.ctx}
 	seen := map[string]bool{}
 	var out []ImageSpec
 	for i, ic := range f.Images {
+		if err := src.ctx.Err(); err != nil {
+			return nil, err
+		}
 		p := fmt.Sprintf("images[%d]", i)
 		if ic.Compression == "" {
 			ic.Compression = f.Compression

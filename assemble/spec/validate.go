@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -36,7 +37,17 @@ var (
 // whichever front end it came from.
 type validator struct {
 	loc Locator
-	dir string // relative host paths start here
+	dir string          // relative host paths start here
+	ctx context.Context // nil: not stopped
+}
+
+// stopped is ctx's error once it is done (a layer can name a lock file to
+// parse or a directory to look at: loading stops between them).
+func (v validator) stopped() error {
+	if v.ctx == nil {
+		return nil
+	}
+	return v.ctx.Err()
 }
 
 func (v validator) errorf(p, field, format string, args ...any) error {
@@ -83,6 +94,9 @@ func (v validator) image(p string, ic ImageConfig) (ImageSpec, error) {
 	}
 	s.Format = ic.Format
 	for j, lc := range ic.Layers {
+		if err := v.stopped(); err != nil {
+			return s, err
+		}
 		ls, err := v.layer(joinPath(p, fmt.Sprintf("layers[%d]", j)), lc)
 		if err != nil {
 			return s, err
@@ -397,19 +411,7 @@ func userSpec(u *UserConfig) (layers.User, string, error) {
 	if user.Group == "" {
 		user.Group = user.Name
 	}
-	err := ValidateUser(user)
-	field := ""
-	switch {
-	case err == nil:
-	case !posixNameRE.MatchString(user.Name):
-		field = ".name"
-	case u.Group != "" && !posixNameRE.MatchString(user.Group):
-		field = ".group"
-	case user.UID < 0 || user.UID > 65534:
-		field = ".uid"
-	case u.GID != nil:
-		field = ".gid"
-	}
+	field, err := validateUser(user)
 	return user, field, err
 }
 

@@ -9,61 +9,69 @@ import (
 
 // normalize puts back the file's own text for numbers and booleans the
 // decoder typed before they reached string fields, so the validator sees
-// what was written.
-func (src *configSource) normalize(f *File) {
+// what was written. Each mapping's entries are gathered once and each
+// list's nodes are taken in order: the work is linear in the file.
+func (src *configSource) normalize(f *File) error {
+	if src.ast == nil || len(src.ast.Docs) == 0 {
+		return nil
+	}
+	top, err := src.entries(src.ast.Docs[0].Body)
+	if err != nil {
+		return err
+	}
+	images := src.items(top.get("images"))
 	for i := range f.Images {
 		ic := &f.Images[i]
-		p := fmt.Sprintf("images[%d]", i)
-		ic.Entrypoint = src.seqText(p+".entrypoint", ic.Entrypoint)
-		ic.Cmd = src.seqText(p+".cmd", ic.Cmd)
-		ic.Tags = src.seqText(p+".tags", ic.Tags)
-		ic.Labels = src.mapText(p+".labels", ic.Labels)
-		ic.Annotations = src.mapText(p+".annotations", ic.Annotations)
+		var img ast.Node
+		if i < len(images) {
+			img = images[i]
+		}
+		m, err := src.entries(img)
+		if err != nil {
+			return err
+		}
+		ic.Entrypoint = src.seqText(m.get("entrypoint"), ic.Entrypoint)
+		ic.Cmd = src.seqText(m.get("cmd"), ic.Cmd)
+		ic.Tags = src.seqText(m.get("tags"), ic.Tags)
+		if ic.Labels, err = src.mapText(m.get("labels"), ic.Labels); err != nil {
+			return err
+		}
+		if ic.Annotations, err = src.mapText(m.get("annotations"), ic.Annotations); err != nil {
+			return err
+		}
+		env, err := src.entries(m.get("env"))
+		if err != nil {
+			return err
+		}
 		for j, kv := range ic.Env {
 			switch kv.Value.(type) {
 			case nil, string, []any, yaml.MapSlice, map[string]any:
 			default:
-				ic.Env[j].Value = src.scalarText(src.mapEntry(p+".env", fmt.Sprint(kv.Key)), fmt.Sprint(kv.Value))
+				ic.Env[j].Value = src.scalarText(env.get(fmt.Sprint(kv.Key)), fmt.Sprint(kv.Value))
 			}
 		}
 		if hc := ic.Healthcheck; hc != nil {
 			if args, ok := hc.Test.([]any); ok {
+				hm, err := src.entries(m.get("healthcheck"))
+				if err != nil {
+					return err
+				}
+				nodes := src.items(hm.get("test"))
 				out := make([]any, len(args))
 				for j, a := range args {
-					out[j] = src.scalarText(src.node(fmt.Sprintf("%s.healthcheck.test[%d]", p, j)), fmt.Sprint(a))
+					out[j] = src.scalarText(nth(nodes, j), fmt.Sprint(a))
 				}
 				hc.Test = out
 			}
 		}
 	}
+	return nil
 }
 
-// node returns the node at a path such as images[0].cmd[1], or nil.
-func (src *configSource) node(p string) ast.Node {
-	if src.ast == nil {
-		return nil
-	}
-	yp, err := yaml.PathString("$." + p)
-	if err != nil {
-		return nil
-	}
-	n, err := yp.FilterFile(src.ast)
-	if err != nil {
-		return nil
-	}
-	return n
-}
-
-// mapEntry returns the value node of key in the mapping at p, or nil.
-func (src *configSource) mapEntry(p, key string) ast.Node {
-	m, ok := src.node(p).(*ast.MappingNode)
-	if !ok {
-		return nil
-	}
-	for _, kv := range m.Values {
-		if kv.Key != nil && kv.Key.GetToken() != nil && kv.Key.GetToken().Value == key {
-			return kv.Value
-		}
+// nth is nodes[i], or nil.
+func nth(nodes []ast.Node, i int) ast.Node {
+	if i < len(nodes) {
+		return nodes[i]
 	}
 	return nil
 }
@@ -71,31 +79,41 @@ func (src *configSource) mapEntry(p, key string) ast.Node {
 // scalarText returns n's source text when it is a number or boolean and
 // decoded (the decoder's string for it) otherwise.
 func (src *configSource) scalarText(n ast.Node, decoded string) string {
-	switch n.(type) {
+	src.steps++
+	switch n := src.resolve(n).(type) {
 	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.InfinityNode, *ast.NanNode:
 		return n.GetToken().Value
 	}
 	return decoded
 }
 
-func (src *configSource) seqText(p string, vals []string) []string {
+// seqText is vals, decoded from the list n, with its numbers and booleans
+// as written.
+func (src *configSource) seqText(n ast.Node, vals []string) []string {
 	if vals == nil {
 		return nil
 	}
+	nodes := src.items(n)
 	out := make([]string, len(vals))
 	for i, v := range vals {
-		out[i] = src.scalarText(src.node(fmt.Sprintf("%s[%d]", p, i)), v)
+		out[i] = src.scalarText(nth(nodes, i), v)
 	}
 	return out
 }
 
-func (src *configSource) mapText(p string, vals map[string]string) map[string]string {
+// mapText is vals, decoded from the mapping n, with its numbers and
+// booleans as written.
+func (src *configSource) mapText(n ast.Node, vals map[string]string) (map[string]string, error) {
 	if vals == nil {
-		return nil
+		return nil, nil
+	}
+	m, err := src.entries(n)
+	if err != nil {
+		return nil, err
 	}
 	out := make(map[string]string, len(vals))
 	for k, v := range vals {
-		out[k] = src.scalarText(src.mapEntry(p, k), v)
+		out[k] = src.scalarText(m.get(k), v)
 	}
-	return out
+	return out, nil
 }
