@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -146,7 +147,10 @@ type ConfigError struct {
 	Line int
 	Path string // e.g. images[0].layers[1].from
 	Msg  string
+	Err  error // the cause, if any
 }
+
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 func (e *ConfigError) Error() string {
 	if e.File == "" && e.Path != "" { // a field set on the command line
@@ -213,6 +217,9 @@ func LoadFile(name string, getenv func(string) (string, bool)) (*File, *configSo
 // loadFile is LoadFile, stopped when ctx is done.
 func loadFile(ctx context.Context, name string, getenv func(string) (string, bool)) (*File, *configSource, error) {
 	raw, err := os.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) { // a usage error: the -f given
+		return nil, nil, &ConfigError{File: name, Msg: "no such file; give the config file with -f (default ./gantry.yaml)", Err: err}
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading config: %w", err)
 	}

@@ -44,7 +44,7 @@ Each image's new layers are appended to every platform of its base (or those
 			if so.Bases, err = parseBases(bases); err != nil {
 				return err
 			}
-			specs, err := spec.Load(file, a.getenv, so)
+			specs, err := spec.LoadContext(cmd.Context(), file, a.getenv, so)
 			if err != nil {
 				return err
 			}

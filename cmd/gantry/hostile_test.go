@@ -97,6 +97,10 @@ func TestHostileInputs(t *testing.T) {
 		{"bad user name", []string{"build", "-f", config("uname", "images:\n  - name: web\n    base: "+base+"\n    user: {name: App User, uid: 1001}\n")},
 			exitUsage, `user name "App User" is not a valid POSIX name`},
 		// the hardening cases (issue 11)
+		{"passwd injection through home", []string{"build", "-f", config("home", "images:\n  - name: web\n    base: "+base+"\n    user: {name: appuser, uid: 1001, home: \"/app\\nbackdoor:x:0:0::/:/bin/sh\"}\n")},
+			exitUsage, `images[0].user.home: home "/app\nbackdoor:x:0:0::/:/bin/sh" must be an absolute path without ":" or control characters`},
+		{"a second YAML document", []string{"build", "-f", config("twodocs", yamlImage("    allowRoot: true\n")+"---\nimages: []\n")},
+			exitUsage, "holds one document"},
 		{"a tag that is a flag", []string{"append", "--base", base, "--layer", site + ":/srv", "--allow-root", "--tag", "good2", "--tag", "-x"},
 			exitUsage, `--tag: "-x" is not a valid tag`},
 		{"a crane-style -t with a registry", []string{"append", "--base", base, "--layer", site + ":/srv", "--allow-root", "-t", "ghcr.io/acme/app:v1"},

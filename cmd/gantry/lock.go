@@ -32,7 +32,7 @@ lock file; refresh it with --update.`,
 			if err != nil {
 				return err
 			}
-			specs, err := spec.Load(file, a.getenv, spec.Options{Bases: over})
+			specs, err := spec.LoadContext(cmd.Context(), file, a.getenv, spec.Options{Bases: over})
 			if err != nil {
 				return err
 			}

@@ -164,7 +164,7 @@ func TestExitCodesAndErrors(t *testing.T) {
 	}{
 		{"unknown field", []string{"build", "-f", badField}, exitUsage, []string{"bad.yaml:4", "colour"}},
 		{"missing directory", []string{"build", "-f", missingDir}, exitUsage, []string{"missing.yaml:5", "images[0].layers[0].from", "nowhere does not exist"}},
-		{"missing config", []string{"build", "-f", filepath.Join(dir, "none.yaml")}, exitBuild, []string{"none.yaml", "no such file"}},
+		{"missing config", []string{"build", "-f", filepath.Join(dir, "none.yaml")}, exitUsage, []string{"none.yaml", "no such file"}},
 		{"bad flag", []string{"build", "--frobnicate"}, exitUsage, []string{"unknown flag: --frobnicate"}},
 		{"unreachable registry", []string{"append", "--base", "127.0.0.1:1/library/nginx:alpine", "--cache-dir", dir}, exitRegistry, []string{"base 127.0.0.1:1/library/nginx:alpine", "connection refused", "is the registry running"}},
 		{"bad layer flag", []string{"append", "--base", "oci:" + nginxBase, "--layer", "nothing-here"}, exitUsage, []string{"--layer \"nothing-here\": want SRC:DEST"}},
