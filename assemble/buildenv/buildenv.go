@@ -88,8 +88,9 @@ func fromGit(ctx context.Context, dir string) Info {
 		return Info{}
 	}
 	i := Info{Revision: rev, Source: webURL(run("config", "--get", "remote.origin.url"))}
-	if run("status", "--porcelain", "--untracked-files=no") == "" { // a tag names a clean tree only
-		i.Version = run("describe", "--tags", "--exact-match", "HEAD")
+	// a tag names a clean tree only (status, the costly one, only if tagged)
+	if tag := run("describe", "--tags", "--exact-match", "HEAD"); tag != "" && run("status", "--porcelain", "--untracked-files=no") == "" {
+		i.Version = tag
 	}
 	return i
 }
