@@ -76,3 +76,32 @@ func TestProgramGate(t *testing.T) {
 		})
 	}
 }
+
+// A command that is an ELF file of another architecture fails on the
+// platform it cannot run on.
+func TestProgramOfForeignArchitecture(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin", "server"), elfHeader(62), 0o755); err != nil { // x86-64
+		t.Fatal(err)
+	}
+	base, err := filepath.Abs(nginxBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "gantry.yaml")
+	yaml := "images:\n  - name: app\n    base: oci:" + base + "\n    allowRoot: true\n    layers:\n      - {from: bin, to: /opt/app/bin}\n    cmd: [/opt/app/bin/server]\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	specs, err := spec.Load(cfg, noEnv, spec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = newTestEngine(t, "").Build(context.Background(), specs)
+	if err == nil || !strings.Contains(err.Error(), "platform linux/arm64/v8: layer /opt/app/bin: opt/app/bin/server is x86-64, but linux/arm64/v8 needs aarch64") {
+		t.Errorf("an x86-64 command on arm64: %v", err)
+	}
+}

@@ -673,6 +673,10 @@ podman_healthcheck() {
   (cd "$ROOT" && "$WORK/bin/gantry" build -f testdata/taskflow/gantry.yaml --image taskflow-frontend \
     --base "taskflow-frontend=$FE_BASE" --format docker --push "$REG/taskflow-docker" --cache-dir "$WORK/gantry-cache") \
     >"$WORK/docker-format.log" 2>&1 || { cat "$WORK/docker-format.log"; return 1; }
+  skopeo inspect --tls-verify=false --raw "docker://$ref" | jq -e '.mediaType == "application/vnd.docker.distribution.manifest.list.v2+json"' >/dev/null || {
+    echo "skopeo reads $(skopeo inspect --tls-verify=false --raw "docker://$ref" | jq -r .mediaType), not a Docker manifest list"
+    return 1
+  }
   local p=(podman --root "$WORK/podman" --runroot "$WORK/podman-run" --storage-driver vfs)
   "${p[@]}" pull -q --tls-verify=false "docker://$ref" >/dev/null || return 1
   hc=$("${p[@]}" image inspect --format '{{json .HealthCheck}}' "$ref") || return 1
@@ -681,7 +685,7 @@ podman_healthcheck() {
     return 1
   }
 }
-check "frontend --format docker: podman image inspect shows its HEALTHCHECK (wget, every 10 s, 5 s timeout)" podman_healthcheck
+check "frontend --format docker: skopeo reads a Docker manifest list; podman image inspect shows its HEALTHCHECK (wget, every 10 s, 5 s timeout)" podman_healthcheck
 
 # A rebuild with the same cache changes no digest.
 t=$SECONDS
