@@ -73,36 +73,59 @@ func classify(err error, where string) error {
 		// before a status: for a local registry, go-containerregistry also
 		// tries plain http, and a TLS server answers that with a 400 that
 		// only adds noise
-		hint := tlsHint(err, host)
-		var cv *tls.CertificateVerificationError
-		if errors.As(err, &cv) {
-			err = cv
-		}
-		return &Error{fmt.Errorf("%s: %w", where, err), hint}
+		return tlsError(err, where, host)
 	case errors.As(err, &te):
-		msg := fmt.Sprintf("%d %s on %s", te.StatusCode, strings.ToLower(http.StatusText(te.StatusCode)), where)
-		if len(te.Errors) > 0 {
-			msg += ": " + strings.ToLower(te.Errors[0].Message)
-		}
-		var hint string
-		switch te.StatusCode {
-		case http.StatusUnauthorized, http.StatusForbidden:
-			hint = fmt.Sprintf("check the credentials for %s: gantry login %s, docker login, or --registry-user", host, host)
-		case http.StatusNotFound:
-			hint = "check the name and tag"
-		case http.StatusTooManyRequests:
-			hint = "the registry is rate-limiting; retry later or use a mirror (--mirror)"
-		}
-		return &Error{errors.New(msg), hint}
+		return statusError(te, where, host)
 	case errors.Is(err, context.Canceled):
 		return err
 	case errors.As(err, &se):
-		if se.host == "" {
-			named := *se
-			named.host = host
-			se = &named
-		}
-		return &Error{fmt.Errorf("%w; raise --registry-timeout or GANTRY_REGISTRY_TIMEOUT", se), ""}
+		return stallErr(se, host)
+	}
+	return connError(err, where)
+}
+
+// tlsError is a TLS failure on where, with the hint for host.
+func tlsError(err error, where, host string) error {
+	hint := tlsHint(err, host)
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) {
+		err = cv
+	}
+	return &Error{fmt.Errorf("%s: %w", where, err), hint}
+}
+
+// statusError is the registry's answer te on where, with what to check.
+func statusError(te *transport.Error, where, host string) error {
+	msg := fmt.Sprintf("%d %s on %s", te.StatusCode, strings.ToLower(http.StatusText(te.StatusCode)), where)
+	if len(te.Errors) > 0 {
+		msg += ": " + strings.ToLower(te.Errors[0].Message)
+	}
+	var hint string
+	switch te.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		hint = fmt.Sprintf("check the credentials for %s: gantry login %s, docker login, or --registry-user", host, host)
+	case http.StatusNotFound:
+		hint = "check the name and tag"
+	case http.StatusTooManyRequests:
+		hint = "the registry is rate-limiting; retry later or use a mirror (--mirror)"
+	}
+	return &Error{errors.New(msg), hint}
+}
+
+// stallErr is a stalled transfer, named by host when it is not yet.
+func stallErr(se *stallError, host string) error {
+	if se.host == "" {
+		named := *se
+		named.host = host
+		se = &named
+	}
+	return &Error{fmt.Errorf("%w; raise --registry-timeout or GANTRY_REGISTRY_TIMEOUT", se), ""}
+}
+
+// connError is a failure to talk to the registry at where: the wrong
+// scheme, a refused connection, no route, or another failure.
+func connError(err error, where string) error {
+	switch {
 	case schemeMismatch(err):
 		var hint string
 		if !triedHTTP(err) {

@@ -41,28 +41,40 @@ func (x expander) value(v reflect.Value, p string) error {
 	case reflect.Struct:
 		return x.fields(v, p)
 	case reflect.Slice:
-		if v.Type() == mapSliceType { // an ordered mapping: its items are named by key
-			for i := range v.Len() {
-				if err := x.fields(v.Index(i), p); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		for i := range v.Len() {
-			if err := x.value(v.Index(i), fmt.Sprintf("%s[%d]", p, i)); err != nil {
-				return err
-			}
-		}
+		return x.slice(v, p)
 	case reflect.Map:
-		for _, k := range v.MapKeys() {
-			e := reflect.New(v.Type().Elem()).Elem()
-			e.Set(v.MapIndex(k))
-			if err := x.value(e, joinPath(p, fmt.Sprint(k.Interface()))); err != nil {
+		return x.mapValues(v, p)
+	}
+	return nil
+}
+
+// slice expands a list's items, or an ordered mapping's (named by key).
+func (x expander) slice(v reflect.Value, p string) error {
+	if v.Type() == mapSliceType { // an ordered mapping: its items are named by key
+		for i := range v.Len() {
+			if err := x.fields(v.Index(i), p); err != nil {
 				return err
 			}
-			v.SetMapIndex(k, e)
 		}
+		return nil
+	}
+	for i := range v.Len() {
+		if err := x.value(v.Index(i), fmt.Sprintf("%s[%d]", p, i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mapValues expands a map's values (through settable copies).
+func (x expander) mapValues(v reflect.Value, p string) error {
+	for _, k := range v.MapKeys() {
+		e := reflect.New(v.Type().Elem()).Elem()
+		e.Set(v.MapIndex(k))
+		if err := x.value(e, joinPath(p, fmt.Sprint(k.Interface()))); err != nil {
+			return err
+		}
+		v.SetMapIndex(k, e)
 	}
 	return nil
 }
@@ -151,48 +163,66 @@ func expandEnv(in []byte, getenv func(string) (string, bool)) ([]byte, error) {
 			out.WriteByte(c)
 			continue
 		}
-		end, literal := refEnd(in[i:])
-		switch {
-		case end == -2:
-			return nil, &ConfigError{Line: line, Msg: fmt.Sprintf("references nest more than %d deep in defaults", maxRefNesting)}
-		case end < 0:
-			return nil, &ConfigError{Line: line, Msg: "unterminated ${ in variable reference"}
-		}
-		expr := string(in[i+2 : i+end])
-		name, def, hasDef := strings.Cut(expr, ":-")
-		if !validVarName(name) {
-			return nil, &ConfigError{Line: line, Msg: fmt.Sprintf("${%s}: not a variable name (write $${ for a literal ${)", expr)}
-		}
-		if _, ok := platformVars[name]; ok {
-			if hasDef {
-				return nil, &ConfigError{Line: line, Msg: fmt.Sprintf("${%s} is the platform being built and takes no default", expr)}
-			}
-			out.WriteString("${" + name + "}") // expanded per platform (ForPlatform)
-			i += end
-			continue
-		}
-		v, ok := getenv(name)
-		switch {
-		case ok && (v != "" || !hasDef):
-			out.WriteString(v)
-		case hasDef && literal:
-			out.WriteString(def)
-		case hasDef:
-			d, err := expandEnv([]byte(def), getenv)
-			if err != nil {
-				var ce *ConfigError
-				if errors.As(err, &ce) {
-					ce.Line = line // a default is on one line
-				}
-				return nil, err
-			}
-			out.Write(d)
-		default:
-			return nil, &ConfigError{Line: line, Msg: fmt.Sprintf("${%s} is not set; set it in the environment or write ${%s:-default}", name, name)}
+		end, err := expandRef(&out, in[i:], line, getenv)
+		if err != nil {
+			return nil, err
 		}
 		i += end
 	}
 	return out.Bytes(), nil
+}
+
+// expandRef writes the expansion of the reference s starts with (s begins
+// "${", on line) to out and returns where the reference ends in s.
+func expandRef(out *bytes.Buffer, s []byte, line int, getenv func(string) (string, bool)) (int, error) {
+	end, literal := refEnd(s)
+	switch {
+	case end == -2:
+		return 0, &ConfigError{Line: line, Msg: fmt.Sprintf("references nest more than %d deep in defaults", maxRefNesting)}
+	case end < 0:
+		return 0, &ConfigError{Line: line, Msg: "unterminated ${ in variable reference"}
+	}
+	expr := string(s[2:end])
+	name, def, hasDef := strings.Cut(expr, ":-")
+	if !validVarName(name) {
+		return 0, &ConfigError{Line: line, Msg: fmt.Sprintf("${%s}: not a variable name (write $${ for a literal ${)", expr)}
+	}
+	if _, ok := platformVars[name]; ok {
+		if hasDef {
+			return 0, &ConfigError{Line: line, Msg: fmt.Sprintf("${%s} is the platform being built and takes no default", expr)}
+		}
+		out.WriteString("${" + name + "}") // expanded per platform (ForPlatform)
+		return end, nil
+	}
+	if err := substitute(out, name, def, hasDef, literal, line, getenv); err != nil {
+		return 0, err
+	}
+	return end, nil
+}
+
+// substitute writes the value of the variable name to out, or its default
+// def (taken as it is when literal, else expanded).
+func substitute(out *bytes.Buffer, name, def string, hasDef, literal bool, line int, getenv func(string) (string, bool)) error {
+	v, ok := getenv(name)
+	switch {
+	case ok && (v != "" || !hasDef):
+		out.WriteString(v)
+	case hasDef && literal:
+		out.WriteString(def)
+	case hasDef:
+		d, err := expandEnv([]byte(def), getenv)
+		if err != nil {
+			var ce *ConfigError
+			if errors.As(err, &ce) {
+				ce.Line = line // a default is on one line
+			}
+			return err
+		}
+		out.Write(d)
+	default:
+		return &ConfigError{Line: line, Msg: fmt.Sprintf("${%s} is not set; set it in the environment or write ${%s:-default}", name, name)}
+	}
+	return nil
 }
 
 // refEnd finds the } that closes the reference s starts with (s begins

@@ -3,17 +3,14 @@ package spec
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gantry-dev/gantry/layers"
-	"github.com/gantry-dev/gantry/layers/python"
 	"github.com/gantry-dev/gantry/manifests"
 	"github.com/goccy/go-yaml"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -63,56 +60,85 @@ func (v validator) image(p string, ic ImageConfig) (ImageSpec, error) {
 	if !imageNameRE.MatchString(ic.Name) {
 		return s, v.errorf(p, "name", "%q is not a valid repository name (lowercase letters, digits, . _ - and /)", ic.Name)
 	}
+	for _, check := range []func(string, ImageConfig, *ImageSpec) error{
+		v.base, v.imagePlatforms, v.tags, v.encoding, v.imageLayers, v.imageUser, v.config, v.policy,
+	} {
+		if err := check(p, ic, &s); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// base checks the base image's reference; a relative oci: directory
+// starts at v.dir.
+func (v validator) base(p string, ic ImageConfig, s *ImageSpec) error {
 	if ic.Base == "" {
-		return s, v.errorf(p, "base", "missing; give a registry reference or oci:DIR[:tag]")
+		return v.errorf(p, "base", "missing; give a registry reference or oci:DIR[:tag]")
 	}
 	if !strings.HasPrefix(ic.Base, "oci:") {
 		if fi, err := os.Stat(v.hostPath(ic.Base)); err == nil && fi.IsDir() {
-			return s, v.errorf(p, "base", "%q is a directory here, not a registry reference; for an OCI layout write oci:%s", ic.Base, ic.Base)
+			return v.errorf(p, "base", "%q is a directory here, not a registry reference; for an OCI layout write oci:%s", ic.Base, ic.Base)
 		}
 	}
 	if dir, ok := strings.CutPrefix(ic.Base, "oci:"); ok && !filepath.IsAbs(dir) {
 		s.Base = "oci:" + filepath.Join(v.dir, dir)
 	}
+	return nil
+}
+
+// imagePlatforms parses the image's platforms.
+func (v validator) imagePlatforms(p string, ic ImageConfig, s *ImageSpec) error {
 	plats, err := v.platforms(p, ic.Platforms)
 	if err != nil {
-		return s, err
+		return err
 	}
 	s.Platforms = plats
+	return nil
+}
+
+// tags checks the tags to push.
+func (v validator) tags(p string, _ ImageConfig, s *ImageSpec) error {
 	for j, t := range s.Tags {
 		if err := ValidateTag(t); err != nil {
-			return s, v.errorf(p, fmt.Sprintf("tags[%d]", j), "%v", err)
+			return v.errorf(p, fmt.Sprintf("tags[%d]", j), "%v", err)
 		}
 	}
+	return nil
+}
+
+// encoding checks the layers' compression and the manifests' format.
+func (v validator) encoding(p string, ic ImageConfig, s *ImageSpec) error {
 	comp, err := layers.Compression{Algorithm: ic.Compression, Level: ic.CompressionLevel}.Normalize()
 	if err != nil {
-		return s, v.errorf(p, "compression", "%v", err)
+		return v.errorf(p, "compression", "%v", err)
 	}
 	s.Compression = comp
 	if err := checkFormat(ic.Format, &comp); err != nil {
-		return s, v.errorf(p, "format", "%v", err)
+		return v.errorf(p, "format", "%v", err)
 	}
 	s.Format = ic.Format
+	return nil
+}
+
+// imageLayers validates the image's layers in order, stopping between them.
+func (v validator) imageLayers(p string, ic ImageConfig, s *ImageSpec) error {
 	for j, lc := range ic.Layers {
 		if err := v.stopped(); err != nil {
-			return s, err
+			return err
 		}
 		ls, err := v.layer(joinPath(p, fmt.Sprintf("layers[%d]", j)), lc)
 		if err != nil {
-			return s, err
+			return err
 		}
 		s.Layers = append(s.Layers, ls)
 	}
-	if err := v.user(p, ic.User, &s); err != nil {
-		return s, err
-	}
-	if err := v.config(p, ic, &s); err != nil {
-		return s, err
-	}
-	if err := v.policy(p, ic, &s); err != nil {
-		return s, err
-	}
-	return s, nil
+	return nil
+}
+
+// imageUser checks the image's user:.
+func (v validator) imageUser(p string, ic ImageConfig, s *ImageSpec) error {
+	return v.user(p, ic.User, s)
 }
 
 // platforms parses the platforms to build; nil (or all) means every
@@ -224,160 +250,11 @@ func (v validator) secrets(p string, s *ImageSpec) error {
 	return nil
 }
 
-func (v validator) layer(p string, lc LayerConfig) (LayerSpec, error) {
-	ls := LayerSpec{Name: lc.Name}
-	ls.Include, ls.Exclude, ls.Precompress = lc.Include, lc.Exclude, lc.Precompress
-	ls.FollowSymlinks, ls.SecretFiles, ls.AllowSecretFiles = lc.FollowSymlinks, true, lc.AllowSecretFiles
-	if lc.Python != nil {
-		return v.pythonLayer(p, lc, ls)
-	}
-	if lc.From == "" && len(lc.Files) == 0 {
-		return ls, v.loc.Errorf(p, "a layer needs from: (a directory or file), files: or python:")
-	}
-	if lc.From != "" {
-		s, err := v.source(p, lc.From, lc.To)
-		if err != nil {
-			return ls, err
-		}
-		ls.Sources = append(ls.Sources, s)
-	} else if lc.To != "" {
-		return ls, v.errorf(p, "to", "to: goes with from:; each of files: has its own to:")
-	}
-	for j, fc := range lc.Files {
-		s, err := v.source(fmt.Sprintf("%s.files[%d]", p, j), fc.From, fc.To)
-		if err != nil {
-			return ls, err
-		}
-		ls.Sources = append(ls.Sources, s)
-	}
-	if err := v.owned(p, lc, &ls); err != nil {
-		return ls, err
-	}
-	if ls.Name == "" {
-		ls.Name = ls.Sources[0].To
-	}
-	return ls, nil
-}
-
-// owned parses what every kind of layer has: owner, modes, platforms.
-func (v validator) owned(p string, lc LayerConfig, ls *LayerSpec) error {
-	if lc.Owner != "" {
-		o, err := ParseOwner(lc.Owner)
-		if err != nil {
-			return v.errorf(p, "owner", "%v", err)
-		}
-		ls.Owner = &o
-	}
-	if err := v.modes(p, lc, ls); err != nil {
-		return err
-	}
-	var err error
-	ls.Platforms, err = v.platforms(p, lc.Platforms)
-	return err
-}
-
-// pythonLayer validates a layer of Python packages: a lock that pins and
-// hashes every requirement, and where to find the wheels.
-func (v validator) pythonLayer(p string, lc LayerConfig, ls LayerSpec) (LayerSpec, error) {
-	pc := lc.Python
-	if err := v.pythonFields(p, lc); err != nil {
-		return ls, err
-	}
-	lock := v.hostPath(pc.Requirements)
-	reqs, err := python.ParseLock(lock, nil)
-	if err != nil {
-		return ls, v.errorf(p, "python.requirements", "%v", err)
-	}
-	ps := &PythonSpec{Lock: lock, Requirements: reqs, Target: pc.Target}
-	for j, w := range pc.Wheels {
-		if strings.HasPrefix(w, "https://") || strings.HasPrefix(w, "http://") {
-			ps.Wheels = append(ps.Wheels, w)
-			continue
-		}
-		dir := v.hostPath(w)
-		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			return ls, v.errorf(p, fmt.Sprintf("python.wheels[%d]", j), "%s is not a directory (relative paths start at %s) or an http(s) index URL", dir, v.dir)
-		}
-		ps.Wheels = append(ps.Wheels, dir)
-	}
-	ls.Python = ps
-	if err := v.owned(p, lc, &ls); err != nil {
-		return ls, err
-	}
-	if ls.Name == "" {
-		ls.Name = "python-packages"
-	}
-	return ls, nil
-}
-
-// pythonFields checks that a python: layer has what it needs and nothing
-// of a files layer.
-func (v validator) pythonFields(p string, lc LayerConfig) error {
-	pc := lc.Python
-	switch {
-	case lc.From != "" || len(lc.Files) > 0 || lc.To != "":
-		return v.errorf(p, "python", "a layer is python: or from:/to:/files:, not both; give the packages a layer of their own")
-	case pc.Requirements == "":
-		return v.errorf(p, "python.requirements", "missing; give the lock file (pip-compile --generate-hashes, uv pip compile --generate-hashes, or a pylock.toml)")
-	case len(pc.Wheels) == 0:
-		return v.errorf(p, "python.wheels", "missing; give wheel directories or index URLs (e.g. https://pypi.org/simple)")
-	case pc.Target != "" && !path.IsAbs(pc.Target):
-		return v.errorf(p, "python.target", "%q is not an absolute path in the image", pc.Target)
-	}
-	return nil
-}
-
 func (v validator) hostPath(p string) string {
 	if filepath.IsAbs(p) {
 		return p
 	}
 	return filepath.Join(v.dir, p)
-}
-
-// modes parses a layer's fileMode and dirMode.
-func (v validator) modes(p string, lc LayerConfig, ls *LayerSpec) error {
-	for _, m := range []struct {
-		field string
-		val   string
-		dst   *fs.FileMode
-	}{{"fileMode", lc.FileMode, &ls.FileMode}, {"dirMode", lc.DirMode, &ls.DirMode}} {
-		if m.val == "" {
-			continue
-		}
-		n, err := strconv.ParseUint(m.val, 8, 32)
-		if err != nil || n > 0o7777 || n == 0 {
-			return v.errorf(p, m.field, "%q is not an octal mode such as \"0644\"", m.val)
-		}
-		*m.dst = fs.FileMode(n)
-	}
-	return nil
-}
-
-func (v validator) source(p, from, to string) (layers.Source, error) {
-	if from == "" {
-		return layers.Source{}, v.errorf(p, "from", "missing")
-	}
-	if to == "" {
-		return layers.Source{}, v.errorf(p, "to", "missing; give an absolute path in the image")
-	}
-	if !path.IsAbs(to) {
-		return layers.Source{}, v.errorf(p, "to", "%q is not an absolute path in the image", to)
-	}
-	host := from
-	if !filepath.IsAbs(host) {
-		host = filepath.Join(v.dir, from)
-	}
-	if hasPlatformVar(host) {
-		return layers.Source{From: host, To: to}, nil // checked per platform (ForPlatform)
-	}
-	if _, err := os.Lstat(host); err != nil {
-		where := v.dir
-		if where == "" {
-			where = "the current directory"
-		}
-		return layers.Source{}, v.errorf(p, "from", "%s does not exist (relative paths start at %s)", host, where)
-	}
-	return layers.Source{From: host, To: to}, nil
 }
 
 // user checks the account to create and the directories it owns.

@@ -361,53 +361,73 @@ func (s *configSource) shape(n ast.Node, t reflect.Type, p string) error {
 	case t == mapSliceType:
 		return nil // env: the validator says what is wrong with a value
 	case t.Kind() == reflect.Struct:
-		m, err := s.entries(n)
-		if err != nil || m == nil {
-			return err // not a mapping: the decoder says so
-		}
-		for i := range t.NumField() {
-			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-			if v, ok := m.byKey[name]; ok && name != "" {
-				if err := s.shape(v, t.Field(i).Type, joinPath(p, name)); err != nil {
-					return err
-				}
-			}
-		}
+		return s.shapeStruct(n, t, p)
 	case t.Kind() == reflect.Slice:
-		elem := t.Elem()
-		for elem.Kind() == reflect.Pointer {
-			elem = elem.Elem()
-		}
-		for j, item := range s.items(n) {
-			q := fmt.Sprintf("%s[%d]", p, j)
-			if elem.Kind() == reflect.Struct {
-				if err := s.shape(item, elem, q); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := s.scalar(item, q, "item", p); err != nil {
-				return err
-			}
-		}
+		return s.shapeSlice(n, t, p)
 	case t.Kind() == reflect.Interface: // healthcheck test: a string or a list of strings
-		for j, item := range s.items(n) {
-			if err := s.scalar(item, fmt.Sprintf("%s[%d]", p, j), "item", p); err != nil {
+		return s.scalarItems(n, p)
+	case t.Kind() == reflect.Map:
+		return s.shapeMap(n, p)
+	}
+	return nil
+}
+
+// shapeStruct checks the fields of struct type t found in mapping n.
+func (s *configSource) shapeStruct(n ast.Node, t reflect.Type, p string) error {
+	m, err := s.entries(n)
+	if err != nil || m == nil {
+		return err // not a mapping: the decoder says so
+	}
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if v, ok := m.byKey[name]; ok && name != "" {
+			if err := s.shape(v, t.Field(i).Type, joinPath(p, name)); err != nil {
 				return err
 			}
 		}
-	case t.Kind() == reflect.Map:
-		m, err := s.entries(n)
-		if err != nil {
+	}
+	return nil
+}
+
+// shapeSlice checks the items of list n, of slice type t.
+func (s *configSource) shapeSlice(n ast.Node, t reflect.Type, p string) error {
+	elem := t.Elem()
+	for elem.Kind() == reflect.Pointer {
+		elem = elem.Elem()
+	}
+	if elem.Kind() != reflect.Struct {
+		return s.scalarItems(n, p)
+	}
+	for j, item := range s.items(n) {
+		if err := s.shape(item, elem, fmt.Sprintf("%s[%d]", p, j)); err != nil {
 			return err
 		}
-		if m == nil {
-			return nil
+	}
+	return nil
+}
+
+// scalarItems refuses a list or mapping as an item of list n.
+func (s *configSource) scalarItems(n ast.Node, p string) error {
+	for j, item := range s.items(n) {
+		if err := s.scalar(item, fmt.Sprintf("%s[%d]", p, j), "item", p); err != nil {
+			return err
 		}
-		for _, k := range m.keys {
-			if err := s.scalar(m.byKey[k], joinPath(p, k), "value", p); err != nil {
-				return err
-			}
+	}
+	return nil
+}
+
+// shapeMap refuses a list or mapping as a value of mapping n.
+func (s *configSource) shapeMap(n ast.Node, p string) error {
+	m, err := s.entries(n)
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		return nil
+	}
+	for _, k := range m.keys {
+		if err := s.scalar(m.byKey[k], joinPath(p, k), "value", p); err != nil {
+			return err
 		}
 	}
 	return nil

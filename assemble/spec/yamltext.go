@@ -21,50 +21,70 @@ func (src *configSource) normalize(f *File) error {
 	}
 	images := src.items(top.get("images"))
 	for i := range f.Images {
-		ic := &f.Images[i]
-		var img ast.Node
-		if i < len(images) {
-			img = images[i]
-		}
-		m, err := src.entries(img)
-		if err != nil {
+		if err := src.normalizeImage(&f.Images[i], nth(images, i)); err != nil {
 			return err
-		}
-		ic.Entrypoint = src.seqText(m.get("entrypoint"), ic.Entrypoint)
-		ic.Cmd = src.seqText(m.get("cmd"), ic.Cmd)
-		ic.Tags = src.seqText(m.get("tags"), ic.Tags)
-		if ic.Labels, err = src.mapText(m.get("labels"), ic.Labels); err != nil {
-			return err
-		}
-		if ic.Annotations, err = src.mapText(m.get("annotations"), ic.Annotations); err != nil {
-			return err
-		}
-		env, err := src.entries(m.get("env"))
-		if err != nil {
-			return err
-		}
-		for j, kv := range ic.Env {
-			switch kv.Value.(type) {
-			case nil, string, []any, yaml.MapSlice, map[string]any:
-			default:
-				ic.Env[j].Value = src.scalarText(env.get(fmt.Sprint(kv.Key)), fmt.Sprint(kv.Value))
-			}
-		}
-		if hc := ic.Healthcheck; hc != nil {
-			if args, ok := hc.Test.([]any); ok {
-				hm, err := src.entries(m.get("healthcheck"))
-				if err != nil {
-					return err
-				}
-				nodes := src.items(hm.get("test"))
-				out := make([]any, len(args))
-				for j, a := range args {
-					out[j] = src.scalarText(nth(nodes, j), fmt.Sprint(a))
-				}
-				hc.Test = out
-			}
 		}
 	}
+	return nil
+}
+
+// normalizeImage puts back the text of ic's strings from its node img.
+func (src *configSource) normalizeImage(ic *ImageConfig, img ast.Node) error {
+	m, err := src.entries(img)
+	if err != nil {
+		return err
+	}
+	ic.Entrypoint = src.seqText(m.get("entrypoint"), ic.Entrypoint)
+	ic.Cmd = src.seqText(m.get("cmd"), ic.Cmd)
+	ic.Tags = src.seqText(m.get("tags"), ic.Tags)
+	if ic.Labels, err = src.mapText(m.get("labels"), ic.Labels); err != nil {
+		return err
+	}
+	if ic.Annotations, err = src.mapText(m.get("annotations"), ic.Annotations); err != nil {
+		return err
+	}
+	if err := src.envText(m.get("env"), ic.Env); err != nil {
+		return err
+	}
+	return src.healthcheckText(m, ic.Healthcheck)
+}
+
+// envText puts back the text of env's scalar values from their node n.
+func (src *configSource) envText(n ast.Node, env yaml.MapSlice) error {
+	m, err := src.entries(n)
+	if err != nil {
+		return err
+	}
+	for j, kv := range env {
+		switch kv.Value.(type) {
+		case nil, string, []any, yaml.MapSlice, map[string]any:
+		default:
+			env[j].Value = src.scalarText(m.get(fmt.Sprint(kv.Key)), fmt.Sprint(kv.Value))
+		}
+	}
+	return nil
+}
+
+// healthcheckText puts back the text of an exec-form healthcheck test's
+// arguments from the image's mapping img.
+func (src *configSource) healthcheckText(img *mapEntries, hc *HealthcheckConfig) error {
+	if hc == nil {
+		return nil
+	}
+	args, ok := hc.Test.([]any)
+	if !ok {
+		return nil
+	}
+	hm, err := src.entries(img.get("healthcheck"))
+	if err != nil {
+		return err
+	}
+	nodes := src.items(hm.get("test"))
+	out := make([]any, len(args))
+	for j, a := range args {
+		out[j] = src.scalarText(nth(nodes, j), fmt.Sprint(a))
+	}
+	hc.Test = out
 	return nil
 }
 
