@@ -162,11 +162,14 @@ func (w *aliasWalk) expand(n ast.Node) (size, error) {
 		if a == nil {
 			return size{1, 0}, nil // the decoder reports an unknown alias
 		}
-		w.src.anchorOf[n] = a
 		e, ok := w.expanded[a]
 		if !ok {
-			return size{1, 0}, nil // within its own anchor: the decoder makes it null
+			// The decoder would decode the anchor into itself again for
+			// as deep as File's types go: k aliases of an image in its
+			// layers, and k in their files, are k^2 images.
+			return size{}, w.src.lineErrorf(tokenLine(n), "alias *%s is inside its own anchor &%s (line %d); a config cannot hold itself: write the values out", aliasName(n), aliasName(n), tokenLine(a))
 		}
+		w.src.anchorOf[n] = a
 		w.added.add(e)
 		if w.added.nodes > w.limit.nodes {
 			return size{}, w.src.lineErrorf(tokenLine(n), "alias *%s takes what aliases add to the config past %d nodes; write the values out or use fewer aliases (they may add %d nodes, or %d times the file's own if that is more)", aliasName(n), w.limit.nodes, maxAliasNodes, aliasGrowth)
