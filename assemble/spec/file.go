@@ -257,24 +257,19 @@ func (s *configSource) stopped() error {
 	return fmt.Errorf("loading %s: %w", s.name, context.Cause(s.ctx))
 }
 
-// interruptible runs f, but returns as soon as s.ctx is done: parsing and
-// decoding are the decoder's and do not look at ctx. f then finishes in
-// the background, and nothing it sets may be used.
+// interruptible runs f unless s.ctx is done, and reports s.ctx's end
+// after it. Parsing and decoding are the decoder's and do not look at ctx:
+// they run to the end (bounded by the file's size and the alias bound), in
+// this goroutine, so that nothing outlives the load.
 func (s *configSource) interruptible(f func() error) error {
-	if s.ctx.Done() == nil {
-		return f()
-	}
 	if err := s.ctx.Err(); err != nil {
 		return err
 	}
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-s.ctx.Done():
-		return s.ctx.Err()
+	err := f()
+	if cerr := s.ctx.Err(); cerr != nil {
+		return cerr
 	}
+	return err
 }
 
 func joinPath(p, k string) string {
