@@ -2,7 +2,9 @@ package buildenv
 
 import (
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -52,6 +54,18 @@ func TestFromGit(t *testing.T) {
 	i := Read(context.Background(), dir, env(nil))
 	if i.Source != "https://example.com/acme/app" || len(i.Revision) != 40 || i.Version != "v0.1.0" || i.CI != "" {
 		t.Errorf("git: %+v", i)
+	}
+	// a new commit, an annotated tag, everything packed: still read, from a subdirectory
+	git("commit", "-q", "--allow-empty", "-m", "y")
+	git("tag", "-a", "-m", "release", "v0.2.0")
+	git("pack-refs", "--all")
+	sub := filepath.Join(dir, "deep", "sub")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	j := Read(context.Background(), sub, env(nil))
+	if j.Version != "v0.2.0" || len(j.Revision) != 40 || j.Revision == i.Revision || j.Source != i.Source {
+		t.Errorf("packed refs: %+v (before: %+v)", j, i)
 	}
 }
 
