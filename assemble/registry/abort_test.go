@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -141,13 +140,7 @@ func TestAbortReportsSessionsLeft(t *testing.T) {
 		},
 		session: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) },
 	}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	c, err := New(Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.CloseIdleConnections)
+	c, srv := serve(t, s, Options{})
 	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://") + "/web")
 	if err != nil {
 		t.Fatal(err)

@@ -51,13 +51,7 @@ func stallMidBody(w http.ResponseWriter, r *http.Request) {
 func getStalled(t *testing.T, stall func(http.ResponseWriter, *http.Request), retry RetryPolicy) (*stallServer, error) {
 	t.Helper()
 	s := &stallServer{stall: stall}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	c, err := New(Options{IdleTimeout: 200 * time.Millisecond, Retry: retry})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.CloseIdleConnections)
+	c, srv := serve(t, s, Options{IdleTimeout: 200 * time.Millisecond, Retry: retry})
 	ref, err := name.ParseReference(strings.TrimPrefix(srv.URL, "http://") + "/web:latest")
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +124,7 @@ func TestStallMidBodyFails(t *testing.T) {
 func TestIdleTimeoutSparesSlowAnswers(t *testing.T) {
 	noLeaks(t)
 	body := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c, srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v2/" {
 			return
 		}
@@ -142,13 +136,7 @@ func TestIdleTimeoutSparesSlowAnswers(t *testing.T) {
 			fmt.Fprint(w, body[i:min(i+len(body)/8, len(body))])
 			w.(http.Flusher).Flush()
 		}
-	}))
-	t.Cleanup(srv.Close)
-	c, err := New(Options{IdleTimeout: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.CloseIdleConnections)
+	}), Options{IdleTimeout: 200 * time.Millisecond})
 	ref, err := name.ParseReference(strings.TrimPrefix(srv.URL, "http://") + "/web:latest")
 	if err != nil {
 		t.Fatal(err)

@@ -68,15 +68,23 @@ func noLeaks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 }
 
-func testUploads(t *testing.T, s *sessionServer) (*Uploads, name.Repository) {
+// serve starts h on loopback and a client for it with o, both closed when
+// the test ends.
+func serve(t *testing.T, h http.Handler, o Options) (*Client, *httptest.Server) {
 	t.Helper()
-	srv := httptest.NewServer(s)
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	c, err := New(Options{})
+	c, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.CloseIdleConnections)
+	return c, srv
+}
+
+func testUploads(t *testing.T, s *sessionServer) (*Uploads, name.Repository) {
+	t.Helper()
+	c, srv := serve(t, s, Options{})
 	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://") + "/web")
 	if err != nil {
 		t.Fatal(err)
