@@ -49,6 +49,15 @@ func smallSpec(t *testing.T, base string) spec.ImageSpec {
 // error.
 func authPush(t *testing.T, reg *registrytest.Registry, ca *registrytest.CA, creds *registry.Credentials, base, dest string) ([]assemble.Result, string, error) {
 	t.Helper()
+	e, logs := authEngine(t, ca, creds)
+	res, err := e.Run(context.Background(), []spec.ImageSpec{smallSpec(t, base)}, e.RegistrySink(sink.Destinations{Ref: dest}))
+	return res, logs.String(), err
+}
+
+// authEngine is an engine with creds (and no ~/.docker), logging at debug
+// level into the returned buffer.
+func authEngine(t *testing.T, ca *registrytest.CA, creds *registry.Credentials) (testEngine, *registrytest.Buffer) {
+	t.Helper()
 	var logs registrytest.Buffer
 	o := testOptions{
 		CacheDir: t.TempDir(), Credentials: creds, Keychain: authn.NewMultiKeychain(), // no ~/.docker
@@ -62,8 +71,7 @@ func authPush(t *testing.T, reg *registrytest.Registry, ca *registrytest.CA, cre
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.Run(context.Background(), []spec.ImageSpec{smallSpec(t, base)}, e.RegistrySink(sink.Destinations{Ref: dest}))
-	return res, logs.String(), err
+	return e, &logs
 }
 
 // checkAuthFailure: one line, a RegistryError naming 401 and what to do,
@@ -162,9 +170,18 @@ func TestPushBasicAuthTLS(t *testing.T) {
 		_, logs, err := authPush(t, reg, ca, nil, "oci:"+nginxBase, reg.Host+"/web/site-anon:v1")
 		checkAuthFailure(t, err, reg, logs, "/web/site-anon")
 	})
+	t.Run("wrong password fails before the base is read", func(t *testing.T) {
+		reg.Reset()
+		_, logs, err := authPush(t, reg, ca, &registry.Credentials{Registry: reg.Host, Username: testUser, Password: "nope"}, base, dest)
+		checkAuthFailure(t, err, reg, logs, "/web/site")
+		if n := reg.Count("GET", "/library/nginx/"); n != 0 {
+			t.Errorf("the base was read (%d requests) before the push permission was checked", n)
+		}
+	})
 	t.Run("wrong password pulling the base", func(t *testing.T) {
 		reg.Reset()
-		_, _, err := authPush(t, reg, ca, &registry.Credentials{Registry: reg.Host, Username: testUser, Password: "nope"}, base, dest)
+		e, _ := authEngine(t, ca, &registry.Credentials{Registry: reg.Host, Username: testUser, Password: "nope"})
+		_, err := e.Build(context.Background(), []spec.ImageSpec{smallSpec(t, base)})
 		if err == nil {
 			t.Fatal("no error")
 		}

@@ -183,6 +183,9 @@ func TestFaultsFailCleanly(t *testing.T) {
 	t.Parallel()
 	retry := registry.RetryPolicy{Attempts: 3, Base: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond, Budget: 500 * time.Millisecond}
 	unavailable := registrytest.Status(http.StatusServiceUnavailable, "")
+	isBaseRead := func(r *http.Request) bool {
+		return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/library/")
+	}
 	backendTagPut := func(r *http.Request) bool {
 		return registrytest.IsTagPut(r) && strings.Contains(r.URL.Path, "taskflow-backend")
 	}
@@ -193,6 +196,8 @@ func TestFaultsFailCleanly(t *testing.T) {
 		tags []string // tags that may exist (whole images)
 	}{
 		{"every request 503", registrytest.Always(registrytest.AnyRequest, unavailable),
+			[]string{"cannot push to ", "/taskflow/taskflow-frontend", "503 service unavailable"}, nil},
+		{"base manifests 503", registrytest.Always(isBaseRead, unavailable),
 			[]string{"image taskflow-frontend: base ", "503 service unavailable"}, nil},
 		{"blob uploads 503", registrytest.Always(registrytest.IsBlobUpload, unavailable),
 			[]string{"pushing ", "/taskflow/taskflow-frontend", "503 service unavailable"}, nil},

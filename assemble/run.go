@@ -9,11 +9,11 @@ import (
 
 // check lets every sink refuse the specs before anything is built, and
 // returns the sinks that take layers while they are built.
-func check(specs []spec.ImageSpec, sinks []Sink) ([]LayerStreamer, error) {
+func check(ctx context.Context, specs []spec.ImageSpec, sinks []Sink) ([]LayerStreamer, error) {
 	var streamers []LayerStreamer
 	for _, s := range sinks {
 		if c, ok := s.(Checker); ok {
-			if err := c.Check(specs); err != nil {
+			if err := c.Check(ctx, specs); err != nil {
 				return nil, err
 			}
 		}
@@ -54,7 +54,7 @@ func (e *Engine) Run(ctx context.Context, specs []spec.ImageSpec, sinks ...Sink)
 			err = fmt.Errorf("interrupted: no tag was written and no output was left behind (blobs already uploaded stay unreferenced in the registry): %w", err)
 		}
 	}()
-	streamers, err := check(specs, sinks)
+	streamers, err := check(ctx, specs, sinks)
 	if err != nil {
 		return nil, err
 	}

@@ -21,10 +21,12 @@ type Sink interface {
 }
 
 // Checker is a Sink that can refuse the run's images before anything is
-// built (a destination that is not a valid reference).
+// built: a destination that is not a valid reference, or one it may not
+// write (credentials, push permission), so a 401 costs a second, not a
+// build.
 type Checker interface {
 	Sink
-	Check(specs []spec.ImageSpec) error
+	Check(ctx context.Context, specs []spec.ImageSpec) error
 }
 
 // LayerStreamer is a Sink that can take a new layer's compressed bytes

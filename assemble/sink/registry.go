@@ -40,12 +40,26 @@ var (
 	_ assemble.Checker       = (*registrySink)(nil)
 )
 
-// Check refuses destinations that are not valid references, before
-// anything is built.
-func (s *registrySink) Check(specs []spec.ImageSpec) error {
+// Check refuses, before anything is built, destinations that are not
+// valid references and repositories the credentials may not push to (a
+// token fetch and an upload session started and cancelled per
+// repository).
+func (s *registrySink) Check(ctx context.Context, specs []spec.ImageSpec) error {
+	seen := map[string]bool{}
 	for _, is := range specs {
-		if _, err := s.refs(is); err != nil {
+		refs, err := s.refs(is)
+		if err != nil {
 			return &spec.ConfigError{Path: "--push", Msg: err.Error()}
+		}
+		for _, r := range refs {
+			repo := r.Context()
+			if seen[repo.String()] {
+				continue
+			}
+			seen[repo.String()] = true
+			if err := s.c.CheckPush(ctx, repo); err != nil {
+				return fmt.Errorf("cannot push to %s: %w", repo, err)
+			}
 		}
 	}
 	return nil
@@ -88,24 +102,9 @@ func (s *registrySink) refs(is spec.ImageSpec) ([]name.Reference, error) {
 	return out, nil
 }
 
+// Prepare makes the one pusher every image shares (push permission was
+// checked by Check, before the build).
 func (s *registrySink) Prepare(ctx context.Context, images []*assemble.Built) error {
-	seen := map[string]bool{}
-	for _, b := range images {
-		refs, err := s.refs(b.Spec)
-		if err != nil {
-			return err
-		}
-		for _, r := range refs {
-			repo := r.Context()
-			if seen[repo.String()] {
-				continue
-			}
-			seen[repo.String()] = true
-			if err := s.c.CheckPush(ctx, repo); err != nil {
-				return fmt.Errorf("cannot push to %s: %w", repo, err)
-			}
-		}
-	}
 	pusher, err := remote.NewPusher(s.c.RemoteOptions(ctx)...)
 	if err != nil {
 		return err

@@ -24,7 +24,7 @@ func TestCertificateErrorCLI(t *testing.T) {
 	if code != exitRegistry || stdout != "" {
 		t.Errorf("exit %d, want %d; stdout %q", code, exitRegistry, stdout)
 	}
-	want := "gantry: error: image untrusted: base " + reg.Host + "/library/nginx:alpine: " + reg.Host + "/library/nginx: tls: failed to verify certificate: x509: certificate signed by unknown authority (the TLS certificate of " + reg.Host + " is not trusted: pass --ca-cert FILE with its CA, or --insecure)"
+	want := "gantry: error: cannot push to " + reg.Host + "/web/untrusted: " + reg.Host + "/web/untrusted: tls: failed to verify certificate: x509: certificate signed by unknown authority (the TLS certificate of " + reg.Host + " is not trusted: pass --ca-cert FILE with its CA, or --insecure)"
 	if got := lastLine(stderr); got != want {
 		t.Errorf("error:\n got %q\nwant %q", got, want)
 	}
