@@ -32,17 +32,28 @@ type Builder struct {
 	// MTime is written as every entry's modification time.
 	MTime time.Time
 
-	filesRead atomic.Int64
-	hits      atomic.Int64
-	misses    atomic.Int64
+	filesRead    atomic.Int64
+	hits         atomic.Int64
+	misses       atomic.Int64
+	contentHits  atomic.Int64
+	registryHits atomic.Int64
+	compressed   atomic.Int64
 }
 
-// Stats counts what a Builder did.
-type Stats struct{ FilesRead, Hits, Misses int64 }
+// Stats counts what a Builder did: files opened, selector hits and misses,
+// misses whose content the cache or a registry had anyway, and the tar
+// bytes it compressed.
+type Stats struct {
+	FilesRead, Hits, Misses, ContentHits, RegistryHits int64
+	Compressed                                         int64
+}
 
-// Stats reports the files read and cache hits and misses so far.
+// Stats reports what the builder did so far.
 func (b *Builder) Stats() Stats {
-	return Stats{FilesRead: b.filesRead.Load(), Hits: b.hits.Load(), Misses: b.misses.Load()}
+	return Stats{
+		FilesRead: b.filesRead.Load(), Hits: b.hits.Load(), Misses: b.misses.Load(),
+		ContentHits: b.contentHits.Load(), RegistryHits: b.registryHits.Load(), Compressed: b.compressed.Load(),
+	}
 }
 
 // Selector is the cache key of a layer: its options and every entry's
@@ -61,7 +72,7 @@ func (b *Builder) Selector(entries []Entry) string {
 
 func (b *Builder) selector(comp Compression, entries []Entry) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "gantry-layer-v2\n%s\n%d\n", comp.Key(), b.MTime.Unix())
+	fmt.Fprintf(h, "gantry-layer-v3\n%s\n%d\n", comp.Key(), b.MTime.Unix())
 	var num [8]byte
 	putInt := func(v int64) { binary.BigEndian.PutUint64(num[:], uint64(v)); h.Write(num[:]) }
 	for i := range entries {
@@ -104,16 +115,23 @@ type Hooks struct {
 	// Tee receives the compressed stream as it is written, e.g. to upload
 	// it while it is built. A Tee that fails is dropped; the build goes on.
 	Tee io.Writer
+	// Reuse asks whether a registry already has a layer of this content
+	// (diffID) compressed as compression (a Compression.Key) says.
+	Reuse func(ctx context.Context, diffID v1.Hash, compression string) (*RemoteBlob, bool)
 }
 
-// BuildWith is Build with hooks.
+// BuildWith is Build with hooks. On a selector miss it first streams the
+// tar once without compressing it, to learn its diffID: a layer the cache
+// (or, through h.Reuse, a registry) already has with that content is
+// neither compressed nor uploaded again. Otherwise only the chunks the
+// cache lacks are compressed.
 func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Layer, error) {
 	// A zero Compression means the defaults (not gzip level 0, which stores).
 	comp, err := b.Compression.Normalize()
 	if err != nil {
 		return nil, err
 	}
-	sel := b.selector(comp, entries)
+	sel := b.Cache.selectorRecord(b.selector(comp, entries))
 	if l := b.Cache.lookup(sel, comp); l != nil {
 		b.hits.Add(1)
 		// Gates on content apply on a hit as on a miss: the record holds
@@ -124,21 +142,82 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 		return l, nil
 	}
 	b.misses.Add(1)
-	l, err := b.write(ctx, comp, entries, h)
+	sc, err := b.scan(ctx, entries)
 	if err != nil {
 		return nil, err
 	}
-	if err := b.Cache.store(sel, comp, l); err != nil {
+	content := b.Cache.contentRecord(sc.diffID, comp)
+	if l := b.Cache.lookup(content, comp); l != nil {
+		b.contentHits.Add(1)
+		return l, b.Cache.store(comp, l, sel)
+	}
+	if h.Reuse != nil {
+		if rb, ok := h.Reuse(ctx, sc.diffID, comp.Key()); ok {
+			b.registryHits.Add(1)
+			return sc.remote(comp, rb), nil
+		}
+	}
+	l, err := b.write(ctx, comp, entries, sc, h)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Cache.store(comp, l, sel, content); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
+// scanned is what streaming a layer's tar without compressing it tells.
+type scanned struct {
+	diffID v1.Hash
+	size   int64
+	chunks []chunk
+	found  notes
+}
+
+// scan streams entries' tar into a chunker: diffID, size, chunks, and what
+// the contents show (secrets, ELF files).
+func (b *Builder) scan(ctx context.Context, entries []Entry) (*scanned, error) {
+	ch := newChunker()
+	sc := &scanned{found: notes{cut: ch}}
+	if err := b.writeTar(ctx, ch, entries, &sc.found); err != nil {
+		return nil, err
+	}
+	if err := ch.finish(); err != nil {
+		return nil, err
+	}
+	sc.diffID = hashOf(ch.total)
+	sc.size, sc.chunks = ch.n, ch.chunks
+	sc.found.cut = nil
+	sort.Slice(sc.found.elf, func(i, j int) bool { return sc.found.elf[i].Name < sc.found.elf[j].Name })
+	return sc, nil
+}
+
+// remote is the layer a registry has for this content.
+func (sc *scanned) remote(comp Compression, rb *RemoteBlob) *Layer {
+	return &Layer{
+		digest: rb.Digest, diffID: sc.diffID, size: rb.Size, uncompressedSize: sc.size,
+		compression: comp.Algorithm, cached: true, open: rb.Open, reusedFrom: "registry",
+		secrets: sc.found.secrets, elf: sc.found.elf,
+	}
+}
+
+// RemoteBlob is a compressed layer a registry already holds (proven by a
+// HEAD or a mount), found by its diffID and compression.
+type RemoteBlob struct {
+	Digest v1.Hash
+	Size   int64
+	// Open reads the blob, for sinks that copy it (an OCI layout).
+	Open func() (io.ReadCloser, error)
+}
+
 // notes collects what one build finds in the contents it reads, for the
-// layer and its cache record.
+// layer and its cache record; cut, when set, is told where entries and
+// incompressible data begin.
 type notes struct {
 	secrets []SecretFinding
 	elf     []ELFFile
+	cut     *chunker
 }
 
 // sawHead records what the first bytes of entry e's content tell.
@@ -149,6 +228,26 @@ func (n *notes) sawHead(e *Entry, head []byte) {
 	if f, ok := elfHeader(e.Name, head); ok {
 		n.elf = append(n.elf, f)
 	}
+}
+
+// entry is called before entry e's header is written.
+func (n *notes) entry(tw *tar.Writer, e *Entry) error {
+	if n.cut == nil {
+		return nil
+	}
+	if err := tw.Flush(); err != nil { // the previous entry's padding
+		return fmt.Errorf("writing layer tar: %w", err)
+	}
+	return n.cut.entry(e.Name)
+}
+
+// data is called after entry e's header, before its content (whose first
+// bytes are head): incompressible content gets a stored chunk.
+func (n *notes) data(e *Entry, size int64, head []byte) error {
+	if n.cut == nil || size < storeAbove || !incompressible(e.Name, head, e.Gzip) {
+		return nil
+	}
+	return n.cut.storeNext()
 }
 
 // dropOnError passes writes on until the first error, then swallows them.
@@ -181,7 +280,9 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, h Hooks) (l *Layer, err error) {
+// write makes the blob of a scanned layer into the cache (and the tee),
+// compressing only the chunks the cache lacks.
+func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, sc *scanned, h Hooks) (l *Layer, err error) {
 	tmp, err := b.Cache.tempFile("layer-*")
 	if err != nil {
 		return nil, fmt.Errorf("creating layer file in cache: %w", err)
@@ -193,60 +294,35 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, 
 			os.Remove(tmp.Name())
 		}
 	}()
-
-	// compressed side: compressor → (digest hash, byte count, file)
 	fileBuf := bufio.NewWriterSize(tmp, 1<<20)
 	digest := sha256.New()
 	sinks := []io.Writer{fileBuf, digest}
 	if h.Tee != nil {
 		sinks = append(sinks, &dropOnError{w: h.Tee})
 	}
-	compressed := &countingWriter{w: io.MultiWriter(sinks...)}
-	zw, err := comp.newWriter(compressed)
+	out := &countingWriter{w: io.MultiWriter(sinks...)}
+	mw, err := b.writeMembers(ctx, comp, entries, sc.chunks, out, h.Progress)
 	if err != nil {
-		return nil, fmt.Errorf("starting %s compressor: %w", comp.Algorithm, err)
-	}
-	// uncompressed side: tar → (diffID hash, compressor)
-	diffID := sha256.New()
-	uncompressed := &countingWriter{w: io.MultiWriter(zw, diffID), report: h.Progress}
-	tarBuf := bufio.NewWriterSize(uncompressed, 256<<10)
-
-	var found notes
-	if err := b.writeTar(ctx, tarBuf, entries, &found); err != nil {
-		zw.Close()
 		return nil, err
 	}
-	if err := tarBuf.Flush(); err != nil {
-		zw.Close()
-		return nil, fmt.Errorf("compressing layer: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("compressing layer: %w", err)
-	}
+	b.compressed.Add(mw.compressed)
 	if err := fileBuf.Flush(); err != nil {
 		return nil, fmt.Errorf("writing layer to cache: %w", err)
 	}
-	sort.Slice(found.elf, func(i, j int) bool { return found.elf[i].Name < found.elf[j].Name })
 	l = &Layer{
-		digest:           hashOf(digest),
-		diffID:           hashOf(diffID),
-		size:             compressed.n,
-		uncompressedSize: uncompressed.n,
-		compression:      comp.Algorithm,
-		secrets:          found.secrets,
-		elf:              found.elf,
+		digest: hashOf(digest), diffID: sc.diffID, size: out.n, uncompressedSize: sc.size,
+		compression: comp.Algorithm, secrets: sc.found.secrets, elf: sc.found.elf,
 	}
 	l.path = b.Cache.blobPath(l.digest)
-	if b.Cache.hasBlob(l.digest, l.size) {
-		// The same bytes are stored already (for another selector): keep
-		// that file, whose mtime the other selector's record checks.
-		return l, nil
+	if !b.Cache.hasBlob(l.digest, l.size) {
+		// else the same bytes are stored already (for another selector):
+		// keep that file, whose mtime the other selector's record checks
+		if err := os.Rename(tmp.Name(), l.path); err != nil {
+			return nil, fmt.Errorf("storing layer in cache: %w", err)
+		}
+		stored = true
 	}
-	if err := os.Rename(tmp.Name(), l.path); err != nil {
-		return nil, fmt.Errorf("storing layer in cache: %w", err)
-	}
-	stored = true
-	return l, nil
+	return l, b.Cache.storeChunks(comp, l.digest, mw.written)
 }
 
 func hashOf(h hash.Hash) v1.Hash {
@@ -266,43 +342,46 @@ func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry, fo
 			return err
 		}
 		e := &entries[i]
-		switch {
-		case e.Gzip:
-			data, err := b.gzipFile(e, found)
-			if err != nil {
-				return err
-			}
-			h := e.header(mtime)
-			h.Size = int64(len(data))
-			if err := tw.WriteHeader(h); err != nil {
-				return fmt.Errorf("writing %s to layer: %w", e.Name, err)
-			}
-			if _, err := tw.Write(data); err != nil {
-				return fmt.Errorf("writing %s to layer: %w", e.Name, err)
-			}
-		case e.Data != nil:
-			found.sawHead(e, e.Data)
-			h := e.header(mtime)
-			h.Size = int64(len(e.Data))
-			if err := tw.WriteHeader(h); err != nil {
-				return fmt.Errorf("writing %s to layer: %w", e.Name, err)
-			}
-			if _, err := tw.Write(e.Data); err != nil {
-				return fmt.Errorf("writing %s to layer: %w", e.Name, err)
-			}
-		default:
-			if err := tw.WriteHeader(e.header(mtime)); err != nil {
-				return fmt.Errorf("writing %s to layer: %w", e.Name, err)
-			}
-			if e.Type == tar.TypeReg && e.Source != "" {
-				if err := b.copyFile(tw, e, found); err != nil {
-					return err
-				}
-			}
+		if err := found.entry(tw, e); err != nil {
+			return err
+		}
+		if err := b.writeEntry(tw, e, mtime, found); err != nil {
+			return err
 		}
 	}
 	if err := tw.Close(); err != nil {
 		return fmt.Errorf("finishing layer tar: %w", err)
+	}
+	return nil
+}
+
+func (b *Builder) writeEntry(tw *tar.Writer, e *Entry, mtime time.Time, found *notes) error {
+	data := e.Data
+	if e.Gzip {
+		var err error
+		if data, err = b.gzipFile(e, found); err != nil {
+			return err
+		}
+	} else if data != nil {
+		found.sawHead(e, data)
+	}
+	h := e.header(mtime)
+	if data != nil {
+		h.Size = int64(len(data))
+	}
+	if err := tw.WriteHeader(h); err != nil {
+		return fmt.Errorf("writing %s to layer: %w", e.Name, err)
+	}
+	switch {
+	case data != nil:
+		if err := found.data(e, h.Size, data); err != nil {
+			return err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return fmt.Errorf("writing %s to layer: %w", e.Name, err)
+		}
+	case e.Type == tar.TypeReg && e.Source != "":
+		return b.copyFile(tw, e, found, func(head []byte) error { return found.data(e, e.Size, head) })
 	}
 	return nil
 }
@@ -313,7 +392,7 @@ var errChanged = errors.New("changed while the layer was being built; rebuild wh
 // copyFile copies e's source into tw, failing if the file is not the one
 // that was walked (size, mtime, ctime or inode changed) or changes while it
 // is read.
-func (b *Builder) copyFile(w io.Writer, e *Entry, found *notes) error {
+func (b *Builder) copyFile(w io.Writer, e *Entry, found *notes, beforeData func(head []byte) error) error {
 	f, err := os.Open(e.Source)
 	if err != nil {
 		return fmt.Errorf("layer source %s: %w", e.Source, unwrapPathError(err))
@@ -337,6 +416,9 @@ func (b *Builder) copyFile(w io.Writer, e *Entry, found *notes) error {
 			found.secrets = append(found.secrets, SecretFinding{Name: e.Name, Why: why})
 		}
 		found.sawHead(e, data)
+		if err := before(beforeData, data); err != nil {
+			return err
+		}
 		r = bytes.NewReader(data)
 	} else {
 		// the first bytes tell an ELF file's machine: peek at them on the way
@@ -346,6 +428,9 @@ func (b *Builder) copyFile(w io.Writer, e *Entry, found *notes) error {
 			return fmt.Errorf("reading layer source %s: %w", e.Source, err)
 		}
 		found.sawHead(e, buf[:k])
+		if err := before(beforeData, buf[:k]); err != nil {
+			return err
+		}
 		if _, err := w.Write(buf[:k]); err != nil {
 			return fmt.Errorf("writing %s to layer: %w", e.Name, err)
 		}
@@ -360,6 +445,13 @@ func (b *Builder) copyFile(w io.Writer, e *Entry, found *notes) error {
 		return fmt.Errorf("layer source %s: %w (was %d bytes, read %d)", e.Source, errChanged, e.Size, n)
 	}
 	return sameFile(f, e)
+}
+
+func before(f func([]byte) error, head []byte) error {
+	if f == nil {
+		return nil
+	}
+	return f(head)
 }
 
 func sameFile(f *os.File, e *Entry) error {
@@ -386,7 +478,7 @@ func (b *Builder) gzipFile(e *Entry, found *notes) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := b.copyFile(zw, e, found); err != nil {
+	if err := b.copyFile(zw, e, found, nil); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {

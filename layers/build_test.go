@@ -384,7 +384,7 @@ func TestBuildGrowsDuringRead(t *testing.T) {
 	entries := mustWalk(t, Spec{Sources: []Source{{From: src, To: "/"}}})
 	b := &Builder{Cache: newCache(t), MTime: testMTime}
 	w := &hookWriter{after: 0, hook: func() { appendFile(filepath.Join(src, "a"), "grown") }}
-	err := b.copyFile(w, &entries[0], &notes{})
+	err := b.copyFile(w, &entries[0], &notes{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "changed while") {
 		t.Errorf("copyFile of a file grown during the copy: %v", err)
 	}

@@ -31,7 +31,7 @@ func DefaultCacheDir() (string, error) {
 
 // OpenCache creates (if needed) and opens the cache at dir.
 func OpenCache(dir string) (*Cache, error) {
-	for _, sub := range []string{"blobs/sha256", "layers", "base", "tmp"} {
+	for _, sub := range []string{"blobs/sha256", "layers", "content", "chunks", "base", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("creating cache directory: %w", err)
 		}
@@ -66,10 +66,21 @@ type record struct {
 	ELF []ELFFile `json:"elf,omitempty"`
 }
 
-// lookup returns the layer stored under selector, or nil on a miss. A record
-// whose blob is missing, of the wrong size or rewritten is a miss.
-func (c *Cache) lookup(selector string, comp Compression) *Layer {
-	b, err := os.ReadFile(filepath.Join(c.dir, "layers", selector+".json"))
+// selectorRecord is where the record of a selector (the layer's entries'
+// metadata) is kept; contentRecord, that of a tar stream (its diffID), for
+// a checkout whose files are the same bytes with new mtimes.
+func (c *Cache) selectorRecord(selector string) string {
+	return filepath.Join(c.dir, "layers", selector+".json")
+}
+
+func (c *Cache) contentRecord(diffID v1.Hash, comp Compression) string {
+	return filepath.Join(c.dir, "content", diffID.Hex+"-"+comp.keyHash()+".json")
+}
+
+// lookup returns the layer recorded in file rec, or nil on a miss. A
+// record whose blob is missing, of the wrong size or rewritten is a miss.
+func (c *Cache) lookup(rec string, comp Compression) *Layer {
+	b, err := os.ReadFile(rec)
 	if err != nil {
 		return nil
 	}
@@ -103,7 +114,8 @@ func (c *Cache) hasBlob(h v1.Hash, size int64) bool {
 	return err == nil
 }
 
-func (c *Cache) store(selector string, comp Compression, l *Layer) error {
+// store records l in each of the record files recs.
+func (c *Cache) store(comp Compression, l *Layer, recs ...string) error {
 	fi, err := os.Stat(l.path)
 	if err != nil {
 		return fmt.Errorf("caching layer %s: %w", l.digest, err)
@@ -116,7 +128,12 @@ func (c *Cache) store(selector string, comp Compression, l *Layer) error {
 	if err != nil {
 		return err
 	}
-	return c.writeFile(filepath.Join(c.dir, "layers", selector+".json"), b)
+	for _, rec := range recs {
+		if err := c.writeFile(rec, b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeFile writes b to name atomically (temp file, then rename).
@@ -172,4 +189,58 @@ func (c *Cache) Blob(h v1.Hash, fetch func() ([]byte, error)) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// chunkLoc is where a compressed chunk sits in a cached blob.
+type chunkLoc struct {
+	Blob        v1.Hash `json:"blob"`
+	BlobSize    int64   `json:"blobSize"`
+	BlobModTime int64   `json:"blobModTime"`
+	Offset      int64   `json:"offset"`
+	Length      int64   `json:"length"`
+}
+
+func (c *Cache) chunkRecord(ch chunk, comp Compression) string {
+	kind := "z"
+	if ch.Stored {
+		kind = "s"
+	}
+	return filepath.Join(c.dir, "chunks", fmt.Sprintf("%x-%s-%s.json", ch.Hash, kind, comp.keyHash()))
+}
+
+// chunkAt returns where the cache has chunk ch compressed as comp says, or
+// nil. A record whose blob is missing, resized or rewritten is a miss.
+func (c *Cache) chunkAt(ch chunk, comp Compression) *chunkLoc {
+	b, err := os.ReadFile(c.chunkRecord(ch, comp))
+	if err != nil {
+		return nil
+	}
+	var at chunkLoc
+	if json.Unmarshal(b, &at) != nil || at.Offset < 0 || at.Length <= 0 || at.Offset+at.Length > at.BlobSize {
+		return nil
+	}
+	fi, err := os.Stat(c.blobPath(at.Blob))
+	if err != nil || fi.Size() != at.BlobSize || fi.ModTime().UnixNano() != at.BlobModTime {
+		return nil
+	}
+	return &at
+}
+
+// storeChunks records where blob (stored in the cache) has the chunks
+// compressed for it.
+func (c *Cache) storeChunks(comp Compression, blob v1.Hash, spans []chunkSpan) error {
+	fi, err := os.Stat(c.blobPath(blob))
+	if err != nil {
+		return fmt.Errorf("caching layer chunks: %w", err)
+	}
+	for _, s := range spans {
+		b, err := json.Marshal(chunkLoc{Blob: blob, BlobSize: fi.Size(), BlobModTime: fi.ModTime().UnixNano(), Offset: s.off, Length: s.len})
+		if err != nil {
+			return err
+		}
+		if err := c.writeFile(c.chunkRecord(s.c, comp), b); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -2,15 +2,15 @@ package layers
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
-	"runtime"
 	"runtime/debug"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
 )
 
 // Algorithms a layer can be compressed with.
@@ -18,10 +18,6 @@ const (
 	Gzip = "gzip"
 	Zstd = "zstd"
 )
-
-// gzipBlockSize is fixed: pgzip's output depends on the block size (not on
-// the number of goroutines), so a fixed size keeps digests reproducible.
-const gzipBlockSize = 1 << 20
 
 // Compression selects how new layers are compressed.
 type Compression struct {
@@ -58,9 +54,16 @@ func (c Compression) Normalize() (Compression, error) {
 }
 
 // Key identifies everything that changes the compressed bytes: algorithm,
-// level, block size and the compressor library's version.
+// level, how the stream is cut into members, and the compressor library's
+// version.
 func (c Compression) Key() string {
-	return fmt.Sprintf("%s/%d/bs%d/%s", c.Algorithm, c.Level, gzipBlockSize, libVersions())
+	return fmt.Sprintf("%s/%d/members-%d-%d-%d-%d/%s", c.Algorithm, c.Level, minChunk, maxChunk, cutEvery, storeAbove, libVersions())
+}
+
+// keyHash is a short file-name-safe form of Key.
+func (c Compression) keyHash() string {
+	h := sha256.Sum256([]byte(c.Key()))
+	return hex.EncodeToString(h[:8])
 }
 
 func libVersions() string {
@@ -75,24 +78,6 @@ func libVersions() string {
 		}
 	}
 	return strings.Join(v, ",")
-}
-
-func (c Compression) newWriter(w io.Writer) (io.WriteCloser, error) {
-	switch c.Algorithm {
-	case Zstd:
-		return zstd.NewWriter(w,
-			zstd.WithEncoderLevel(zstd.EncoderLevel(c.Level)),
-			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
-	default:
-		zw, err := pgzip.NewWriterLevel(w, c.Level)
-		if err != nil {
-			return nil, err
-		}
-		if err := zw.SetConcurrency(gzipBlockSize, 2*runtime.GOMAXPROCS(0)); err != nil {
-			return nil, err
-		}
-		return zw, nil
-	}
 }
 
 // decompress returns a reader of the uncompressed bytes of r, whose format

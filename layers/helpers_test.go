@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // testMTime is the Builder.MTime used by most tests; it is far from any host
@@ -270,4 +272,13 @@ func setMTimes(t testing.TB, root string, tm time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+func mustHash(t testing.TB, s string) v1.Hash {
+	t.Helper()
+	h, err := v1.NewHash(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -12,9 +12,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Layer is a built layer whose blob sits in the cache. Digest, DiffID and
-// Size are known without reading; Compressed re-opens the blob on every call
-// (safe for retries and concurrent uploads) and checks it against Digest.
+// Layer is a built layer whose blob sits in the cache, or in a registry
+// that had it already. Digest, DiffID and Size are known without reading;
+// Compressed re-opens the blob on every call (safe for retries and
+// concurrent uploads) and checks it against Digest.
 type Layer struct {
 	digest, diffID   v1.Hash
 	size             int64
@@ -23,8 +24,10 @@ type Layer struct {
 	compression      string
 	path             string
 	cached           bool
-	secrets          []SecretFinding // contents that looked like secrets, allowed when built
-	elf              []ELFFile       // ELF files, sorted by name
+	reusedFrom       string                        // "registry" for a blob only a registry has
+	open             func() (io.ReadCloser, error) // reads that blob
+	secrets          []SecretFinding               // contents that looked like secrets, allowed when built
+	elf              []ELFFile                     // ELF files, sorted by name
 }
 
 var _ v1.Layer = (*Layer)(nil)
@@ -46,9 +49,20 @@ func (l *Layer) Compression() string                 { return l.compression }
 func (l *Layer) Cached() bool                        { return l.cached }
 func (l *Layer) Path() string                        { return l.path }
 
+// Remote reports whether the blob is in a registry only (found there by
+// content, not built or cached here).
+func (l *Layer) Remote() bool { return l.reusedFrom == "registry" }
+
 // Compressed opens the blob. Reading it to the end fails if its bytes do not
 // hash to Digest, so a damaged cache can never be uploaded or copied.
 func (l *Layer) Compressed() (io.ReadCloser, error) {
+	if l.open != nil {
+		rc, err := l.open()
+		if err != nil {
+			return nil, fmt.Errorf("reading layer %s from the registry: %w", l.digest, err)
+		}
+		return &verifier{rc: rc, h: sha256.New(), want: l.digest, size: l.size, name: "layer " + l.digest.String() + " from the registry"}, nil
+	}
 	f, err := os.Open(l.path)
 	if err != nil {
 		return nil, fmt.Errorf("opening cached layer %s: %w", l.digest, err)
