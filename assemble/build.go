@@ -54,13 +54,13 @@ func (b *Built) Taggable() remote.Taggable {
 // failure (a missing directory, a base that does not exist, a size over
 // maxSize) leaves no trace anywhere but the layer cache.
 func (e *Engine) Build(ctx context.Context, specs []spec.ImageSpec) ([]*Built, error) {
-	return e.build(ctx, specs, nil)
+	return e.build(ctx, specs, sinkRoles{})
 }
 
-func (e *Engine) build(ctx context.Context, specs []spec.ImageSpec, streamers []LayerStreamer) ([]*Built, error) {
+func (e *Engine) build(ctx context.Context, specs []spec.ImageSpec, roles sinkRoles) ([]*Built, error) {
 	var out []*Built
 	for _, s := range specs {
-		b, err := e.buildImage(ctx, s, streamers)
+		b, err := e.buildImage(ctx, s, roles)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", s.Name, err)
 		}
@@ -79,7 +79,7 @@ type imageBuild struct {
 	family    manifests.Family
 	layerType types.MediaType
 	builder   *layers.Builder
-	streamers []LayerStreamer
+	sinks     sinkRoles
 	// content has a layer for each of s.Layers built once for every
 	// platform, nil for one built per platform; entries has its entries.
 	content []*layers.Layer
@@ -89,13 +89,13 @@ type imageBuild struct {
 	perPlatform bool
 }
 
-func (e *Engine) buildImage(ctx context.Context, s spec.ImageSpec, streamers []LayerStreamer) (*Built, error) {
+func (e *Engine) buildImage(ctx context.Context, s spec.ImageSpec, roles sinkRoles) (*Built, error) {
 	start := time.Now()
 	ib, err := e.plan(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	ib.streamers = streamers
+	ib.sinks = roles
 	for _, ls := range s.Layers {
 		if ls.PerPlatform() {
 			ib.perPlatform = true
@@ -231,8 +231,8 @@ func (e *Engine) buildLayer(ctx context.Context, ib *imageBuild, name string, en
 		label += " (" + what + ")"
 	}
 	task := e.progress.Task(label, total)
-	stream := openStreams(ctx, ib.streamers, ib.s)
-	l, err := ib.builder.BuildWith(ctx, entries, layers.Hooks{Progress: task.Add, Tee: stream.writer()})
+	stream := openStreams(ctx, ib.sinks.streamers, ib.s)
+	l, err := ib.builder.BuildWith(ctx, entries, layers.Hooks{Progress: task.Add, Tee: stream.writer(), Reuse: reuse(ib.sinks.reusers, ib.s)})
 	if err != nil {
 		task.Done("failed")
 		stream.finish(nil)
@@ -245,7 +245,10 @@ func (e *Engine) buildLayer(ctx context.Context, ib *imageBuild, name string, en
 	}
 	size, _ := l.Size()
 	verb := "built"
-	if l.Cached() {
+	switch {
+	case l.Remote():
+		verb = "in the registry already:"
+	case l.Cached():
 		verb = "cached"
 	}
 	task.Done(fmt.Sprintf("%s %s (%s compressed, %d entries)", verb, progress.Short(d.Hex), progress.Size(size), len(entries)))

@@ -107,6 +107,9 @@ func (e *Engine) LayerStats() layers.Stats {
 		s.FilesRead += bs.FilesRead
 		s.Hits += bs.Hits
 		s.Misses += bs.Misses
+		s.ContentHits += bs.ContentHits
+		s.RegistryHits += bs.RegistryHits
+		s.Compressed += bs.Compressed
 	}
 	return s
 }

@@ -41,8 +41,8 @@ type testEngine struct {
 }
 
 // RegistrySink is the registry sink on the engine's client.
-func (e testEngine) RegistrySink(d sink.Destinations) assemble.Sink {
-	return sink.Registry(e.client, d)
+func (e testEngine) RegistrySink(d sink.Destinations, opts ...sink.RegistryOption) assemble.Sink {
+	return sink.Registry(e.client, d, opts...)
 }
 
 func NewEngine(o testOptions) (testEngine, error) {

@@ -62,7 +62,7 @@ func (e *Engine) addContent(ctx context.Context, pb *platformBuild) error {
 			return err
 		}
 		pb.add(e, l)
-		pb.patch.History = append(pb.patch.History, manifests.History{CreatedBy: "gantry: " + ls.Description()})
+		pb.patch.History = append(pb.patch.History, manifests.History{CreatedBy: "gantry: " + ls.Description(), Comment: pb.s.Compression.HistoryComment()})
 	}
 	return nil
 }
@@ -147,13 +147,13 @@ func (e *Engine) addUser(ctx context.Context, pb *platformBuild) error {
 	if err := pb.gates.userEntries(entries, pb.upper); err != nil {
 		return err
 	}
-	l, err := pb.builder.Build(ctx, entries)
+	l, err := pb.builder.BuildWith(ctx, entries, layers.Hooks{Reuse: reuse(pb.sinks.reusers, pb.s)})
 	if err != nil {
 		return fmt.Errorf("user layer: %w", err)
 	}
 	pb.add(e, l.WithMediaType(pb.layerType))
 	pb.patch.User = fmt.Sprintf("%d:%d", u.UID, u.GID)
-	pb.patch.History = append(pb.patch.History, manifests.History{CreatedBy: fmt.Sprintf("gantry: user %s (%d) group %s (%d)", u.Name, u.UID, u.Group, u.GID)})
+	pb.patch.History = append(pb.patch.History, manifests.History{CreatedBy: fmt.Sprintf("gantry: user %s (%d) group %s (%d)", u.Name, u.UID, u.Group, u.GID), Comment: pb.s.Compression.HistoryComment()})
 	return nil
 }
 

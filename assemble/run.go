@@ -7,21 +7,31 @@ import (
 	"github.com/gantry-dev/gantry/assemble/spec"
 )
 
+// sinkRoles are the sinks that take part in building: those that take
+// layers while they are built, and those that may have them already.
+type sinkRoles struct {
+	streamers []LayerStreamer
+	reusers   []LayerReuser
+}
+
 // check lets every sink refuse the specs before anything is built, and
-// returns the sinks that take layers while they are built.
-func check(ctx context.Context, specs []spec.ImageSpec, sinks []Sink) ([]LayerStreamer, error) {
-	var streamers []LayerStreamer
+// sorts out the sinks' roles in the build.
+func check(ctx context.Context, specs []spec.ImageSpec, sinks []Sink) (sinkRoles, error) {
+	var r sinkRoles
 	for _, s := range sinks {
 		if c, ok := s.(Checker); ok {
 			if err := c.Check(ctx, specs); err != nil {
-				return nil, err
+				return r, err
 			}
 		}
 		if ls, ok := s.(LayerStreamer); ok {
-			streamers = append(streamers, ls)
+			r.streamers = append(r.streamers, ls)
+		}
+		if lr, ok := s.(LayerReuser); ok {
+			r.reusers = append(r.reusers, lr)
 		}
 	}
-	return streamers, nil
+	return r, nil
 }
 
 // Result is what a run reports per image (gantry build --json).
@@ -54,11 +64,11 @@ func (e *Engine) Run(ctx context.Context, specs []spec.ImageSpec, sinks ...Sink)
 			err = fmt.Errorf("interrupted: no tag was written and no output was left behind (blobs already uploaded stay unreferenced in the registry): %w", err)
 		}
 	}()
-	streamers, err := check(ctx, specs, sinks)
+	roles, err := check(ctx, specs, sinks)
 	if err != nil {
 		return nil, err
 	}
-	built, err := e.build(ctx, specs, streamers)
+	built, err := e.build(ctx, specs, roles)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/gantry-dev/gantry/assemble/spec"
+	"github.com/gantry-dev/gantry/layers"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -35,6 +36,31 @@ type LayerStreamer interface {
 	Sink
 	// StreamLayer returns where to write a new layer of image s, or nil.
 	StreamLayer(ctx context.Context, s spec.ImageSpec) LayerStream
+}
+
+// LayerReuser is a Sink that may hold a new layer already: found by its
+// content (diffID) and compression in what the sink has (for a registry:
+// the images at the destination tags and --cache-from), and proven there
+// (a HEAD or a mount) for image s. A reused layer is neither compressed
+// nor uploaded.
+type LayerReuser interface {
+	Sink
+	ReuseLayer(ctx context.Context, s spec.ImageSpec, diffID v1.Hash, compression string) (*layers.RemoteBlob, bool)
+}
+
+// reuse is the builder's hook asking each reuser in turn.
+func reuse(reusers []LayerReuser, s spec.ImageSpec) func(context.Context, v1.Hash, string) (*layers.RemoteBlob, bool) {
+	if len(reusers) == 0 {
+		return nil
+	}
+	return func(ctx context.Context, diffID v1.Hash, comp string) (*layers.RemoteBlob, bool) {
+		for _, r := range reusers {
+			if rb, ok := r.ReuseLayer(ctx, s, diffID, comp); ok {
+				return rb, true
+			}
+		}
+		return nil, false
+	}
 }
 
 // LayerStream takes one layer's compressed bytes. A stream whose Write

@@ -102,3 +102,23 @@ func decompress(r io.Reader) (io.ReadCloser, error) {
 		return io.NopCloser(br), nil
 	}
 }
+
+// historyPrefix starts the config history comment of a layer gantry made;
+// the rest is its Compression.Key. A later build finding that layer's
+// diffID in a registry knows from it whether the blob there is the one it
+// would make itself, bit for bit.
+const historyPrefix = "gantry: compressed as "
+
+// HistoryComment is the config history comment of a layer compressed as c.
+func (c Compression) HistoryComment() string {
+	if n, err := c.Normalize(); err == nil {
+		c = n
+	}
+	return historyPrefix + c.Key()
+}
+
+// CompressionOfComment returns the Compression.Key a history comment
+// names, if gantry wrote it.
+func CompressionOfComment(comment string) (string, bool) {
+	return strings.CutPrefix(comment, historyPrefix)
+}

@@ -18,16 +18,28 @@ import (
 // each tag is written only after everything it refers to is in place. It
 // also takes new layers while they are built (assemble.LayerStreamer),
 // into upload sessions committed only when the image is written.
-func Registry(c *registry.Client, dest Destinations) assemble.Sink {
-	return &registrySink{c: c, dest: dest, uploads: c.NewUploads()}
+//
+// It also reuses, by content, layers the registry already has (see
+// CacheFrom): a fresh CI runner neither compresses nor uploads a layer
+// another runner pushed before.
+func Registry(c *registry.Client, dest Destinations, opts ...RegistryOption) assemble.Sink {
+	s := &registrySink{c: c, dest: dest, uploads: c.NewUploads(), reuse: reuseState{
+		known: map[string]map[reuseKey]knownLayer{}, blobs: map[string]*registry.Blobs{}, proven: map[string]bool{},
+	}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 type registrySink struct {
-	c       *registry.Client
-	dest    Destinations
-	uploads *registry.Uploads
-	pusher  *remote.Pusher
-	pending []pendingTag
+	c         *registry.Client
+	dest      Destinations
+	uploads   *registry.Uploads
+	pusher    *remote.Pusher
+	pending   []pendingTag
+	cacheFrom []string
+	reuse     reuseState
 }
 
 type pendingTag struct {
@@ -38,6 +50,7 @@ type pendingTag struct {
 var (
 	_ assemble.LayerStreamer = (*registrySink)(nil)
 	_ assemble.Checker       = (*registrySink)(nil)
+	_ assemble.LayerReuser   = (*registrySink)(nil)
 )
 
 // Check refuses, before anything is built, destinations that are not
@@ -45,6 +58,15 @@ var (
 // token fetch and an upload session started and cancelled per
 // repository).
 func (s *registrySink) Check(ctx context.Context, specs []spec.ImageSpec) error {
+	for _, c := range s.cacheFrom {
+		if strings.HasPrefix(c, ":") {
+			if _, err := name.NewTag("x" + c); err != nil {
+				return &spec.ConfigError{Path: "--cache-from", Msg: fmt.Sprintf("%q is not a valid tag: %v", c, err)}
+			}
+		} else if _, err := s.c.ParseReference(c); err != nil {
+			return &spec.ConfigError{Path: "--cache-from", Msg: fmt.Sprintf("%q is not a valid reference: %v", c, err)}
+		}
+	}
 	seen := map[string]bool{}
 	for _, is := range specs {
 		refs, err := s.refs(is)

@@ -231,6 +231,7 @@ const defaultOutput = "oci:gantry-out"
 // outputOptions say where results go and how they are reported.
 type outputOptions struct {
 	push       string
+	cacheFrom  []string
 	tags       []string
 	output     string
 	json       bool
@@ -240,6 +241,7 @@ type outputOptions struct {
 func (o *outputOptions) add(f *pflag.FlagSet, pushHelp string) {
 	f.StringVar(&o.push, "push", "", pushHelp)
 	f.StringArrayVarP(&o.tags, "tag", "t", nil, "tag to write (repeatable; default: the config's tags, else latest)")
+	f.StringArrayVar(&o.cacheFrom, "cache-from", nil, "with --push: also reuse the layers of this image, or of :TAG in each image's repository, e.g. :main (repeatable; the destination tags are always read)")
 	f.StringVarP(&o.output, "output", "o", "", "also write the result to oci:DIR (an OCI layout) or tar:FILE (docker load, one platform)")
 	f.BoolVar(&o.json, "json", false, "print results as JSON on stdout, one object per image")
 	f.StringVar(&o.digestFile, "digest-file", "", "write REF@DIGEST lines for every pushed reference to this file (for signing tools)")
@@ -266,7 +268,9 @@ func (o *outputOptions) toStdout() bool { return o.output == "tar:-" }
 func (o *outputOptions) sinks(c *registry.Client, dest sink.Destinations, stdout io.Writer, log *slog.Logger) ([]assemble.Sink, error) {
 	var sinks []assemble.Sink
 	if o.push != "" {
-		sinks = append(sinks, sink.Registry(c, dest))
+		sinks = append(sinks, sink.Registry(c, dest, sink.CacheFrom(o.cacheFrom...)))
+	} else if len(o.cacheFrom) > 0 {
+		log.Warn("--cache-from has no effect without --push")
 	}
 	out := o.output
 	if out == "" && o.push == "" {

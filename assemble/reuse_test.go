@@ -1,0 +1,131 @@
+package assemble_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gantry-dev/gantry/assemble"
+	"github.com/gantry-dev/gantry/assemble/registrytest"
+	"github.com/gantry-dev/gantry/assemble/sink"
+	"github.com/gantry-dev/gantry/assemble/spec"
+)
+
+// reuseRig is TaskFlow pushed once to a registry, for builds that should
+// find its layers there.
+type reuseRig struct {
+	reg     *registrytest.Registry
+	bases   map[string]string
+	cache   string // the first build's cache
+	digests map[string]string
+}
+
+func newReuseRig(t *testing.T) *reuseRig {
+	t.Helper()
+	reg := registrytest.New(t)
+	registrytest.PushLayout(t, nginxBase, reg.Host+"/library/nginx:alpine")
+	registrytest.PushLayout(t, pythonBase, reg.Host+"/library/python:3.13-slim")
+	rig := &reuseRig{reg: reg, cache: t.TempDir(), digests: map[string]string{}, bases: map[string]string{
+		"taskflow-frontend": reg.Host + "/library/nginx:alpine",
+		"taskflow-backend":  reg.Host + "/library/python:3.13-slim",
+	}}
+	for _, r := range rig.push(t, rig.cache, loadExample(t, rig.bases), sink.Destinations{Prefix: reg.Host + "/taskflow"}) {
+		rig.digests[r.Name] = r.Digest
+	}
+	return rig
+}
+
+// push runs specs to dest with the cache in dir, counting the registry's
+// requests from a clean slate, and checks every digest against the first
+// build's.
+func (rig *reuseRig) push(t *testing.T, dir string, specs []spec.ImageSpec, dest sink.Destinations, opts ...sink.RegistryOption) []assemble.Result {
+	t.Helper()
+	rig.reg.Reset()
+	e := newTestEngine(t, dir)
+	res, err := e.Run(context.Background(), specs, e.RegistrySink(dest, opts...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if want, ok := rig.digests[r.Name]; ok && r.Digest != want {
+			t.Errorf("%s: %s, the first build gave %s", r.Name, r.Digest, want)
+		}
+	}
+	if st := e.LayerStats(); len(rig.digests) > 0 && st.Compressed != 0 {
+		t.Errorf("compressed %d bytes; stats %+v", st.Compressed, st)
+	}
+	return res
+}
+
+func (rig *reuseRig) uploads() int {
+	return rig.reg.Count("PATCH", "/blobs/uploads/") + rig.reg.Count("PUT", "/blobs/uploads/")
+}
+
+// TestFreshRunnerReusesRegistry: with an empty cache, every new layer is
+// found in the registry by content (the image at the destination tag, or
+// --cache-from another tag or repository): nothing is compressed or
+// uploaded, and the digests are the first build's.
+func TestFreshRunnerReusesRegistry(t *testing.T) {
+	rig := newReuseRig(t)
+	host := rig.reg.Host
+	t.Run("same tag", func(t *testing.T) {
+		rig.push(t, t.TempDir(), loadExample(t, rig.bases), sink.Destinations{Prefix: host + "/taskflow"})
+		if n := rig.uploads(); n != 0 {
+			t.Errorf("%d blob uploads; requests %q", n, rig.reg.Requests())
+		}
+	})
+	t.Run("cache-from another tag", func(t *testing.T) {
+		rig.push(t, t.TempDir(), loadExample(t, rig.bases), sink.Destinations{Prefix: host + "/taskflow", Tags: []string{"pr-7"}}, sink.CacheFrom(":latest"))
+		if n := rig.uploads(); n != 0 {
+			t.Errorf("%d blob uploads", n)
+		}
+		if n := rig.reg.Count("PUT", "/manifests/pr-7"); n != 2 {
+			t.Errorf("%d pr-7 tags written, want 2", n)
+		}
+	})
+	t.Run("cache-from another repository", func(t *testing.T) {
+		specs := loadExample(t, rig.bases)[:1] // the frontend
+		rig.push(t, t.TempDir(), specs, sink.Destinations{Ref: host + "/fork/site:v1"}, sink.CacheFrom(host+"/taskflow/taskflow-frontend:latest"))
+		// a new repository needs the two platforms' configs; every
+		// layer is mounted
+		if n := rig.reg.Count("PUT", "/blobs/uploads/"); n != 2 {
+			t.Errorf("%d blob uploads, want the 2 configs; requests %q", n, rig.reg.Requests())
+		}
+		if n := rig.reg.Count("POST", "mount=", "from=taskflow"); n == 0 {
+			t.Errorf("no blob mounted from taskflow/; requests %q", rig.reg.Requests())
+		}
+	})
+	t.Run("nothing to reuse is a miss, not an error", func(t *testing.T) {
+		delete(rig.digests, "taskflow-frontend")
+		rig.reg.Reset()
+		e := newTestEngine(t, t.TempDir())
+		specs := loadExample(t, rig.bases)[:1]
+		specs[0].Compression.Algorithm = "zstd" // the registry's are gzip
+		if _, err := e.Run(context.Background(), specs, e.RegistrySink(sink.Destinations{Ref: host + "/taskflow/taskflow-frontend:zstd"}, sink.CacheFrom(":no-such-tag", host+"/nowhere/x:y"))); err != nil {
+			t.Fatal(err)
+		}
+		if st := e.LayerStats(); st.RegistryHits != 0 || st.Compressed == 0 {
+			t.Errorf("a gzip layer reused for a zstd build: %+v", st)
+		}
+	})
+}
+
+// TestFreshCheckoutReusesCache: a new checkout of the same files (new
+// mtimes) with the cache of an earlier build compresses and uploads
+// nothing.
+func TestFreshCheckoutReusesCache(t *testing.T) {
+	rig := newReuseRig(t)
+	checkout := filepath.Join(t.TempDir(), "taskflow")
+	if err := os.CopyFS(checkout, os.DirFS(filepath.Dir(exampleFile))); err != nil {
+		t.Fatal(err)
+	}
+	specs, err := spec.Load(filepath.Join(checkout, "gantry.yaml"), noEnv, spec.Options{Bases: rig.bases})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rig.push(t, rig.cache, specs, sink.Destinations{Prefix: rig.reg.Host + "/taskflow"})
+	if n := rig.uploads(); n != 0 {
+		t.Errorf("%d blob uploads", n)
+	}
+}
