@@ -46,6 +46,10 @@ type chunker struct {
 	emit   func(i int, c chunk, data []byte) error
 	keep   func(i int) bool
 	buffer func() []byte // a chunk buffer (default: a new one)
+	// noHash skips hashing: the second pass over a layer knows the hashes
+	// from the first, and checks lengths only (the sources are checked
+	// against their walk as they are read).
+	noHash bool
 }
 
 func newChunker() *chunker {
@@ -59,8 +63,10 @@ func (c *chunker) Write(p []byte) (int, error) {
 		if room := maxChunk - c.curLen; int64(len(part)) > room {
 			part = part[:room]
 		}
-		c.total.Write(part)
-		c.cur.Write(part)
+		if !c.noHash {
+			c.total.Write(part)
+			c.cur.Write(part)
+		}
 		if c.emit != nil && c.wanted() {
 			if c.buf == nil {
 				c.buf = c.newBuffer()

@@ -47,8 +47,9 @@ type chunkSpan struct {
 
 // writeMembers writes entries' blob to out, compressing only the chunks of
 // plan (the scan's) the cache does not have. The tar stream is made again
-// and must cut into the same chunks: a source that changed since the scan
-// fails the build.
+// and must cut into chunks of the same sizes; every source is checked
+// against its walk as it is read, so one that changed since the scan fails
+// the build.
 func (b *Builder) writeMembers(ctx context.Context, comp Compression, entries []Entry, plan []chunk, out io.Writer, progress func(int64)) (*memberWriter, error) {
 	mw := &memberWriter{b: b, comp: comp, plan: plan, out: out, locs: make([]*chunkLoc, len(plan)), pool: make(chan []byte, 8)}
 	todo := 0
@@ -86,12 +87,14 @@ func (b *Builder) writeMembers(ctx context.Context, comp Compression, entries []
 // the queue (all) and to the compressors (those the cache lacks).
 func (mw *memberWriter) produce(ctx context.Context, entries []Entry, queue, jobs chan<- *member, progress func(int64)) error {
 	ch := newChunker()
+	ch.noHash = true
 	ch.keep = func(i int) bool { return i >= len(mw.locs) || mw.locs[i] == nil }
 	ch.buffer = mw.buffer
 	ch.emit = func(i int, c chunk, data []byte) error {
-		if i >= len(mw.plan) || mw.plan[i] != c {
+		if i >= len(mw.plan) || mw.plan[i].Len != c.Len || mw.plan[i].Stored != c.Stored {
 			return fmt.Errorf("a layer source %w", errChanged)
 		}
+		c = mw.plan[i]
 		m := &member{i: i, c: c, data: data, at: mw.locs[i], done: make(chan struct{})}
 		if m.at != nil {
 			close(m.done)
