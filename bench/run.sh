@@ -64,7 +64,7 @@ BIN=$BENCH_DIR/bin
 WORK=$BENCH_DIR/work
 LOGS=$BENCH_DIR/logs
 say "preparing $BENCH_DIR"
-rm -rf "$WORK" "$LOGS" "$BENCH_DIR/registry" "$BENCH_DIR/data"
+rm -rf "$WORK" "$LOGS" "$BENCH_DIR/registry" "$BENCH_DIR/registry-auth" "$BENCH_DIR/data"
 mkdir -p "$BIN" "$WORK" "$LOGS" "$BENCH_DIR/data"
 RAW=$WORK/results.tsv
 META=$WORK/meta.tsv
@@ -126,7 +126,7 @@ version: 0.1
 log:
   level: error
   accesslog:
-    disabled: true
+    disabled: false
 storage:
   filesystem:
     rootdirectory: $BENCH_DIR/registry
@@ -138,15 +138,16 @@ http:
   addr: $REG
 EOF
 REG_PID=
+AUTH_PID=
 cleanup() {
 	local rc=$?
 	if [ -n "$AUTOGROUP_NICE" ]; then echo "$AUTOGROUP_NICE" >/proc/self/autogroup 2>/dev/null || true; fi
-	if [ -n "$REG_PID" ]; then
-		kill "$REG_PID" 2>/dev/null || true
-		wait "$REG_PID" 2>/dev/null || true
-	fi
+	for pid in $REG_PID $AUTH_PID; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
 	if [ "$KEEP" != 1 ]; then
-		rm -rf "$BENCH_DIR/registry" "$BENCH_DIR/data" "$WORK"/gantry-* "$WORK"/buildah-* "$WORK"/*.tar "$WORK"/floor-*
+		rm -rf "$BENCH_DIR/registry" "$BENCH_DIR/registry-auth" "$BENCH_DIR/data" "$WORK"/gantry-* "$WORK"/buildah-* "$WORK"/*.tar "$WORK"/floor-*
 	fi
 	[ $rc = 0 ] || printf 'bench: failed (exit %s); logs in %s\n' "$rc" "$LOGS" >&2
 }
@@ -165,6 +166,19 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 curl -fsS -o /dev/null "http://$REG/v2/" || die "the registry did not answer on $REG"
+
+# A second registry that wants a password, for the wrong-credentials run.
+AUTH_REG=127.0.0.1:$("$H" port)
+"$H" htpasswd bench right-password >"$WORK/htpasswd"
+sed -e "s|rootdirectory: .*|rootdirectory: $BENCH_DIR/registry-auth|" -e "s|addr: .*|addr: $AUTH_REG|" "$WORK/registry.yml" >"$WORK/registry-auth.yml"
+printf 'auth:\n  htpasswd:\n    realm: bench\n    path: %s\n' "$WORK/htpasswd" >>"$WORK/registry-auth.yml"
+"${REG_CMD[@]}" "$WORK/registry-auth.yml" >"$LOGS/registry-auth.log" 2>&1 &
+AUTH_PID=$!
+for _ in $(seq 100); do
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$AUTH_REG/v2/")" = 401 ] && break
+	kill -0 "$AUTH_PID" 2>/dev/null || die "the password registry exited: $(tail -5 "$LOGS/registry-auth.log")"
+	sleep 0.1
+done
 
 BASE=$REG/base/nginx:alpine
 say "pushing the two-platform base to $BASE"
@@ -201,6 +215,50 @@ run_buildah() {
 	# untimed: drop the container and the committed image (buildah reuses neither)
 	"${b[@]}" rm "ctr-$w-$sc-$i" >/dev/null
 	"${b[@]}" rmi "bench-$w" >/dev/null 2>&1 || true
+}
+# gantry where CI runs: gantry_at W SCEN ITER SRC CACHE DEST [FLAGS...]
+gantry_at() {
+	local w=$1 sc=$2 i=$3 src=$4 cache=$5 dest=$6
+	shift 6
+	timed "$w" gantry "$sc" "$i" -- "$BIN/gantry" append --base "$BASE" --layer "$src:$HTML" --owner 1001:1001 \
+		--push "$dest" --cache-dir "$cache" -q "${GANTRY_FLAGS[@]}" "$@"
+}
+# the registry's access log counts blob uploads
+mark() { wc -l <"$LOGS/registry.log"; }
+uploads_since() { tail -n +"$(($1 + 1))" "$LOGS/registry.log" | grep -cE '"(PATCH|PUT) /v2/[^ ]*/blobs/uploads/' || true; }
+ci_scenarios() { # W REPS STATE: fresh checkout, fresh runner, --cache-from, cold --user, wrong credentials
+	local w=$1 reps=$2 st=$3 i m dest=$REG/bench/$w-gantry-$3:latest
+	say "W-$w: gantry where CI runs ×$reps"
+	m=$(mark)
+	for i in $(seq "$reps"); do # the same files with new mtimes, the cache of the last build
+		rm -rf "$SRC-checkout" && cp -r "$SRC" "$SRC-checkout"
+		gantry_at "$w" freshcheckout "$i" "$SRC-checkout" "$WORK/gantry-$w-$st" "$dest"
+	done
+	rm -rf "$SRC-checkout"
+	meta "uploads_${w}_freshcheckout" "$(uploads_since "$m")"
+	m=$(mark)
+	for i in $(seq "$reps"); do # an empty cache, the image in the registry
+		rm -rf "$WORK/gantry-$w-fresh"
+		gantry_at "$w" freshrunner "$i" "$SRC" "$WORK/gantry-$w-fresh" "$dest"
+	done
+	meta "uploads_${w}_freshrunner" "$(uploads_since "$m")"
+	m=$(mark)
+	for i in $(seq "$reps"); do # an empty cache, a new tag, --cache-from the last one
+		rm -rf "$WORK/gantry-$w-fresh"
+		gantry_at "$w" cachefrom "$i" "$SRC" "$WORK/gantry-$w-fresh" "${dest%:latest}:pr-$i" --cache-from :latest
+	done
+	meta "uploads_${w}_cachefrom" "$(uploads_since "$m")"
+	for i in $(seq "$reps"); do # cold, with a user merged into each platform's /etc/passwd
+		rm -rf "$WORK/gantry-$w-fresh"
+		gantry_at "$w" colduser "$i" "$SRC" "$WORK/gantry-$w-fresh" "$REG/bench/$w-gantry-user$i:latest" --user appuser:1001:appgroup:1001
+	done
+	for i in $(seq "$reps"); do # a wrong password: exit 3 before any layer is built
+		rm -rf "$WORK/gantry-$w-fresh"
+		timed "$w" gantry wrongcreds "$i" -- bash -c 'echo wrong-password | "$@"; [ $? = 3 ]' _ "$BIN/gantry" append --base "$BASE" \
+			--layer "$SRC:$HTML" --push "$AUTH_REG/bench/$w:latest" --registry-user bench --registry-password-stdin \
+			--cache-dir "$WORK/gantry-$w-fresh" -q "${GANTRY_FLAGS[@]}"
+	done
+	rm -rf "$WORK/gantry-$w-fresh"
 }
 drop_state() { # remove what a cold run left behind (cache, storage, tar)
 	local w=$1 st=$2
@@ -271,6 +329,7 @@ bench_workload() {
 		change_one_file "$changed" "$i"
 		for t in $TOOLS; do "run_$t" "$w" onefile "$i" "$last"; done
 	done
+	ci_scenarios "$w" "$reps" "$last"
 	drop_state "$w" "$last"
 	rm -f "$WORK/layer-$w.tar"
 	rm -rf "$SRC"

@@ -3,6 +3,7 @@
 //	harness port                                  print a free TCP port on 127.0.0.1
 //	harness time -out F -tag "W TOOL SCEN I" -log L -- CMD ARGS... [:: CMD ARGS...]
 //	harness report -results F -meta F -md OUT     print the tables, write Markdown
+//	harness htpasswd USER PASSWORD                print a bcrypt htpasswd line for a registry
 //
 // "time" runs the commands one after the other (a tool's whole sequence, e.g.
 // tar then crane append) and appends one line to F: the wall time of the
@@ -25,6 +26,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 func main() {
@@ -40,6 +43,8 @@ func main() {
 		err = timeCmd(os.Args[2:])
 	case "report":
 		err = report(os.Args[2:])
+	case "htpasswd":
+		err = htpasswd(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
 	}
@@ -47,6 +52,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "harness:", err)
 		os.Exit(1)
 	}
+}
+
+func htpasswd(args []string) error {
+	if len(args) != 2 {
+		return fmt.Errorf("htpasswd: need USER PASSWORD")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(args[1]), bcrypt.DefaultCost)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s:%s\n", args[0], h)
+	return nil
 }
 
 func freePort() error {
