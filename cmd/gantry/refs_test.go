@@ -29,6 +29,8 @@ func TestBadTagsAndReferencesLeaveNothing(t *testing.T) {
 		{"a bad tag to a layout", []string{"-t", "bad tag!"}, `--tag: "bad tag!" is not a valid tag`},
 		{"upper case", []string{"--push", reg.Host + "/Web/Site:v1"}, `--push: "` + reg.Host + `/Web/Site:v1" is not a valid reference`},
 		{"a digest", []string{"--push", reg.Host + "/web/site@sha256:" + strings.Repeat("a", 64)}, "names a digest; a push writes a tag"},
+		{"a bad --cache-from", []string{"--push", reg.Host + "/web/site:v1", "--cache-from", reg.Host + "/Web/Site:main"}, `--cache-from: "` + reg.Host + `/Web/Site:main" is not a valid reference`},
+		{"a bad --cache-from tag", []string{"--push", reg.Host + "/web/site:v1", "--cache-from", ":bad tag"}, `--cache-from: ":bad tag" is not a valid tag`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
