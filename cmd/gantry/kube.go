@@ -119,5 +119,3 @@ func (a *app) deployImages(cmd *cobra.Command, o *imageOptions, fo *fileOptions,
 	}
 	return images, nil
 }
-
-
