@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/gantry-dev/gantry/assemble/sink"
@@ -107,6 +108,9 @@ func (a *app) deployImages(cmd *cobra.Command, o *imageOptions, fo *fileOptions,
 	}
 	results, err := a.build(cmd.Context(), o, specs, sink.Destinations{Prefix: o.output.push, Tags: o.output.tags})
 	if err != nil {
+		return nil, err
+	}
+	if err := o.output.report(io.Discard, results); err != nil { // --digest-file
 		return nil, err
 	}
 	for _, r := range results {

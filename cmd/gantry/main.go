@@ -128,7 +128,7 @@ error, 130 interrupted.`,
 	})
 	a.log.add(root.PersistentFlags())
 	a.registry.add(root.PersistentFlags())
-	root.AddCommand(a.buildCmd(), a.appendCmd(), a.lockCmd(), a.loginCmd(), a.logoutCmd(), a.kubeCmd(), a.versionCmd())
+	root.AddCommand(a.buildCmd(), a.appendCmd(), a.lockCmd(), a.loginCmd(), a.logoutCmd(), a.kubeCmd(), a.resolveCmd(), a.versionCmd())
 	return root
 }
 
