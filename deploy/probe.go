@@ -109,7 +109,7 @@ func urlArg(args []string, flags map[string]bool) (string, bool) {
 		}
 		name, _, hasValue := strings.Cut(a, "=")
 		takes, known := flags[name]
-		if !known && strings.HasPrefix(a, "-O") && len(a) > 2 { // -O- or -O/dev/null
+		if !known && attachedValue(a, flags) { // -O- or -qO/dev/null
 			continue
 		}
 		if !known {
@@ -122,12 +122,24 @@ func urlArg(args []string, flags map[string]bool) (string, bool) {
 	return u, u != ""
 }
 
+// attachedValue reports whether a is a short option that takes a value
+// with the value attached, such as -O- or -qO/dev/null.
+func attachedValue(a string, flags map[string]bool) bool {
+	for f, takes := range flags {
+		if takes && len(f) >= 2 && f[1] != '-' && len(a) > len(f) && strings.HasPrefix(a, f) {
+			return true
+		}
+	}
+	return false
+}
+
 // curlURL is urlArg for curl, which must have --fail to fail on an HTTP
 // error status as a probe does.
 func curlURL(args []string) (string, bool) {
 	fail := false
 	for _, a := range args {
-		if a == "--fail" || a == "--fail-with-body" || strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a, "f") {
+		takes, known := curlFlags[a]
+		if a == "--fail" || a == "--fail-with-body" || known && !takes && !strings.HasPrefix(a, "--") && strings.Contains(a, "f") {
 			fail = true
 		}
 	}
