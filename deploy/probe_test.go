@@ -23,13 +23,13 @@ func TestRecogniseHTTP(t *testing.T) {
 		{[]string{"CMD", "python3", "-c", py}, &HTTPCheck{corev1.URISchemeHTTP, 8000, "/api/health"}},
 		{[]string{"CMD", "/usr/local/bin/python3.13", "-c", "import urllib.request as u; u.urlopen(\"http://localhost:5000/\")"}, &HTTPCheck{corev1.URISchemeHTTP, 5000, "/"}},
 		// not one plain GET on loopback: an exec probe
-		{[]string{"CMD", "curl", "http://localhost:8080/health"}, nil},                           // no --fail: a 500 passes
-		{[]string{"CMD", "curl", "-f", "-X", "POST", "http://localhost/"}, nil},                  // not a GET
-		{[]string{"CMD", "curl", "-f", "-H", "Host: x", "http://localhost/"}, nil},               // headers
-		{[]string{"CMD", "wget", "-q", "http://db.internal:8080/health"}, nil},                   // not loopback
-		{[]string{"CMD", "wget", "-q", "http://a/", "http://localhost/"}, nil},                   // two URLs
-		{[]string{"CMD", "wget", "--post-data=x", "http://localhost/"}, nil},                     // POST
-		{[]string{"CMD-SHELL", "curl -f http://localhost/ || exit 1"}, nil},                      // shell syntax
+		{[]string{"CMD", "curl", "http://localhost:8080/health"}, nil},             // no --fail: a 500 passes
+		{[]string{"CMD", "curl", "-f", "-X", "POST", "http://localhost/"}, nil},    // not a GET
+		{[]string{"CMD", "curl", "-f", "-H", "Host: x", "http://localhost/"}, nil}, // headers
+		{[]string{"CMD", "wget", "-q", "http://db.internal:8080/health"}, nil},     // not loopback
+		{[]string{"CMD", "wget", "-q", "http://a/", "http://localhost/"}, nil},     // two URLs
+		{[]string{"CMD", "wget", "--post-data=x", "http://localhost/"}, nil},       // POST
+		{[]string{"CMD-SHELL", "curl -f http://localhost/ || exit 1"}, nil},        // shell syntax
 		{[]string{"CMD", "python3", "-c", "import urllib.request as u; u.urlopen(u.Request('http://localhost/', data=b'x'))"}, nil},
 		{[]string{"CMD", "python3", "/app/check.py"}, nil},
 		{[]string{"CMD", "pg_isready"}, nil},
