@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -114,6 +115,9 @@ func Deployment(g Group) (*appsv1.Deployment, []string, error) {
 		c, vols, note, err := container(im)
 		if err != nil {
 			return nil, nil, err
+		}
+		if slices.ContainsFunc(pod.Containers, func(o corev1.Container) bool { return o.Name == c.Name }) {
+			return nil, nil, fmt.Errorf("--pod %s: two images would both be container %s; give them distinct last path components", g.Name, c.Name)
 		}
 		for _, p := range c.Ports {
 			key := fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol)

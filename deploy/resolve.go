@@ -236,14 +236,21 @@ func (m *Manifest) Resolve(images map[string]string) ([]byte, []Replacement, err
 
 // WriteFile replaces the file at name with data atomically: a temporary
 // file beside it, with its mode, renamed over it.
-func WriteFile(name string, data []byte) (err error) {
+func WriteFile(name string, data []byte) error {
+	if err := writeFile(name, data); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return nil
+}
+
+func writeFile(name string, data []byte) (err error) {
 	fi, err := os.Stat(name)
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
+		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".gantry-*")
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
+		return err
 	}
 	defer func() {
 		if err != nil {
@@ -252,19 +259,16 @@ func WriteFile(name string, data []byte) (err error) {
 		}
 	}()
 	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
+		return err
 	}
 	if err = tmp.Chmod(fi.Mode().Perm()); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
+		return err
 	}
 	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
+		return err
 	}
 	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
+		return err
 	}
-	if err = os.Rename(tmp.Name(), name); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	return nil
+	return os.Rename(tmp.Name(), name)
 }

@@ -138,7 +138,9 @@ func (a *app) resolveWrite(ms []*deploy.Manifest, images map[string]string, writ
 			if b := out.Bytes(); len(b) > 0 && b[len(b)-1] != '\n' {
 				out.WriteByte('\n')
 			}
-			out.WriteString("---\n")
+			if !bytes.HasPrefix(data, []byte("---")) { // the next file's own separator will do
+				out.WriteString("---\n")
+			}
 		}
 		out.Write(data)
 	}
