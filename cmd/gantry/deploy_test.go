@@ -158,3 +158,24 @@ func TestKubePushNamesByDigest(t *testing.T) {
 		t.Errorf("by tag:\n%s", stdout)
 	}
 }
+
+// The README's command prints what package deploy's golden files hold.
+func TestKubeCommandMatchesGolden(t *testing.T) {
+	for golden, extra := range map[string][]string{
+		"taskflow-pod.yaml":     nil,
+		"taskflow-compose.yaml": {"--format", "compose"},
+	} {
+		args := append([]string{"kube", "-f", example, "--pod", "taskflow=taskflow-frontend,taskflow-backend", "--repo", "registry.example/acme"}, extra...)
+		code, stdout, stderr := gantry(t, args...)
+		if code != 0 {
+			t.Fatalf("%q: exit %d: %s", args, code, stderr)
+		}
+		want, err := os.ReadFile(filepath.Join("../../deploy/testdata", golden))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stdout != string(want) {
+			t.Errorf("%q differs from deploy/testdata/%s:\n%s", args, golden, stdout)
+		}
+	}
+}
