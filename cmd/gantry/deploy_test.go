@@ -179,3 +179,10 @@ func TestKubeCommandMatchesGolden(t *testing.T) {
 		}
 	}
 }
+
+func TestJoinDocuments(t *testing.T) {
+	got := string(joinDocuments([][]byte{[]byte("a: 1"), []byte("b: 2\n"), []byte("---\nc: 3\n")}))
+	if want := "a: 1\n---\nb: 2\n---\nc: 3\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

@@ -84,6 +84,7 @@ them by digest; otherwise by tag (PREFIX/NAME:TAG with --repo).
 			f.AddFlag(fl)
 		}
 	})
+	f.Lookup("image").Usage = "only this image (repeatable)"
 	return cmd
 }
 

@@ -124,7 +124,6 @@ func (a *app) resolveBuild(cmd *cobra.Command, o *imageOptions, fo *fileOptions,
 // prints FILE:LINE NAME IMAGE per replacement; with asJSON it prints the
 // replacements as JSON instead.
 func (a *app) resolveWrite(ms []*deploy.Manifest, images map[string]string, write, asJSON bool) error {
-	var out bytes.Buffer
 	var reps []deploy.Replacement
 	resolved := make([][]byte, len(ms))
 	for i, m := range ms {
@@ -134,15 +133,6 @@ func (a *app) resolveWrite(ms []*deploy.Manifest, images map[string]string, writ
 		}
 		resolved[i] = data
 		reps = append(reps, r...)
-		if i > 0 {
-			if b := out.Bytes(); len(b) > 0 && b[len(b)-1] != '\n' {
-				out.WriteByte('\n')
-			}
-			if !bytes.HasPrefix(data, []byte("---")) { // the next file's own separator will do
-				out.WriteString("---\n")
-			}
-		}
-		out.Write(data)
 	}
 	if write {
 		for i, m := range ms {
@@ -166,8 +156,26 @@ func (a *app) resolveWrite(ms []*deploy.Manifest, images map[string]string, writ
 			fmt.Fprintf(a.stdout, "%s:%d %s%s %s\n", r.File, r.Line, deploy.Scheme, r.Name, r.Image)
 		}
 	default:
-		_, err := a.stdout.Write(out.Bytes())
+		_, err := a.stdout.Write(joinDocuments(resolved))
 		return err
 	}
 	return nil
+}
+
+// joinDocuments is one YAML stream of files' streams: a --- between two
+// (unless the second starts with its own), each ending in a line break.
+func joinDocuments(files [][]byte) []byte {
+	var out bytes.Buffer
+	for i, data := range files {
+		if i > 0 {
+			if b := out.Bytes(); len(b) > 0 && b[len(b)-1] != '\n' {
+				out.WriteByte('\n')
+			}
+			if !bytes.HasPrefix(data, []byte("---")) {
+				out.WriteString("---\n")
+			}
+		}
+		out.Write(data)
+	}
+	return out.Bytes()
 }
