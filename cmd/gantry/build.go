@@ -1,21 +1,20 @@
 package main
 
 import (
+	"context"
 	"path/filepath"
 
 	"github.com/gantry-dev/gantry/assemble/buildenv"
 	"github.com/gantry-dev/gantry/assemble/sink"
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func (a *app) buildCmd() *cobra.Command {
 	var (
-		o      imageOptions
-		file   string
-		images []string
-		bases  []string
-		locked bool
+		o  imageOptions
+		fo fileOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "build [-f gantry.yaml]",
@@ -35,37 +34,59 @@ Each image's new layers are appended to every platform of its base (or those
   gantry build --image web --base web=mirror.local/library/nginx:alpine --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			so, err := o.spec()
+			specs, err := fo.load(cmd.Context(), a.getenv, &o)
 			if err != nil {
 				return err
-			}
-			so.Images = images
-			so.Annotations = buildenv.Read(cmd.Context(), filepath.Dir(file), a.getenv.get).Annotations()
-			if so.Bases, err = parseBases(bases); err != nil {
-				return err
-			}
-			specs, err := spec.LoadContext(cmd.Context(), file, a.getenv, so)
-			if err != nil {
-				return err
-			}
-			if locked {
-				lockFile := spec.LockPath(file)
-				lock, err := spec.ReadLock(lockFile)
-				if err != nil {
-					return usageError{err}
-				}
-				if err := spec.ApplyLock(specs, lock, lockFile); err != nil {
-					return usageError{err}
-				}
 			}
 			return a.runBuild(cmd.Context(), &o, specs, sink.Destinations{Prefix: o.output.push, Tags: o.output.tags})
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&file, "file", "f", "gantry.yaml", "config file")
-	f.StringArrayVar(&images, "image", nil, "build only this image (repeatable)")
-	f.StringArrayVar(&bases, "base", nil, "override an image's base: NAME=REF (repeatable), e.g. to use a mirror")
-	f.BoolVar(&locked, "locked", false, "build the bases pinned in gantry.lock (see gantry lock); fail if it is missing or stale")
+	fo.add(f)
 	o.add(f, "push each image to PREFIX/NAME:TAG, e.g. ghcr.io/acme")
 	return cmd
+}
+
+// fileOptions pick the config file and its images, for the commands that
+// build from one (build, resolve, kube).
+type fileOptions struct {
+	file   string
+	images []string
+	bases  []string
+	locked bool
+}
+
+func (fo *fileOptions) add(f *pflag.FlagSet) {
+	f.StringVarP(&fo.file, "file", "f", "gantry.yaml", "config file")
+	f.StringArrayVar(&fo.images, "image", nil, "build only this image (repeatable)")
+	f.StringArrayVar(&fo.bases, "base", nil, "override an image's base: NAME=REF (repeatable), e.g. to use a mirror")
+	f.BoolVar(&fo.locked, "locked", false, "build the bases pinned in gantry.lock (see gantry lock); fail if it is missing or stale")
+}
+
+// load reads the config file's specs with the command line's changes.
+func (fo *fileOptions) load(ctx context.Context, getenv env, o *imageOptions) ([]spec.ImageSpec, error) {
+	so, err := o.spec()
+	if err != nil {
+		return nil, err
+	}
+	so.Images = fo.images
+	so.Annotations = buildenv.Read(ctx, filepath.Dir(fo.file), getenv.get).Annotations()
+	if so.Bases, err = parseBases(fo.bases); err != nil {
+		return nil, err
+	}
+	specs, err := spec.LoadContext(ctx, fo.file, getenv, so)
+	if err != nil {
+		return nil, err
+	}
+	if fo.locked {
+		lockFile := spec.LockPath(fo.file)
+		lock, err := spec.ReadLock(lockFile)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		if err := spec.ApplyLock(specs, lock, lockFile); err != nil {
+			return nil, usageError{err}
+		}
+	}
+	return specs, nil
 }

@@ -128,7 +128,7 @@ error, 130 interrupted.`,
 	})
 	a.log.add(root.PersistentFlags())
 	a.registry.add(root.PersistentFlags())
-	root.AddCommand(a.buildCmd(), a.appendCmd(), a.lockCmd(), a.loginCmd(), a.logoutCmd(), a.versionCmd())
+	root.AddCommand(a.buildCmd(), a.appendCmd(), a.lockCmd(), a.loginCmd(), a.logoutCmd(), a.kubeCmd(), a.resolveCmd(), a.versionCmd())
 	return root
 }
 
@@ -149,28 +149,35 @@ func (a *app) engine(cacheDir, push string, outputs []string, log *slog.Logger, 
 
 // runBuild is what build and append share once they have their specs.
 func (a *app) runBuild(ctx context.Context, o *imageOptions, specs []spec.ImageSpec, dest sink.Destinations) error {
+	results, err := a.build(ctx, o, specs, dest)
+	if err != nil {
+		return err
+	}
 	out := &o.output
-	p, log, err := a.log.display(a.stderr)
-	if err != nil {
-		return err
-	}
-	defer p.Wait()
-	e, c, err := a.engine(o.build.cacheDir, out.push, out.paths(), log, p)
-	if err != nil {
-		return err
-	}
-	defer c.CloseIdleConnections()
-	sinks, err := out.sinks(c, dest, a.stdout, log)
-	if err != nil {
-		return err
-	}
-	results, err := e.Run(ctx, specs, sinks...)
-	if err != nil {
-		return err
-	}
 	report := a.stdout
 	if out.toStdout() {
 		report = a.stderr // stdout holds the tarball
 	}
 	return out.report(report, results)
+}
+
+// build builds specs and writes them where o says (build, append, and the
+// commands that deploy what they build), and returns what it wrote.
+func (a *app) build(ctx context.Context, o *imageOptions, specs []spec.ImageSpec, dest sink.Destinations) ([]assemble.Result, error) {
+	out := &o.output
+	p, log, err := a.log.display(a.stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Wait()
+	e, c, err := a.engine(o.build.cacheDir, out.push, out.paths(), log, p)
+	if err != nil {
+		return nil, err
+	}
+	defer c.CloseIdleConnections()
+	sinks, err := out.sinks(c, dest, a.stdout, log)
+	if err != nil {
+		return nil, err
+	}
+	return e.Run(ctx, specs, sinks...)
 }
