@@ -147,7 +147,7 @@ func (e *Engine) addUser(ctx context.Context, pb *platformBuild) error {
 	if err := pb.gates.userEntries(entries, pb.upper); err != nil {
 		return err
 	}
-	l, err := pb.builder.BuildWith(ctx, entries, layers.Hooks{Reuse: reuse(pb.sinks.reusers, pb.s)})
+	l, err := pb.builder.BuildWith(ctx, entries, layers.Hooks{Reuse: reuse(ctx, pb.sinks.reusers, pb.s)})
 	if err != nil {
 		return fmt.Errorf("user layer: %w", err)
 	}

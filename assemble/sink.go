@@ -45,16 +45,26 @@ type LayerStreamer interface {
 // nor uploaded.
 type LayerReuser interface {
 	Sink
+	// Reusable reports whether the sink knows any layer image s might
+	// reuse (else a layer is built in one pass, without asking first).
+	Reusable(ctx context.Context, s spec.ImageSpec) bool
 	ReuseLayer(ctx context.Context, s spec.ImageSpec, diffID v1.Hash, compression string) (*layers.RemoteBlob, bool)
 }
 
-// reuse is the builder's hook asking each reuser in turn.
-func reuse(reusers []LayerReuser, s spec.ImageSpec) func(context.Context, v1.Hash, string) (*layers.RemoteBlob, bool) {
-	if len(reusers) == 0 {
+// reuse is the builder's hook asking each reuser that knows layers for s
+// in turn, or nil when none does.
+func reuse(ctx context.Context, reusers []LayerReuser, s spec.ImageSpec) func(context.Context, v1.Hash, string) (*layers.RemoteBlob, bool) {
+	var some []LayerReuser
+	for _, r := range reusers {
+		if r.Reusable(ctx, s) {
+			some = append(some, r)
+		}
+	}
+	if len(some) == 0 {
 		return nil
 	}
 	return func(ctx context.Context, diffID v1.Hash, comp string) (*layers.RemoteBlob, bool) {
-		for _, r := range reusers {
+		for _, r := range some {
 			if rb, ok := r.ReuseLayer(ctx, s, diffID, comp); ok {
 				return rb, true
 			}

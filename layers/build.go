@@ -142,24 +142,33 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 		return l, nil
 	}
 	b.misses.Add(1)
-	sc, err := b.scan(ctx, entries)
-	if err != nil {
-		return nil, err
-	}
-	content := b.Cache.contentRecord(sc.diffID, comp)
-	if l := b.Cache.lookup(content, comp); l != nil {
-		b.contentHits.Add(1)
-		return l, b.Cache.store(comp, l, sel)
-	}
+	var sc *scanned
 	if h.Reuse != nil {
+		// learn the diffID first: the registry may have the layer
+		if sc, err = b.scan(ctx, entries); err != nil {
+			return nil, err
+		}
+		if l := b.Cache.lookup(b.Cache.contentRecord(sc.diffID, comp), comp); l != nil {
+			b.contentHits.Add(1)
+			return l, b.Cache.store(comp, l, sel)
+		}
 		if rb, ok := h.Reuse(ctx, sc.diffID, comp.Key()); ok {
 			b.registryHits.Add(1)
 			return sc.remote(comp, rb), nil
 		}
 	}
-	l, err := b.write(ctx, comp, entries, sc, h)
+	// one pass when nothing but the cache can have it: the chunks it has
+	// are copied, not compressed
+	l, sc, err := b.write(ctx, comp, entries, sc, h)
 	if err != nil {
 		return nil, err
+	}
+	content := b.Cache.contentRecord(sc.diffID, comp)
+	if h.Reuse == nil {
+		if c := b.Cache.lookup(content, comp); c != nil {
+			b.contentHits.Add(1)
+			return c, b.Cache.store(comp, c, sel)
+		}
 	}
 	if err := b.Cache.store(comp, l, sel, content); err != nil {
 		return nil, err
@@ -167,30 +176,30 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 	return l, nil
 }
 
-// scanned is what streaming a layer's tar without compressing it tells.
+// scanned is what streaming a layer's tar tells: its diffID and size, and
+// what the contents show (secrets, ELF files).
 type scanned struct {
 	diffID v1.Hash
 	size   int64
-	chunks []chunk
 	found  notes
 }
 
-// scan streams entries' tar into a chunker: diffID, size, chunks, and what
-// the contents show (secrets, ELF files).
+// scan streams entries' tar into a hash, compressing nothing.
 func (b *Builder) scan(ctx context.Context, entries []Entry) (*scanned, error) {
-	ch := newChunker()
-	sc := &scanned{found: notes{cut: ch}}
-	if err := b.writeTar(ctx, ch, entries, &sc.found); err != nil {
+	sc := &scanned{}
+	h := sha256.New()
+	w := &countingWriter{w: h}
+	if err := b.writeTar(ctx, w, entries, &sc.found); err != nil {
 		return nil, err
 	}
-	if err := ch.finish(); err != nil {
-		return nil, err
-	}
-	sc.diffID = hashOf(ch.total)
-	sc.size, sc.chunks = ch.n, ch.chunks
+	sc.diffID, sc.size = hashOf(h), w.n
+	sc.sortNotes()
+	return sc, nil
+}
+
+func (sc *scanned) sortNotes() {
 	sc.found.cut = nil
 	sort.Slice(sc.found.elf, func(i, j int) bool { return sc.found.elf[i].Name < sc.found.elf[j].Name })
-	return sc, nil
 }
 
 // remote is the layer a registry has for this content.
@@ -242,12 +251,12 @@ func (n *notes) entry(tw *tar.Writer, e *Entry) error {
 }
 
 // data is called after entry e's header, before its content (whose first
-// bytes are head): incompressible content gets a stored chunk.
+// bytes are head): incompressible content is stored, not deflated.
 func (n *notes) data(e *Entry, size int64, head []byte) error {
-	if n.cut == nil || size < storeAbove || !incompressible(e.Name, head, e.Gzip) {
+	if n.cut == nil {
 		return nil
 	}
-	return n.cut.storeNext()
+	return n.cut.data(size >= storeAbove && incompressible(e.Name, head, e.Gzip))
 }
 
 // dropOnError passes writes on until the first error, then swallows them.
@@ -280,12 +289,13 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// write makes the blob of a scanned layer into the cache (and the tee),
-// compressing only the chunks the cache lacks.
-func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, sc *scanned, h Hooks) (l *Layer, err error) {
+// write makes the blob of a layer into the cache (and the tee),
+// compressing only the chunks the cache lacks; sc is the scan, if one was
+// made, else what this pass saw.
+func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, sc *scanned, h Hooks) (l *Layer, _ *scanned, err error) {
 	tmp, err := b.Cache.tempFile("layer-*")
 	if err != nil {
-		return nil, fmt.Errorf("creating layer file in cache: %w", err)
+		return nil, nil, fmt.Errorf("creating layer file in cache: %w", err)
 	}
 	stored := false
 	defer func() {
@@ -301,13 +311,16 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, 
 		sinks = append(sinks, &dropOnError{w: h.Tee})
 	}
 	out := &countingWriter{w: io.MultiWriter(sinks...)}
-	mw, err := b.writeMembers(ctx, comp, entries, sc.chunks, out, h.Progress)
+	mw, err := b.writeMembers(ctx, comp, entries, sc, out, h.Progress)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if sc == nil {
+		sc = mw.scanned
 	}
 	b.compressed.Add(mw.compressed)
 	if err := fileBuf.Flush(); err != nil {
-		return nil, fmt.Errorf("writing layer to cache: %w", err)
+		return nil, nil, fmt.Errorf("writing layer to cache: %w", err)
 	}
 	l = &Layer{
 		digest: hashOf(digest), diffID: sc.diffID, size: out.n, uncompressedSize: sc.size,
@@ -318,11 +331,11 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, 
 		// else the same bytes are stored already (for another selector):
 		// keep that file, whose mtime the other selector's record checks
 		if err := os.Rename(tmp.Name(), l.path); err != nil {
-			return nil, fmt.Errorf("storing layer in cache: %w", err)
+			return nil, nil, fmt.Errorf("storing layer in cache: %w", err)
 		}
 		stored = true
 	}
-	return l, b.Cache.storeChunks(comp, l.digest, mw.written)
+	return l, sc, b.Cache.storeChunks(comp, l.digest, mw.written)
 }
 
 func hashOf(h hash.Hash) v1.Hash {

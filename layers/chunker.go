@@ -16,13 +16,14 @@ const (
 	// minChunk is the size a chunk reaches before it may end at an entry.
 	minChunk = 1 << 20
 	// maxChunk ends a chunk wherever it is (in a big file's data).
-	maxChunk = 4 << 20
+	maxChunk = 2 << 20
 	// cutEvery: a chunk past minChunk ends before an entry whose name
 	// hashes to 0 modulo cutEvery.
 	cutEvery = 8
 	// storeAbove is the size from which an incompressible file's data is
-	// a stored chunk of its own.
-	storeAbove = 64 << 10
+	// stored (with the incompressible files that follow it) rather than
+	// deflated.
+	storeAbove = 4 << 10
 )
 
 // chunk is one independently compressed part of a layer's tar stream.
@@ -32,9 +33,8 @@ type chunk struct {
 	Stored bool // incompressible data: stored, not deflated
 }
 
-// chunker takes a layer's tar stream, hashes it whole (the diffID) and
-// cuts it into chunks. With emit set it also hands each chunk's bytes on,
-// except those keep says are not needed (nil: all are).
+// chunker takes a layer's tar stream, hashes it whole (the diffID, unless
+// it is known) and cuts it into chunks, handing each one's bytes to emit.
 type chunker struct {
 	total  hash.Hash
 	n      int64
@@ -44,12 +44,9 @@ type chunker struct {
 	buf    []byte
 	chunks []chunk
 	emit   func(i int, c chunk, data []byte) error
-	keep   func(i int) bool
 	buffer func() []byte // a chunk buffer (default: a new one)
-	// noHash skips hashing: the second pass over a layer knows the hashes
-	// from the first, and checks lengths only (the sources are checked
-	// against their walk as they are read).
-	noHash bool
+	// noTotal skips the whole stream's hash: a scan made it already.
+	noTotal bool
 }
 
 func newChunker() *chunker {
@@ -63,11 +60,11 @@ func (c *chunker) Write(p []byte) (int, error) {
 		if room := maxChunk - c.curLen; int64(len(part)) > room {
 			part = part[:room]
 		}
-		if !c.noHash {
+		if !c.noTotal {
 			c.total.Write(part)
-			c.cur.Write(part)
 		}
-		if c.emit != nil && c.wanted() {
+		c.cur.Write(part)
+		if c.emit != nil {
 			if c.buf == nil {
 				c.buf = c.newBuffer()
 			}
@@ -78,9 +75,11 @@ func (c *chunker) Write(p []byte) (int, error) {
 		written += len(part)
 		p = p[len(part):]
 		if c.curLen == maxChunk {
+			stored := c.stored
 			if err := c.cut(); err != nil {
 				return written, err
 			}
+			c.stored = stored // a big file's data stays stored
 		}
 	}
 	return written, nil
@@ -93,24 +92,28 @@ func (c *chunker) newBuffer() []byte {
 	return make([]byte, 0, maxChunk)
 }
 
-func (c *chunker) wanted() bool { return c.keep == nil || c.keep(len(c.chunks)) }
 
-// entry is called before each entry's header: a stored chunk ends there,
-// and a chunk past minChunk ends where the name says so.
+// entry is called before each entry's header: a chunk past minChunk ends
+// where the name says so, unless it is stored (it ends where data that is
+// not incompressible begins).
 func (c *chunker) entry(name string) error {
-	if c.stored || (c.curLen >= minChunk && nameCut(name)) {
+	if !c.stored && c.curLen >= minChunk && nameCut(name) {
 		return c.cut()
 	}
 	return nil
 }
 
-// storeNext makes the bytes that follow (an incompressible file's data) a
-// stored chunk of their own, up to the next entry.
-func (c *chunker) storeNext() error {
+// data is called before an entry's data: incompressible data goes into a
+// stored chunk (with the incompressible data that follows), other data
+// ends one.
+func (c *chunker) data(incompressible bool) error {
+	if incompressible == c.stored {
+		return nil
+	}
 	if err := c.cut(); err != nil {
 		return err
 	}
-	c.stored = true
+	c.stored = incompressible
 	return nil
 }
 

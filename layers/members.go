@@ -29,8 +29,6 @@ type member struct {
 type memberWriter struct {
 	b    *Builder
 	comp Compression
-	plan []chunk
-	locs []*chunkLoc
 	out  io.Writer
 	off  int64
 	// where each chunk compressed now landed in the blob
@@ -38,6 +36,8 @@ type memberWriter struct {
 	pool    chan []byte
 	// compressed counts the uncompressed bytes compressed
 	compressed int64
+	// scanned is what this pass saw (the scan's diffID if there was one)
+	scanned *scanned
 }
 
 type chunkSpan struct {
@@ -45,23 +45,17 @@ type chunkSpan struct {
 	off, len int64
 }
 
-// writeMembers writes entries' blob to out, compressing only the chunks of
-// plan (the scan's) the cache does not have. The tar stream is made again
-// and must cut into chunks of the same sizes; every source is checked
-// against its walk as it is read, so one that changed since the scan fails
-// the build.
-func (b *Builder) writeMembers(ctx context.Context, comp Compression, entries []Entry, plan []chunk, out io.Writer, progress func(int64)) (*memberWriter, error) {
-	mw := &memberWriter{b: b, comp: comp, plan: plan, out: out, locs: make([]*chunkLoc, len(plan)), pool: make(chan []byte, 8)}
-	todo := 0
-	for i, c := range plan {
-		if mw.locs[i] = b.Cache.chunkAt(c, comp); mw.locs[i] == nil {
-			todo++
-		}
-	}
-	workers := min(runtime.GOMAXPROCS(0), max(todo, 1))
+// writeMembers writes entries' blob to out, compressing only the chunks
+// the cache does not have: each chunk is looked up as it ends. With sc (a
+// scan made first) the stream's diffID is known and not hashed again;
+// every source is checked against its walk as it is read, so one that
+// changed since fails the build.
+func (b *Builder) writeMembers(ctx context.Context, comp Compression, entries []Entry, sc *scanned, out io.Writer, progress func(int64)) (*memberWriter, error) {
+	mw := &memberWriter{b: b, comp: comp, out: out, scanned: sc, pool: make(chan []byte, 4)}
+	workers := runtime.GOMAXPROCS(0)
 	g, gctx := errgroup.WithContext(ctx)
-	queue := make(chan *member, workers+2) // in order, for the writer
-	jobs := make(chan *member, workers)
+	queue := make(chan *member, workers) // in order, for the writer
+	jobs := make(chan *member, 1)
 	for range workers {
 		g.Go(func() error { return mw.compressor(gctx, jobs) })
 	}
@@ -83,22 +77,14 @@ func (b *Builder) writeMembers(ctx context.Context, comp Compression, entries []
 	return mw, nil
 }
 
-// produce writes the tar stream again into a chunker whose chunks go to
-// the queue (all) and to the compressors (those the cache lacks).
+// produce writes the tar stream into a chunker whose chunks go to the
+// queue (all) and to the compressors (those the cache lacks).
 func (mw *memberWriter) produce(ctx context.Context, entries []Entry, queue, jobs chan<- *member, progress func(int64)) error {
 	ch := newChunker()
-	ch.noHash = true
-	ch.keep = func(i int) bool { return i >= len(mw.locs) || mw.locs[i] == nil }
 	ch.buffer = mw.buffer
+	ch.noTotal = mw.scanned != nil
 	ch.emit = func(i int, c chunk, data []byte) error {
-		if i >= len(mw.plan) || mw.plan[i].Len != c.Len || mw.plan[i].Stored != c.Stored {
-			return fmt.Errorf("a layer source %w", errChanged)
-		}
-		c = mw.plan[i]
-		m := &member{i: i, c: c, data: data, at: mw.locs[i], done: make(chan struct{})}
-		if m.at != nil {
-			close(m.done)
-		}
+		m := mw.member(i, c, data)
 		select {
 		case queue <- m:
 		case <-ctx.Done():
@@ -125,10 +111,25 @@ func (mw *memberWriter) produce(ctx context.Context, entries []Entry, queue, job
 	if err := ch.finish(); err != nil {
 		return err
 	}
-	if len(ch.chunks) != len(mw.plan) {
+	if mw.scanned == nil {
+		mw.scanned = &scanned{diffID: hashOf(ch.total), size: ch.n, found: *found}
+		mw.scanned.sortNotes()
+	} else if ch.n != mw.scanned.size {
 		return fmt.Errorf("a layer source %w", errChanged)
 	}
 	return nil
+}
+
+// member is chunk i as the writer gets it: to compress, or where the cache
+// has it compressed.
+func (mw *memberWriter) member(i int, c chunk, data []byte) *member {
+	m := &member{i: i, c: c, data: data, done: make(chan struct{}), at: mw.b.Cache.chunkAt(c, mw.comp)}
+	if m.at != nil {
+		mw.release(m.data)
+		m.data = nil
+		close(m.done)
+	}
+	return m
 }
 
 // buffer returns a chunk buffer, reusing one the writer is done with.

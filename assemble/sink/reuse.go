@@ -51,6 +51,18 @@ type reuseState struct {
 	proven map[string]bool                    // repository@digest present
 }
 
+// Reusable reports whether the images at is's destination tags and
+// --cache-from hold any layer gantry made.
+func (s *registrySink) Reusable(ctx context.Context, is spec.ImageSpec) bool {
+	refs, err := s.refs(is)
+	if err != nil || len(refs) == 0 {
+		return false
+	}
+	s.reuse.mu.Lock()
+	defer s.reuse.mu.Unlock()
+	return len(s.knownLayers(ctx, is, refs)) > 0
+}
+
 // ReuseLayer finds a layer of image is by content in the images its
 // destination tags and --cache-from name, and proves the blob is in the
 // image's repository.
