@@ -92,7 +92,6 @@ func (c *chunker) newBuffer() []byte {
 	return make([]byte, 0, maxChunk)
 }
 
-
 // entry is called before each entry's header: a chunk past minChunk ends
 // where the name says so, unless it is stored (it ends where data that is
 // not incompressible begins).
