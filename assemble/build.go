@@ -96,6 +96,8 @@ func (e *Engine) buildImage(ctx context.Context, s spec.ImageSpec, roles sinkRol
 		return nil, err
 	}
 	ib.sinks = roles
+	ready, wait := e.prefetch(ctx, ib)
+	defer wait()
 	for _, ls := range s.Layers {
 		if ls.PerPlatform() {
 			ib.perPlatform = true
@@ -114,7 +116,8 @@ func (e *Engine) buildImage(ctx context.Context, s spec.ImageSpec, roles sinkRol
 	}
 	built := &Built{Spec: s, BaseRef: ib.base.ref, BaseDigest: ib.base.digest}
 	var children []manifests.Child
-	for _, p := range ib.plats {
+	for i, p := range ib.plats {
+		ready(i)
 		img, pr, err := e.buildPlatform(ctx, ib, p)
 		if err != nil {
 			return nil, fmt.Errorf("platform %s: %w", manifests.PlatformString(p.platform), fromRegistry(err, ib.base.ref))

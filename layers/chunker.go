@@ -9,17 +9,16 @@ import (
 // A layer's tar stream is cut into chunks that are compressed on their own
 // (gzip members, zstd frames) and concatenated: the blob is one valid gzip
 // or zstd stream for every reader, and a chunk whose bytes were compressed
-// before is copied from the cache instead of compressed again. Where the
-// cuts fall depends only on the entries' names and the chunk sizes, so a
-// change to one file changes only the chunks around it.
+// before is copied from the cache instead of compressed again. A chunk
+// ends before each entry whose name hashes to 0 modulo cutEvery, whatever
+// the sizes, so a change to one file changes only the chunk it is in (and
+// the cuts inside that chunk's big files): the next name cut is where it
+// was.
 const (
-	// minChunk is the size a chunk reaches before it may end at an entry.
-	minChunk = 1 << 20
+	// targetChunk is the mean chunk size cutEvery is chosen for.
+	targetChunk = 512 << 10
 	// maxChunk ends a chunk wherever it is (in a big file's data).
-	maxChunk = 2 << 20
-	// cutEvery: a chunk past minChunk ends before an entry whose name
-	// hashes to 0 modulo cutEvery.
-	cutEvery = 8
+	maxChunk = 1 << 20
 	// storeAbove is the size from which an incompressible file's data is
 	// stored (with the incompressible files that follow it) rather than
 	// deflated.
@@ -47,10 +46,24 @@ type chunker struct {
 	buffer func() []byte // a chunk buffer (default: a new one)
 	// noTotal skips the whole stream's hash: a scan made it already.
 	noTotal bool
+	// every is cutEvery for this layer
+	every uint32
 }
 
-func newChunker() *chunker {
-	return &chunker{total: sha256.New(), cur: sha256.New()}
+// newChunker cuts the tar of entries: every is the power of two nearest
+// the number of entries of mean size that make targetChunk, so that it
+// stays the same when a few files change.
+func newChunker(entries []Entry) *chunker {
+	var total int64
+	for i := range entries {
+		total += max(entries[i].Size, int64(len(entries[i].Data))) + 512
+	}
+	every := uint32(1)
+	if n := int64(len(entries)); n > 0 {
+		for mean := total / n; int64(every)*mean < targetChunk*3/4 && every < 1<<12; every *= 2 {
+		}
+	}
+	return &chunker{total: sha256.New(), cur: sha256.New(), every: every}
 }
 
 func (c *chunker) Write(p []byte) (int, error) {
@@ -92,11 +105,11 @@ func (c *chunker) newBuffer() []byte {
 	return make([]byte, 0, maxChunk)
 }
 
-// entry is called before each entry's header: a chunk past minChunk ends
-// where the name says so, unless it is stored (it ends where data that is
-// not incompressible begins).
+// entry is called before each entry's header: a chunk ends where the
+// name says so, unless it is stored (it ends where data that is not
+// incompressible begins).
 func (c *chunker) entry(name string) error {
-	if !c.stored && c.curLen >= minChunk && nameCut(name) {
+	if !c.stored && c.nameCut(name) {
 		return c.cut()
 	}
 	return nil
@@ -116,10 +129,10 @@ func (c *chunker) data(incompressible bool) error {
 	return nil
 }
 
-func nameCut(name string) bool {
+func (c *chunker) nameCut(name string) bool {
 	h := fnv.New32a()
 	h.Write([]byte(name))
-	return h.Sum32()%cutEvery == 0
+	return h.Sum32()%c.every == 0
 }
 
 // cut ends the current chunk, if it has any bytes.

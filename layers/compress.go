@@ -57,7 +57,7 @@ func (c Compression) Normalize() (Compression, error) {
 // level, how the stream is cut into members, and the compressor library's
 // version.
 func (c Compression) Key() string {
-	return fmt.Sprintf("%s/%d/members-%d-%d-%d-%d/%s", c.Algorithm, c.Level, minChunk, maxChunk, cutEvery, storeAbove, libVersions())
+	return fmt.Sprintf("%s/%d/members-%d-%d-%d/%s", c.Algorithm, c.Level, targetChunk, maxChunk, storeAbove, libVersions())
 }
 
 // keyHash is a short file-name-safe form of Key.

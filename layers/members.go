@@ -80,7 +80,7 @@ func (b *Builder) writeMembers(ctx context.Context, comp Compression, entries []
 // produce writes the tar stream into a chunker whose chunks go to the
 // queue (all) and to the compressors (those the cache lacks).
 func (mw *memberWriter) produce(ctx context.Context, entries []Entry, queue, jobs chan<- *member, progress func(int64)) error {
-	ch := newChunker()
+	ch := newChunker(entries)
 	ch.buffer = mw.buffer
 	ch.noTotal = mw.scanned != nil
 	ch.emit = func(i int, c chunk, data []byte) error {

@@ -15,7 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// bigTree is 300 files of 40 KiB of text (12 MB, a dozen chunks) and an
+// bigTree is 300 files of 40 KiB of text (12 MB, a dozen chunks or more) and an
 // incompressible 512 KiB file.
 func bigTree(t testing.TB) string {
 	t.Helper()
@@ -144,7 +144,7 @@ func TestIncompressibleIsStored(t *testing.T) {
 	writeTree(t, src, map[string]file{"img/a.bin": {data: string(png)}, "notes.txt": {data: string(randomText(r, 100<<10))}})
 	b := &Builder{Cache: newCache(t), MTime: testMTime}
 	entries := mustWalk(t, Spec{Sources: []Source{{From: src, To: "/"}}})
-	ch := newChunker()
+	ch := newChunker(entries)
 	if err := b.writeTar(context.Background(), ch, entries, &notes{cut: ch}); err != nil {
 		t.Fatal(err)
 	}
