@@ -139,6 +139,7 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 type notes struct {
 	secrets []SecretFinding
 	elf     []ELFFile
+	files   []FileDigest // never nil once built: a cache record without it is a miss
 }
 
 // sawHead records what the first bytes of entry e's content tell.
@@ -211,7 +212,7 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, 
 	uncompressed := &countingWriter{w: io.MultiWriter(zw, diffID), report: h.Progress}
 	tarBuf := bufio.NewWriterSize(uncompressed, 256<<10)
 
-	var found notes
+	found := notes{files: []FileDigest{}}
 	if err := b.writeTar(ctx, tarBuf, entries, &found); err != nil {
 		zw.Close()
 		return nil, err
@@ -235,6 +236,7 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, 
 		compression:      comp.Algorithm,
 		secrets:          found.secrets,
 		elf:              found.elf,
+		files:            found.files,
 	}
 	l.path = b.Cache.blobPath(l.digest)
 	if b.Cache.hasBlob(l.digest, l.size) {
@@ -272,6 +274,8 @@ func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry, fo
 			if err != nil {
 				return err
 			}
+			sum := sha256.Sum256(data)
+			found.sawFile(e.Name, sum[:])
 			h := e.header(mtime)
 			h.Size = int64(len(data))
 			if err := tw.WriteHeader(h); err != nil {
@@ -282,6 +286,8 @@ func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry, fo
 			}
 		case e.Data != nil:
 			found.sawHead(e, e.Data)
+			sum := sha256.Sum256(e.Data)
+			found.sawFile(e.Name, sum[:])
 			h := e.header(mtime)
 			h.Size = int64(len(e.Data))
 			if err := tw.WriteHeader(h); err != nil {
@@ -294,16 +300,32 @@ func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry, fo
 			if err := tw.WriteHeader(e.header(mtime)); err != nil {
 				return fmt.Errorf("writing %s to layer: %w", e.Name, err)
 			}
-			if e.Type == tar.TypeReg && e.Source != "" {
-				if err := b.copyFile(tw, e, found); err != nil {
-					return err
-				}
+			if err := b.copyRegular(tw, e, found); err != nil {
+				return err
 			}
 		}
 	}
 	if err := tw.Close(); err != nil {
 		return fmt.Errorf("finishing layer tar: %w", err)
 	}
+	return nil
+}
+
+// copyRegular copies a regular entry's source into tw, hashing it for the
+// layer's file list; other entries have no content.
+func (b *Builder) copyRegular(tw io.Writer, e *Entry, found *notes) error {
+	switch {
+	case e.Type != tar.TypeReg:
+		return nil
+	case e.Source == "":
+		found.sawFile(e.Name, emptySHA256[:])
+		return nil
+	}
+	h := sha256.New()
+	if err := b.copyFile(io.MultiWriter(tw, h), e, found); err != nil {
+		return err
+	}
+	found.sawFile(e.Name, h.Sum(nil))
 	return nil
 }
 
