@@ -235,6 +235,10 @@ func TestSBOM(t *testing.T) {
 
 func TestProvenance(t *testing.T) {
 	img := testImage()
+	img.Layers = append(img.Layers, Layer{
+		Name: "config", Targets: []string{"/etc/app.conf", "/etc/extra/"}, Sources: []string{"app.conf", "extra.conf"},
+		Files: []layers.FileDigest{{Name: "etc/app.conf", SHA256: hash("conf").Hex}, {Name: "etc/extra/extra.conf", SHA256: hash("extra").Hex}},
+	})
 	in := Inputs{
 		Config: File{Path: "gantry.yaml", SHA256: hash("yaml").Hex},
 		Locks:  []File{{Path: "backend/requirements.lock", SHA256: hash("lock").Hex}},
@@ -262,6 +266,7 @@ func TestProvenance(t *testing.T) {
 	for n, want := range map[string]string{
 		"base": img.Base.Digest.Hex, "gantry.yaml": hash("yaml").Hex, "backend/requirements.lock": hash("lock").Hex,
 		"backend/src": tree, "six": hash("wheel").Hex,
+		"app.conf": hash("conf").Hex, "extra.conf": TreeDigest([]layers.FileDigest{{Name: "etc/extra/extra.conf", SHA256: hash("extra").Hex}}),
 	} {
 		if names[n] != want {
 			t.Errorf("dependency %s: digest %q, want %q", n, names[n], want)
@@ -291,7 +296,7 @@ func TestAttach(t *testing.T) {
 		t.Fatalf("artifacts: %+v", arts)
 	}
 	for _, a := range arts {
-		m, err := a.Manifest()
+		m, err := a.Image.Manifest()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -304,7 +309,7 @@ func TestAttach(t *testing.T) {
 		if m.Config.MediaType != emptyMediaType || m.Config.Digest.Hex != "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a" {
 			t.Errorf("%s: config %+v", a.ArtifactType, m.Config)
 		}
-		ls, err := a.Layers()
+		ls, err := a.Image.Layers()
 		if err != nil || len(ls) != 1 {
 			t.Fatalf("%s: layers %v %v", a.ArtifactType, ls, err)
 		}

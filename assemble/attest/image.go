@@ -50,7 +50,8 @@ type Layer struct {
 	// Debian packages): an installer fills them from what it picked.
 	Packages []Package
 	// Sources are the host paths the layer was made from, relative to the
-	// config file's directory where they are inside it, for provenance.
+	// config file's directory where they are inside it, for provenance;
+	// Targets[i] is where Sources[i] went.
 	Sources []string
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gantry-dev/gantry/layers"
@@ -142,9 +143,9 @@ func dependencies(img Image, in Inputs) []resourceDescriptor {
 		}
 	}
 	for _, l := range img.Layers {
-		for _, src := range l.Sources {
+		for i, src := range l.Sources {
 			deps = append(deps, resourceDescriptor{
-				Name: src, Digest: map[string]string{"sha256": TreeDigest(l.Files)},
+				Name: src, Digest: map[string]string{"sha256": sourceDigest(l, i)},
 				Annotations: map[string]string{"layer": l.Name, "layerDigest": l.Digest.String()},
 			})
 		}
@@ -157,6 +158,25 @@ func dependencies(img Image, in Inputs) []resourceDescriptor {
 		}
 	}
 	return deps
+}
+
+// sourceDigest is the digest of what layer l's source i put in the image:
+// a single file's SHA-256, or the TreeDigest of the files under its target.
+func sourceDigest(l Layer, i int) string {
+	if i >= len(l.Targets) {
+		return TreeDigest(l.Files)
+	}
+	to := strings.Trim(l.Targets[i], "/")
+	var under []layers.FileDigest
+	for _, f := range l.Files {
+		if f.Name == to && !strings.HasSuffix(l.Targets[i], "/") {
+			return f.SHA256
+		}
+		if strings.HasPrefix(f.Name, to+"/") {
+			under = append(under, f)
+		}
+	}
+	return TreeDigest(under)
 }
 
 // TreeDigest is the hex SHA-256 of a layer's files as Go's dirhash lists

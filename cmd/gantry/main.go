@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/gantry-dev/gantry/assemble"
+	"github.com/gantry-dev/gantry/assemble/buildenv"
 	"github.com/gantry-dev/gantry/assemble/progress"
 	"github.com/gantry-dev/gantry/assemble/registry"
 	"github.com/gantry-dev/gantry/assemble/sink"
@@ -143,7 +144,11 @@ func (a *app) engine(cacheDir, push string, outputs []string, log *slog.Logger, 
 	if err != nil {
 		return nil, nil, err
 	}
-	e, err := assemble.NewEngine(assemble.Options{CacheDir: cacheDir, Registry: c, Epoch: epoch, Logger: log, Progress: p, Outputs: outputs})
+	run := buildenv.ReadRun(a.getenv.get)
+	e, err := assemble.NewEngine(assemble.Options{
+		CacheDir: cacheDir, Registry: c, Epoch: epoch, Logger: log, Progress: p, Outputs: outputs,
+		Attest: assemble.AttestOptions{Version: version(), BuilderID: run.BuilderID, InvocationID: run.InvocationID},
+	})
 	return e, c, err
 }
 

@@ -158,6 +158,8 @@ type buildOptions struct {
 	level       int
 	cacheDir    string
 	format      string
+	sbom        bool
+	provenance  bool
 }
 
 func (o *buildOptions) add(f *pflag.FlagSet) {
@@ -166,6 +168,8 @@ func (o *buildOptions) add(f *pflag.FlagSet) {
 	f.IntVar(&o.level, "compression-level", 0, "compression level (gzip 1-9, zstd 1-4; default 1)")
 	f.StringVar(&o.format, "format", "", "manifest format: docker (podman reads HEALTHCHECK only from these) or oci (default: the base's)")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "layer cache directory (default: $XDG_CACHE_HOME/gantry)")
+	f.BoolVar(&o.sbom, "sbom", true, "attach an SPDX SBOM to every platform image (--sbom=false: none)")
+	f.BoolVar(&o.provenance, "provenance", true, "attach SLSA provenance to every platform image (--provenance=false: none)")
 }
 
 // policyOptions relax the gates.
@@ -201,7 +205,7 @@ func (o *imageOptions) add(f *pflag.FlagSet, pushHelp string) {
 // spec is the build and policy groups as the spec's overrides.
 func (opts *imageOptions) spec() (spec.Options, error) {
 	b, p := &opts.build, &opts.policy
-	o := spec.Options{Relax: p.relax, MaxLayers: p.maxLayers, Tags: opts.output.tags, Format: b.format}
+	o := spec.Options{Relax: p.relax, MaxLayers: p.maxLayers, Tags: opts.output.tags, Format: b.format, NoSBOM: !b.sbom, NoProvenance: !b.provenance}
 	switch b.platform {
 	case "":
 	case "all":
