@@ -21,7 +21,7 @@ const emptyMediaType types.MediaType = "application/vnd.oci.empty.v1+json"
 // artifactType, the empty config and one blob) whose subject is a platform
 // image: what registries list as that image's referrers.
 type Artifact struct {
-	Image  v1.Image
+	Image        v1.Image
 	Digest       v1.Hash
 	ArtifactType string
 	Subject      v1.Descriptor
