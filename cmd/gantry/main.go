@@ -129,7 +129,7 @@ error, 130 interrupted.`,
 	})
 	a.log.add(root.PersistentFlags())
 	a.registry.add(root.PersistentFlags())
-	root.AddCommand(a.buildCmd(), a.appendCmd(), a.lockCmd(), a.loginCmd(), a.logoutCmd(), a.versionCmd())
+	root.AddCommand(a.buildCmd(), a.appendCmd(), a.lockCmd(), a.loginCmd(), a.logoutCmd(), a.sbomCmd(), a.versionCmd())
 	return root
 }
 
@@ -160,7 +160,11 @@ func (a *app) runBuild(ctx context.Context, o *imageOptions, specs []spec.ImageS
 		return err
 	}
 	defer p.Wait()
-	e, c, err := a.engine(o.build.cacheDir, out.push, out.paths(), log, p)
+	target := out.push
+	if out.verify != "" {
+		target = out.verify // credentials for --registry-user are for its registry
+	}
+	e, c, err := a.engine(o.build.cacheDir, target, out.paths(), log, p)
 	if err != nil {
 		return err
 	}

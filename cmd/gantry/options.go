@@ -239,6 +239,7 @@ type outputOptions struct {
 	output     string
 	json       bool
 	digestFile string
+	verify     string
 }
 
 func (o *outputOptions) add(f *pflag.FlagSet, pushHelp string) {
@@ -247,10 +248,27 @@ func (o *outputOptions) add(f *pflag.FlagSet, pushHelp string) {
 	f.StringVarP(&o.output, "output", "o", "", "also write the result to oci:DIR (an OCI layout) or tar:FILE (docker load, one platform)")
 	f.BoolVar(&o.json, "json", false, "print results as JSON on stdout, one object per image")
 	f.StringVar(&o.digestFile, "digest-file", "", "write REF@DIGEST lines for every pushed reference to this file (for signing tools)")
+	f.StringVar(&o.verify, "verify", "", "rebuild without writing anything and compare with the images at this reference (as --push names them); exit 1 naming the first difference")
+}
+
+// destinations are where images go (or, with --verify, are compared):
+// one reference for append (single), a prefix for build.
+func (o *outputOptions) destinations(single bool) sink.Destinations {
+	target := o.push
+	if o.verify != "" {
+		target = o.verify
+	}
+	if single {
+		return sink.Destinations{Ref: target, Tags: o.tags}
+	}
+	return sink.Destinations{Prefix: target, Tags: o.tags}
 }
 
 // paths are the host paths the outputs write, which no layer may take in.
 func (o *outputOptions) paths() []string {
+	if o.verify != "" {
+		return nil
+	}
 	out := o.output
 	if out == "" && o.push == "" {
 		out = defaultOutput
@@ -268,6 +286,12 @@ func (o *outputOptions) paths() []string {
 func (o *outputOptions) toStdout() bool { return o.output == "tar:-" }
 
 func (o *outputOptions) sinks(c *registry.Client, dest sink.Destinations, stdout io.Writer, log *slog.Logger) ([]assemble.Sink, error) {
+	if o.verify != "" {
+		if o.push != "" || o.output != "" {
+			return nil, usagef("--verify compares and writes nothing: drop --push and --output")
+		}
+		return []assemble.Sink{sink.Verify(c, dest)}, nil
+	}
 	var sinks []assemble.Sink
 	if o.push != "" {
 		sinks = append(sinks, sink.Registry(c, dest))
