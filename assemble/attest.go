@@ -29,7 +29,9 @@ type AttestOptions struct {
 
 // noteLayer records a new layer of the platform for its SBOM and
 // provenance: its name, targets, sources and files, and the packages its
-// installer reported in pb.installed.
+// installer reported in pb.installed. An installer layer (Python wheels,
+// Debian packages) sets pb.installed while it makes its entries, with
+// purls from attest.PyPI or attest.Deb and each artifact's SHA-256.
 func (pb *platformBuild) noteLayer(ls spec.LayerSpec, l *layers.Layer) {
 	d, _ := l.Digest()
 	diff, _ := l.DiffID()

@@ -178,10 +178,7 @@ func parseDpkg(b []byte, osr OSRelease) []Package {
 			continue
 		}
 		arch := st["Architecture"]
-		out = append(out, Package{
-			Name: name, Version: version, Arch: arch,
-			PURL: purl("deb", ns, name, version, "arch", arch, "distro", osr.Distro()),
-		})
+		out = append(out, Package{Name: name, Version: version, Arch: arch, PURL: Deb(ns, name, version, arch, osr)})
 	}
 	return out
 }

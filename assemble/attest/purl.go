@@ -63,6 +63,15 @@ func escapeExcept(s, keep string) string {
 	return b.String()
 }
 
+// Deb is the purl of a Debian package as a Debian package installer
+// reports it: pkg:deb/debian/NAME@VERSION?arch=ARCH&distro=debian-12.
+func Deb(namespace, name, version, arch string, osr OSRelease) string {
+	if namespace == "" {
+		namespace = "debian"
+	}
+	return purl("deb", namespace, name, version, "arch", arch, "distro", osr.Distro())
+}
+
 // PyPI is the purl of a Python package (its name as PEP 503 normalises it).
 func PyPI(name, version string) string {
 	return purl("pypi", "", strings.ToLower(strings.ReplaceAll(name, "_", "-")), version)

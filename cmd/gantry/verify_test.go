@@ -61,3 +61,29 @@ func TestVerify(t *testing.T) {
 		t.Errorf("--verify with --push: exit %d: %s", code, stderr)
 	}
 }
+
+// TestVerifyAppend: gantry append --verify REF passes for the image
+// append pushed there, and fails naming the layer after its file changes.
+func TestVerifyAppend(t *testing.T) {
+	site := t.TempDir()
+	if err := os.WriteFile(filepath.Join(site, "index.html"), []byte("<h1>v1</h1>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := registrytest.New(t)
+	ref := reg.Host + "/web/site:v1"
+	common := []string{"append", "--base", "oci:" + nginxBase + ":alpine", "--layer", site + ":/usr/share/nginx/html",
+		"--allow-root", "--cache-dir", t.TempDir()}
+	if code, _, stderr := gantry(t, append(common, "--push", ref)...); code != 0 {
+		t.Fatalf("append: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := gantry(t, append(common, "--verify", ref)...); code != 0 {
+		t.Fatalf("append --verify: exit %d: %s", code, stderr)
+	}
+	if err := os.WriteFile(filepath.Join(site, "index.html"), []byte("<h1>v2</h1>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := gantry(t, append(common, "--verify", ref)...)
+	if code != 1 || !strings.Contains(stderr, "/usr/share/nginx/html/index.html: content") {
+		t.Errorf("append --verify after a change: exit %d: %s", code, stderr)
+	}
+}
