@@ -207,7 +207,7 @@ func TestFaultsFailCleanly(t *testing.T) {
 		{"manifest puts 503", registrytest.Always(registrytest.IsManifestPut, unavailable),
 			[]string{"pushing ", "/taskflow/taskflow-frontend", "503 service unavailable"}, nil},
 		{"referrers tag puts 503", registrytest.Always(referrersTagPut, unavailable),
-			[]string{"pushing ", "/taskflow/taskflow-frontend", "503 service unavailable"}, nil},
+			[]string{"pushing ", "/taskflow/taskflow-frontend", "attaching the application/spdx+json artifact to sha256:", "--sbom=false", "503 service unavailable"}, nil},
 		{"tag puts 503", registrytest.Always(userTagPut, unavailable),
 			[]string{"tagging ", "/taskflow/taskflow-frontend:v1 (no tag was written)", "503 service unavailable"}, nil},
 		{"second image's tags 503", registrytest.Always(backendTagPut, unavailable),

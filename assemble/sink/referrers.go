@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/gantry-dev/gantry/assemble"
+	"github.com/gantry-dev/gantry/assemble/registry"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -18,7 +19,8 @@ import (
 func pushReferrers(ctx context.Context, p *remote.Pusher, repo name.Repository, b *assemble.Built) error {
 	for _, a := range b.Referrers {
 		if err := p.Push(ctx, repo.Digest(a.Digest.String()), a.Image); err != nil {
-			return fmt.Errorf("attaching %s to %s: %w", a.ArtifactType, a.Subject.Digest, err)
+			return fmt.Errorf("attaching the %s artifact to %s (for a registry that takes no OCI artifacts: --sbom=false --provenance=false): %w",
+				a.ArtifactType, a.Subject.Digest, registry.Classify(err, repo.String()))
 		}
 	}
 	return nil
