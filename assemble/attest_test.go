@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"io"
 	"log"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/gantry-dev/gantry/assemble"
 	"github.com/gantry-dev/gantry/assemble/attest"
+	"github.com/gantry-dev/gantry/assemble/attest/spdxtest"
 	"github.com/gantry-dev/gantry/assemble/registrytest"
 	"github.com/gantry-dev/gantry/assemble/sink"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -20,30 +20,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 )
-
-func spdxSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	f, err := os.Open("attest/testdata/spdx-schema-2.3.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("spdx.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile("spdx.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 // artifactBlob reads the one blob of the artifact manifest d in repo.
 func artifactBlob(t *testing.T, repo name.Repository, d v1.Descriptor) []byte {
@@ -93,7 +70,7 @@ func artifactType(t *testing.T, repo name.Repository, d v1.Descriptor) string {
 // SPDX 2.3 naming want.
 func checkReferrers(t *testing.T, host string, results []assemble.Result, want map[string][]string) {
 	t.Helper()
-	schema := spdxSchema(t)
+	schema := spdxtest.Schema(t)
 	for _, r := range results {
 		repo, err := name.NewRepository(host + "/taskflow/" + r.Name)
 		if err != nil {
@@ -118,11 +95,7 @@ func checkReferrers(t *testing.T, host string, results []assemble.Result, want m
 				t.Errorf("%s %s: reported referrers %v, registry lists %s %s", r.Name, p.Platform, p.Referrers, sbom.Digest, prov.Digest)
 			}
 			doc := artifactBlob(t, repo, sbom)
-			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
-			if err == nil {
-				err = schema.Validate(inst)
-			}
-			if err != nil {
+			if err := spdxtest.Validate(schema, doc); err != nil {
 				t.Errorf("%s %s: SBOM is not valid SPDX 2.3: %v", r.Name, p.Platform, err)
 			}
 			for _, w := range append(want[r.Name], `"pkg:oci/`+r.Name+`@sha256%3A`+strings.TrimPrefix(p.Digest, "sha256:")) {

@@ -6,15 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"os"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gantry-dev/gantry/assemble/attest/spdxtest"
 	"github.com/gantry-dev/gantry/layers"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // mapFS is a base filesystem in memory.
@@ -144,46 +143,14 @@ func testImage() Image {
 	}
 }
 
-func compileSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	f, err := os.Open("testdata/spdx-schema-2.3.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("spdx-schema-2.3.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile("spdx-schema-2.3.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// ValidateSPDX fails t unless doc is valid SPDX 2.3 JSON by the schema.
-func validateSPDX(t *testing.T, s *jsonschema.Schema, doc []byte) error {
-	t.Helper()
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
-	if err != nil {
-		return err
-	}
-	return s.Validate(inst)
-}
-
 func TestSBOM(t *testing.T) {
 	img := testImage()
 	doc, err := SBOM(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	schema := compileSchema(t)
-	if err := validateSPDX(t, schema, doc); err != nil {
+	schema := spdxtest.Schema(t)
+	if err := spdxtest.Validate(schema, doc); err != nil {
 		t.Fatalf("SBOM is not valid SPDX 2.3: %v\n%s", err, doc)
 	}
 	again, _ := SBOM(img)
@@ -228,7 +195,7 @@ func TestSBOM(t *testing.T) {
 	}
 	// the schema check can fail
 	broken := bytes.Replace(doc, []byte(`"spdxVersion"`), []byte(`"spdxversion"`), 1)
-	if err := validateSPDX(t, schema, broken); err == nil {
+	if err := spdxtest.Validate(schema, broken); err == nil {
 		t.Error("a document without spdxVersion passed the schema")
 	}
 }

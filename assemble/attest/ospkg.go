@@ -137,8 +137,8 @@ func readStatusD(ctx context.Context, fsys FS, osr OSRelease) ([]Package, error)
 
 // stanzas splits a deb822 or apk database into its paragraphs of fields;
 // continuation lines (deb822's leading space) are dropped, as no field
-// read here spans lines. sep is ": " for deb822, ":" for apk.
-func stanzas(b []byte, sep string) []map[string]string {
+// read here spans lines.
+func stanzas(b []byte) []map[string]string {
 	var out []map[string]string
 	cur := map[string]string{}
 	flush := func() {
@@ -156,7 +156,7 @@ func stanzas(b []byte, sep string) []map[string]string {
 			flush()
 		case line[0] == ' ' || line[0] == '\t':
 		default:
-			if k, v, ok := strings.Cut(line, sep); ok {
+			if k, v, ok := strings.Cut(line, ":"); ok {
 				cur[k] = strings.TrimSpace(v)
 			}
 		}
@@ -165,40 +165,42 @@ func stanzas(b []byte, sep string) []map[string]string {
 	return out
 }
 
-func parseDpkg(b []byte, osr OSRelease) []Package {
-	ns := osr.ID
-	if ns == "" {
-		ns = "debian"
-	}
-	var out []Package
-	for _, st := range stanzas(b, ":") {
-		name, version := st["Package"], st["Version"]
-		status := strings.Fields(st["Status"])
-		if name == "" || version == "" || (len(status) == 3 && status[2] != "installed") {
-			continue
-		}
-		arch := st["Architecture"]
-		out = append(out, Package{Name: name, Version: version, Arch: arch, PURL: Deb(ns, name, version, arch, osr)})
-	}
-	return out
+// database is how one package manager's database names its fields.
+type database struct {
+	typ, namespace           string // purl type, default namespace
+	name, version, arch, lic string // field names
+	installed                func(map[string]string) bool
 }
 
-func parseApk(b []byte, osr OSRelease) []Package {
+var (
+	dpkg = database{typ: "deb", namespace: "debian", name: "Package", version: "Version", arch: "Architecture",
+		installed: func(st map[string]string) bool {
+			status := strings.Fields(st["Status"]) // status.d's files have none
+			return len(status) != 3 || status[2] == "installed"
+		}}
+	apk = database{typ: "apk", namespace: "alpine", name: "P", version: "V", arch: "A", lic: "L",
+		installed: func(map[string]string) bool { return true }}
+)
+
+func parseDpkg(b []byte, osr OSRelease) []Package { return dpkg.parse(b, osr) }
+func parseApk(b []byte, osr OSRelease) []Package  { return apk.parse(b, osr) }
+
+func (db database) parse(b []byte, osr OSRelease) []Package {
 	ns := osr.ID
 	if ns == "" {
-		ns = "alpine"
+		ns = db.namespace
 	}
 	var out []Package
-	for _, st := range stanzas(b, ":") {
-		name, version := st["P"], st["V"]
-		if name == "" || version == "" {
+	for _, st := range stanzas(b) {
+		name, version, arch := st[db.name], st[db.version], st[db.arch]
+		if name == "" || version == "" || !db.installed(st) {
 			continue
 		}
-		arch := st["A"]
-		out = append(out, Package{
-			Name: name, Version: version, Arch: arch, License: st["L"],
-			PURL: purl("apk", ns, name, version, "arch", arch, "distro", osr.Distro()),
-		})
+		p := Package{Name: name, Version: version, Arch: arch, PURL: purl(db.typ, ns, name, version, "arch", arch, "distro", osr.Distro())}
+		if db.lic != "" {
+			p.License = st[db.lic]
+		}
+		out = append(out, p)
 	}
 	return out
 }

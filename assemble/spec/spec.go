@@ -204,8 +204,7 @@ func (o Options) apply(s *ImageSpec) {
 	if o.MaxLayers > 0 {
 		s.Policy.MaxLayers = o.MaxLayers
 	}
-	s.NoSBOM = s.NoSBOM || o.NoSBOM
-	s.NoProvenance = s.NoProvenance || o.NoProvenance
+	o.applyAttest(s)
 	if o.AllPlatforms {
 		s.Platforms = nil
 	} else if len(o.Platforms) > 0 {
@@ -383,6 +382,12 @@ func EpochFromEnv(getenv func(string) string) (*time.Time, error) {
 
 // allowsSecret reports whether the policy lets env key k carry a secret.
 func (p Policy) allowsSecret(k string) bool { return slices.Contains(p.AllowSecrets, k) }
+
+// applyAttest turns off what --sbom=false and --provenance=false say.
+func (o Options) applyAttest(s *ImageSpec) {
+	s.NoSBOM = s.NoSBOM || o.NoSBOM
+	s.NoProvenance = s.NoProvenance || o.NoProvenance
+}
 
 // orDefault is an image's setting, else the file's.
 func orDefault(image, file *bool) *bool {
