@@ -17,8 +17,9 @@ import (
 // ErrNoSBOM is the error of an image that has no SBOM attached.
 var ErrNoSBOM = errors.New("no SBOM attached")
 
-// ErrNoPlatform is the error of an index without the platform asked for.
-var ErrNoPlatform = errors.New("no such platform")
+// ErrNoImage is the error of a layout without the image, or an index
+// without the platform, asked for.
+var ErrNoImage = errors.New("no such image")
 
 // maxSBOM bounds the SBOM read (a layer of 100k files makes ~30 MB).
 const maxSBOM = 256 << 20
@@ -68,6 +69,12 @@ func pickPlatform(desc *remote.Descriptor, want *v1.Platform) (v1.Hash, string, 
 	if err != nil {
 		return v1.Hash{}, "", err
 	}
+	return pickFrom(im, want)
+}
+
+// pickFrom is the child of an index for platform want (nil: the only one,
+// else the host's architecture).
+func pickFrom(im *v1.IndexManifest, want *v1.Platform) (v1.Hash, string, error) {
 	var have []string
 	var only []v1.Descriptor
 	for _, d := range im.Manifests {
@@ -87,20 +94,12 @@ func pickPlatform(desc *remote.Descriptor, want *v1.Platform) (v1.Hash, string, 
 	if want != nil {
 		asked = manifests.PlatformString(want)
 	}
-	return v1.Hash{}, "", fmt.Errorf("%w: no %s image (it has %s); pick one with --platform", ErrNoPlatform, asked, strings.Join(have, ", "))
+	return v1.Hash{}, "", fmt.Errorf("%w: no %s image (it has %s); pick one with --platform", ErrNoImage, asked, strings.Join(have, ", "))
 }
 
-// readSPDX reads referrer d's SPDX document, if it is one. The artifact
-// manifest decides: some registries list the config's media type as the
-// artifactType.
-func readSPDX(repo name.Repository, d v1.Descriptor, opts []remote.Option) ([]byte, bool, error) {
-	if d.ArtifactType != "" && d.ArtifactType != SPDXMediaType && d.ArtifactType != string(emptyMediaType) {
-		return nil, false, nil
-	}
-	img, err := remote.Image(repo.Digest(d.Digest.String()), opts...)
-	if err != nil {
-		return nil, false, err
-	}
+// blobOf reads the one blob of an SPDX artifact manifest, or says it is
+// none.
+func blobOf(img v1.Image) ([]byte, bool, error) {
 	m, err := img.Manifest()
 	if err != nil {
 		return nil, false, err
@@ -119,4 +118,18 @@ func readSPDX(repo name.Repository, d v1.Descriptor, opts []remote.Option) ([]by
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, maxSBOM))
 	return b, err == nil, err
+}
+
+// readSPDX reads referrer d's SPDX document, if it is one. The artifact
+// manifest decides: some registries list the config's media type as the
+// artifactType.
+func readSPDX(repo name.Repository, d v1.Descriptor, opts []remote.Option) ([]byte, bool, error) {
+	if d.ArtifactType != "" && d.ArtifactType != SPDXMediaType && d.ArtifactType != string(emptyMediaType) {
+		return nil, false, nil
+	}
+	img, err := remote.Image(repo.Digest(d.Digest.String()), opts...)
+	if err != nil {
+		return nil, false, err
+	}
+	return blobOf(img)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/gantry-dev/gantry/assemble/attest"
 	"github.com/gantry-dev/gantry/assemble/registry"
@@ -13,14 +14,16 @@ import (
 func (a *app) sbomCmd() *cobra.Command {
 	var platform string
 	cmd := &cobra.Command{
-		Use:   "sbom REF",
+		Use:   "sbom REF|oci:DIR[:NAME:TAG]",
 		Short: "Print the SPDX SBOM attached to an image",
 		Long: `Print the SPDX 2.3 JSON SBOM gantry attached to an image as an OCI referrer
-(found through the registry's referrers API or the sha256-<digest> tag).
+(found through the registry's referrers API or the sha256-<digest> tag), or
+listed beside it in an OCI layout gantry wrote (--output oci:DIR).
 For an index, --platform picks the image (default: the only one, else
 linux/<this machine's architecture>).`,
 		Example: `  gantry sbom ghcr.io/acme/web:v1 --platform linux/arm64
-  gantry sbom ghcr.io/acme/web:v1 | grype`,
+  gantry sbom ghcr.io/acme/web:v1 | grype
+  gantry sbom oci:gantry-out:web:latest --platform linux/amd64`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var want *v1.Platform
@@ -30,6 +33,15 @@ linux/<this machine's architecture>).`,
 					return usagef("--platform: %v", err)
 				}
 				want = &p
+			}
+			if dir, ok := strings.CutPrefix(args[0], "oci:"); ok {
+				dir, name, _ := strings.Cut(dir, ":") // oci:DIR[:NAME:TAG], as build prints it
+				doc, err := attest.ReadSBOMLayout(dir, name, want)
+				if err != nil {
+					return err
+				}
+				_, err = a.stdout.Write(doc)
+				return err
 			}
 			p, log, err := a.log.display(a.stderr)
 			if err != nil {
@@ -47,7 +59,7 @@ linux/<this machine's architecture>).`,
 			}
 			doc, err := attest.ReadSBOM(cmd.Context(), ref, want, c.RemoteOptions(cmd.Context())...)
 			if err != nil {
-				if errors.Is(err, attest.ErrNoSBOM) || errors.Is(err, attest.ErrNoPlatform) {
+				if errors.Is(err, attest.ErrNoSBOM) || errors.Is(err, attest.ErrNoImage) {
 					return err // exit 1: the image, not the registry
 				}
 				return registry.Classify(err, ref.Context().String())

@@ -55,3 +55,21 @@ func TestSBOMCommand(t *testing.T) {
 		t.Errorf("sbom of an image built with --sbom=false: exit %d: %s", code, stderr)
 	}
 }
+
+// TestSBOMCommandLayout: gantry sbom reads the SBOM beside an image in an
+// OCI layout gantry wrote, by NAME:TAG.
+func TestSBOMCommandLayout(t *testing.T) {
+	out := t.TempDir() + "/out"
+	args := []string{"build", "-f", example, "--cache-dir", t.TempDir(), "-o", "oci:" + out,
+		"--base", "taskflow-frontend=oci:" + nginxBase + ":alpine", "--base", "taskflow-backend=oci:" + pythonBase + ":3.13-slim"}
+	if code, _, stderr := gantry(t, args...); code != 0 {
+		t.Fatalf("build: exit %d: %s", code, stderr)
+	}
+	code, stdout, stderr := gantry(t, "sbom", "oci:"+out+":taskflow-frontend:latest", "--platform", "linux/arm64")
+	if code != 0 || !strings.Contains(stdout, `"pkg:apk/alpine/nginx@1.27.3-r1?arch=aarch64`) {
+		t.Fatalf("sbom from the layout: exit %d: %s %.300s", code, stderr, stdout)
+	}
+	if code, _, stderr := gantry(t, "sbom", "oci:"+out+":nope:latest"); code != 1 || !strings.Contains(stderr, `no image named "nope:latest" (it has taskflow-frontend:latest, taskflow-backend:latest)`) {
+		t.Errorf("sbom of a name the layout lacks: exit %d: %s", code, stderr)
+	}
+}
