@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-dev/gantry/assemble/attest"
 	"github.com/gantry-dev/gantry/assemble/progress"
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/gantry-dev/gantry/layers"
@@ -29,6 +30,9 @@ type Built struct {
 	Digest    v1.Hash
 	MediaType string
 	Platforms []PlatformResult
+	// Referrers are the SBOM and provenance artifacts of every platform
+	// image, which sinks write after the images and before the tags.
+	Referrers []*attest.Artifact
 }
 
 // PlatformResult describes one platform's image.
@@ -40,6 +44,9 @@ type PlatformResult struct {
 	// UncompressedSizeExact is false when some base layer's size is only
 	// its gzip trailer's, a lower bound (no maxSize asked for it exactly).
 	UncompressedSizeExact bool `json:"uncompressedSizeExact"`
+	// Referrers are the digests of the platform image's SBOM and
+	// provenance artifacts.
+	Referrers []string `json:"referrers,omitempty"`
 }
 
 // Taggable is what sinks write.
@@ -87,6 +94,7 @@ type imageBuild struct {
 	upper   map[string]layers.Entry // every entry of the shared layers, by name
 	// perPlatform is set when some layer is built per platform.
 	perPlatform bool
+	referrers   []*attest.Artifact
 }
 
 func (e *Engine) buildImage(ctx context.Context, s spec.ImageSpec, roles sinkRoles) (*Built, error) {
@@ -129,6 +137,7 @@ func (e *Engine) buildImage(ctx context.Context, s spec.ImageSpec, roles sinkRol
 			built.Image = img
 		}
 	}
+	built.Referrers = ib.referrers
 	if ib.base.index != nil {
 		idx, err := manifests.NewIndex(ib.base.rawIndex, ib.family, children, e.annotations(s, ib.base.ref, ib.base.digest))
 		if err != nil {

@@ -33,6 +33,8 @@ type Options struct {
 	// Outputs are host paths the run writes (an OCI layout, a tarball): a
 	// layer whose source holds one leaves it out, as it does the cache.
 	Outputs []string
+	// Attest says who builds, for the images' provenance.
+	Attest AttestOptions
 }
 
 // Engine builds images. It holds what every run shares — the layer cache,
@@ -45,6 +47,8 @@ type Engine struct {
 	log      *slog.Logger
 	progress progress.Progress
 	own      []string // absolute host paths no layer may take in: the cache, the outputs
+	attest   AttestOptions
+	epochSet bool // Epoch was given (SOURCE_DATE_EPOCH): provenance may carry times
 
 	mu       sync.Mutex
 	builders map[string]*layers.Builder
@@ -82,7 +86,8 @@ func NewEngine(o Options) (*Engine, error) {
 			own = append(own, a)
 		}
 	}
-	return &Engine{cache: cache, registry: o.Registry, epoch: epoch, log: o.Logger, progress: o.Progress, own: own, builders: map[string]*layers.Builder{}}, nil
+	return &Engine{cache: cache, registry: o.Registry, epoch: epoch, log: o.Logger, progress: o.Progress, own: own, builders: map[string]*layers.Builder{},
+		attest: o.Attest, epochSet: o.Epoch != nil}, nil
 }
 
 func (e *Engine) builder(c layers.Compression) *layers.Builder {

@@ -186,8 +186,16 @@ func TestFaultsFailCleanly(t *testing.T) {
 	isBaseRead := func(r *http.Request) bool {
 		return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/library/")
 	}
+	// a tag of the user's, not the referrers tag schema's sha256-<hex>,
+	// which holds the SBOM and provenance and is pushed before the tags
+	userTagPut := func(r *http.Request) bool {
+		return registrytest.IsTagPut(r) && !strings.Contains(r.URL.Path, "/manifests/sha256-")
+	}
+	referrersTagPut := func(r *http.Request) bool {
+		return registrytest.IsTagPut(r) && strings.Contains(r.URL.Path, "/manifests/sha256-")
+	}
 	backendTagPut := func(r *http.Request) bool {
-		return registrytest.IsTagPut(r) && strings.Contains(r.URL.Path, "taskflow-backend")
+		return userTagPut(r) && strings.Contains(r.URL.Path, "taskflow-backend")
 	}
 	cases := []struct {
 		name string
@@ -203,7 +211,9 @@ func TestFaultsFailCleanly(t *testing.T) {
 			[]string{"pushing ", "/taskflow/taskflow-frontend", "503 service unavailable"}, nil},
 		{"manifest puts 503", registrytest.Always(registrytest.IsManifestPut, unavailable),
 			[]string{"pushing ", "/taskflow/taskflow-frontend", "503 service unavailable"}, nil},
-		{"tag puts 503", registrytest.Always(registrytest.IsTagPut, unavailable),
+		{"referrers tag puts 503", registrytest.Always(referrersTagPut, unavailable),
+			[]string{"pushing ", "/taskflow/taskflow-frontend", "attaching the application/spdx+json artifact to sha256:", "--sbom=false", "503 service unavailable"}, nil},
+		{"tag puts 503", registrytest.Always(userTagPut, unavailable),
 			[]string{"tagging ", "/taskflow/taskflow-frontend:v1 (no tag was written)", "503 service unavailable"}, nil},
 		{"second image's tags 503", registrytest.Always(backendTagPut, unavailable),
 			[]string{"tagging ", "/taskflow/taskflow-backend:v1 (tagged before the failure: ", "taskflow-frontend:v1, ", "taskflow-frontend:latest)"},
@@ -248,8 +258,8 @@ func TestFaultsFailCleanly(t *testing.T) {
 			}
 			tags := registrytest.CheckConsistent(t, rig.reg.Host)
 			for tag, d := range tags {
-				if strings.HasPrefix(tag, "library/") {
-					continue
+				if strings.HasPrefix(tag, "library/") || strings.Contains(tag, ":sha256-") {
+					continue // the bases; the referrers of whole images (CheckConsistent checked them)
 				}
 				name := strings.TrimPrefix(tag[:strings.LastIndex(tag, ":")], "taskflow/")
 				if !slices.Contains(tc.tags, tag) || d != rig.want[name] {

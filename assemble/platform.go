@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 
+	"github.com/gantry-dev/gantry/assemble/attest"
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/gantry-dev/gantry/layers"
 	"github.com/gantry-dev/gantry/manifests"
@@ -24,6 +25,8 @@ type platformBuild struct {
 	uncompressed int64 // of the new layers
 	patch        manifests.ConfigPatch
 	upper        map[string]layers.Entry // every entry of the new layers, by name
+	made         []attest.Layer          // the new layers, for the SBOM and provenance
+	installed    []attest.Package        // what the layer being made installed (an installer's report)
 }
 
 // addContent adds the new content layers in their order: those built once
@@ -62,6 +65,7 @@ func (e *Engine) addContent(ctx context.Context, pb *platformBuild) error {
 			return err
 		}
 		pb.add(e, l)
+		pb.noteLayer(ls, l)
 		pb.patch.History = append(pb.patch.History, manifests.History{CreatedBy: "gantry: " + ls.Description(), Comment: pb.s.Compression.HistoryComment()})
 	}
 	return nil
@@ -95,6 +99,14 @@ func (e *Engine) buildPlatform(ctx context.Context, ib *imageBuild, p platformIm
 	}
 	if err := ib.gates.size(pr.UncompressedSize, ib.s.MaxSize); err != nil {
 		return nil, pr, err
+	}
+	arts, err := e.attach(ctx, pb, img)
+	if err != nil {
+		return nil, pr, err
+	}
+	ib.referrers = append(ib.referrers, arts...)
+	for _, a := range arts {
+		pr.Referrers = append(pr.Referrers, a.Digest.String())
 	}
 	return img, pr, nil
 }
@@ -152,6 +164,7 @@ func (e *Engine) addUser(ctx context.Context, pb *platformBuild) error {
 		return fmt.Errorf("user layer: %w", err)
 	}
 	pb.add(e, l.WithMediaType(pb.layerType))
+	pb.noteLayer(spec.LayerSpec{Name: "user " + u.Name}, l)
 	pb.patch.User = fmt.Sprintf("%d:%d", u.UID, u.GID)
 	pb.patch.History = append(pb.patch.History, manifests.History{CreatedBy: fmt.Sprintf("gantry: user %s (%d) group %s (%d)", u.Name, u.UID, u.Group, u.GID), Comment: pb.s.Compression.HistoryComment()})
 	return nil

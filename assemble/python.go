@@ -32,6 +32,7 @@ func (e *Engine) pythonEntries(ctx context.Context, pb *platformBuild, ls spec.L
 	if err != nil {
 		return nil, err
 	}
+	pb.installed = wheelPackages(wheels)
 	return python.Install(ctx, wheels, t, python.InstallOptions{Owner: ls.Owner, FileMode: ls.FileMode, DirMode: ls.DirMode, Cache: e.cache.Dir()})
 }
 

@@ -54,6 +54,10 @@ type BaseFS struct {
 	// MaxEntries is the most tar entries a base layer may have (0 means
 	// MaxBaseEntries); scanning a layer with more fails.
 	MaxEntries int
+	// FetchIndex, when set, is asked for the index of a layer the cache
+	// has none of (e.g. from a registry shared by CI runners) before the
+	// layer is downloaded; an index that does not parse is not used.
+	FetchIndex func(ctx context.Context, layer v1.Hash) ([]byte, bool)
 
 	runBytes int // records sorted in memory at once while indexing (tests)
 }
@@ -79,6 +83,9 @@ func (b *BaseFS) withIndex(ctx context.Context, i int, fn func(*baseIndex) error
 	}
 	p := indexPath(b.cache, dig.Hex)
 	ix, closer, err := openIndexFile(p)
+	if err != nil && b.fetchIndex(ctx, dig, p) {
+		ix, closer, err = openIndexFile(p)
+	}
 	if err != nil { // not cached (or damaged): scan the layer
 		if err := b.scan(ctx, i, dig, p); err != nil {
 			return fmt.Errorf("reading base layer %s: %w", dig, err)

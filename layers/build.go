@@ -186,7 +186,7 @@ type scanned struct {
 
 // scan streams entries' tar into a hash, compressing nothing.
 func (b *Builder) scan(ctx context.Context, entries []Entry) (*scanned, error) {
-	sc := &scanned{}
+	sc := &scanned{found: notes{files: []FileDigest{}}}
 	h := sha256.New()
 	w := &countingWriter{w: h}
 	if err := b.writeTar(ctx, w, entries, &sc.found); err != nil {
@@ -207,7 +207,7 @@ func (sc *scanned) remote(comp Compression, rb *RemoteBlob) *Layer {
 	return &Layer{
 		digest: rb.Digest, diffID: sc.diffID, size: rb.Size, uncompressedSize: sc.size,
 		compression: comp.Algorithm, cached: true, open: rb.Open, reusedFrom: "registry",
-		secrets: sc.found.secrets, elf: sc.found.elf,
+		secrets: sc.found.secrets, elf: sc.found.elf, files: sc.found.files,
 	}
 }
 
@@ -226,6 +226,7 @@ type RemoteBlob struct {
 type notes struct {
 	secrets []SecretFinding
 	elf     []ELFFile
+	files   []FileDigest // never nil once built: a cache record without it is a miss
 	cut     *chunker
 }
 
@@ -324,7 +325,7 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, 
 	}
 	l = &Layer{
 		digest: hashOf(digest), diffID: sc.diffID, size: out.n, uncompressedSize: sc.size,
-		compression: comp.Algorithm, secrets: sc.found.secrets, elf: sc.found.elf,
+		compression: comp.Algorithm, secrets: sc.found.secrets, elf: sc.found.elf, files: sc.found.files,
 	}
 	l.path = b.Cache.blobPath(l.digest)
 	if !b.Cache.hasBlob(l.digest, l.size) {
@@ -378,6 +379,10 @@ func (b *Builder) writeEntry(tw *tar.Writer, e *Entry, mtime time.Time, found *n
 	} else if data != nil {
 		found.sawHead(e, data)
 	}
+	if data != nil {
+		sum := sha256.Sum256(data)
+		found.sawFile(e.Name, sum[:])
+	}
 	h := e.header(mtime)
 	if data != nil {
 		h.Size = int64(len(data))
@@ -394,7 +399,13 @@ func (b *Builder) writeEntry(tw *tar.Writer, e *Entry, mtime time.Time, found *n
 			return fmt.Errorf("writing %s to layer: %w", e.Name, err)
 		}
 	case e.Type == tar.TypeReg && e.Source != "":
-		return b.copyFile(tw, e, found, func(head []byte) error { return found.data(e, e.Size, head) })
+		h := sha256.New()
+		if err := b.copyFile(io.MultiWriter(tw, h), e, found, func(head []byte) error { return found.data(e, e.Size, head) }); err != nil {
+			return err
+		}
+		found.sawFile(e.Name, h.Sum(nil))
+	case e.Type == tar.TypeReg:
+		found.sawFile(e.Name, emptySHA256[:])
 	}
 	return nil
 }

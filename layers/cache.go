@@ -64,6 +64,9 @@ type record struct {
 	Secrets []SecretFinding `json:"secrets,omitempty"`
 	// ELF are the layer's ELF files, for the architecture gate on a hit.
 	ELF []ELFFile `json:"elf,omitempty"`
+	// Files are the layer's regular files and their SHA-256, for the SBOM
+	// on a hit; a record without them (an older gantry's) is a miss.
+	Files []FileDigest `json:"files"`
 }
 
 // selectorRecord is where the record of a selector (the layer's entries'
@@ -85,7 +88,7 @@ func (c *Cache) lookup(rec string, comp Compression) *Layer {
 		return nil
 	}
 	var r record
-	if json.Unmarshal(b, &r) != nil || r.Compression != comp.Key() {
+	if json.Unmarshal(b, &r) != nil || r.Compression != comp.Key() || r.Files == nil {
 		return nil
 	}
 	fi, err := os.Stat(c.blobPath(r.Digest))
@@ -95,7 +98,7 @@ func (c *Cache) lookup(rec string, comp Compression) *Layer {
 	return &Layer{
 		digest: r.Digest, diffID: r.DiffID, size: r.Size, uncompressedSize: r.UncompressedSize,
 		path: c.blobPath(r.Digest), compression: comp.Algorithm, cached: true,
-		secrets: r.Secrets, elf: r.ELF,
+		secrets: r.Secrets, elf: r.ELF, files: r.Files,
 	}
 }
 
@@ -123,7 +126,7 @@ func (c *Cache) store(comp Compression, l *Layer, recs ...string) error {
 	b, err := json.Marshal(record{
 		Digest: l.digest, DiffID: l.diffID, Size: l.size, UncompressedSize: l.uncompressedSize,
 		Compression: comp.Key(), BlobModTime: fi.ModTime().UnixNano(),
-		Secrets: l.secrets, ELF: l.elf,
+		Secrets: l.secrets, ELF: l.elf, Files: l.files,
 	})
 	if err != nil {
 		return err

@@ -28,6 +28,7 @@ type Layer struct {
 	open             func() (io.ReadCloser, error) // reads that blob
 	secrets          []SecretFinding               // contents that looked like secrets, allowed when built
 	elf              []ELFFile                     // ELF files, sorted by name
+	files            []FileDigest                  // regular files and their SHA-256, in layer order
 }
 
 var _ v1.Layer = (*Layer)(nil)

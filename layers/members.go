@@ -100,7 +100,7 @@ func (mw *memberWriter) produce(ctx context.Context, entries []Entry, queue, job
 			return ctx.Err()
 		}
 	}
-	found := &notes{cut: ch}
+	found := &notes{cut: ch, files: []FileDigest{}}
 	var w io.Writer = ch
 	if progress != nil {
 		w = &countingWriter{w: ch, report: progress}

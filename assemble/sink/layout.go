@@ -39,12 +39,16 @@ type layoutSink struct {
 	entries  []v1.Descriptor
 	names    map[string]bool
 	have     map[v1.Hash]bool // blobs written or checked by this run
+	refs     map[v1.Hash]bool // the referrers in refEntries
+	// refEntries are the images' SBOM and provenance artifacts, listed
+	// after the named entries and without a name.
+	refEntries []v1.Descriptor
 }
 
 // Layout writes an OCI layout at dir, one index.json entry per image
 // and tag, named NAME:TAG in org.opencontainers.image.ref.name.
 func Layout(dir string, dest Destinations) assemble.Sink {
-	return &layoutSink{dir: dir, dest: dest, names: map[string]bool{}, have: map[v1.Hash]bool{}}
+	return &layoutSink{dir: dir, dest: dest, names: map[string]bool{}, have: map[v1.Hash]bool{}, refs: map[v1.Hash]bool{}}
 }
 
 // Prepare checks an existing layout (its oci-layout file, its index.json)
@@ -123,6 +127,9 @@ func checkLayout(dir string) error {
 func (s *layoutSink) Write(ctx context.Context, b *assemble.Built) ([]string, error) {
 	if err := s.writeTaggable(ctx, b.Taggable()); err != nil {
 		return nil, fmt.Errorf("output %s: writing %s: %w", s.dir, b.Spec.Name, err)
+	}
+	if err := s.writeReferrers(ctx, b); err != nil {
+		return nil, fmt.Errorf("output %s: writing the SBOM and provenance of %s: %w", s.dir, b.Spec.Name, err)
 	}
 	raw, err := b.Taggable().RawManifest()
 	if err != nil {
@@ -254,11 +261,14 @@ func (s *layoutSink) writeIndex(dir string) error {
 		return fmt.Errorf("output %s: %w", s.dir, err)
 	}
 	for _, d := range old {
+		if s.isReferrer(d) {
+			continue // written again below
+		}
 		if !s.names[d.Annotations["org.opencontainers.image.ref.name"]] {
 			index.Manifests = append(index.Manifests, d)
 		}
 	}
-	index.Manifests = append(index.Manifests, s.entries...)
+	index.Manifests = append(append(index.Manifests, s.entries...), s.refEntries...)
 	raw, err := json.MarshalIndent(index, "", "  ")
 	if err != nil {
 		return err

@@ -181,7 +181,10 @@ func (s *registrySink) pushByDigest(ctx context.Context, repo name.Repository, b
 			}
 		}
 	}
-	return s.pusher.Push(ctx, repo.Digest(b.Digest.String()), b.Taggable())
+	if err := s.pusher.Push(ctx, repo.Digest(b.Digest.String()), b.Taggable()); err != nil {
+		return err
+	}
+	return pushReferrers(ctx, s.pusher, repo, b)
 }
 
 func (s *registrySink) Commit(ctx context.Context) error {

@@ -28,6 +28,10 @@ type File struct {
 	// docker.io: mirror.local:5000/dockerhub.
 	Mirrors map[string]string `yaml:"mirrors"`
 	Images  []ImageConfig     `yaml:"images"`
+	// SBOM and Provenance (default true) attach an SPDX SBOM and SLSA
+	// provenance to every image, unless an image sets its own.
+	SBOM       *bool `yaml:"sbom"`
+	Provenance *bool `yaml:"provenance"`
 }
 
 // ImageConfig is one image in gantry.yaml.
@@ -66,6 +70,9 @@ type ImageConfig struct {
 	// AllowMissingPrograms: see Policy.
 	AllowMissingPrograms bool `yaml:"allowMissingPrograms"`
 	MaxLayers            int  `yaml:"maxLayers"`
+	// SBOM and Provenance: false attaches no SBOM / no provenance.
+	SBOM       *bool `yaml:"sbom"`
+	Provenance *bool `yaml:"provenance"`
 }
 
 // RuntimeEnvConfig is one setting a container needs at run time.

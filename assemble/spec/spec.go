@@ -54,6 +54,12 @@ type ImageSpec struct {
 	// RuntimeEnv is recorded in the RuntimeEnvLabel label.
 	RuntimeEnv []RuntimeEnv
 	Policy     Policy
+	// ConfigFile is the gantry.yaml the image came from ("" for gantry
+	// append), which provenance names.
+	ConfigFile string
+	// NoSBOM and NoProvenance: sbom: false, provenance: false (or
+	// --sbom=false, --provenance=false) attach none.
+	NoSBOM, NoProvenance bool
 }
 
 // LayerSpec is one new layer. Its sources' from: may name the platform
@@ -144,6 +150,8 @@ type Options struct {
 	Annotations map[string]string
 	// Relax adds to every image's policy relaxations (command-line flags).
 	Relax Relax
+	// NoSBOM and NoProvenance turn attestations off for every image.
+	NoSBOM, NoProvenance bool
 }
 
 // Relax loosens policy checks from the command line.
@@ -196,6 +204,7 @@ func (o Options) apply(s *ImageSpec) {
 	if o.MaxLayers > 0 {
 		s.Policy.MaxLayers = o.MaxLayers
 	}
+	o.applyAttest(s)
 	if o.AllPlatforms {
 		s.Platforms = nil
 	} else if len(o.Platforms) > 0 {
@@ -272,6 +281,7 @@ func LoadContext(ctx context.Context, file string, getenv func(string) (string, 
 	}
 	v := validator{loc: src, dir: src.dir}
 	for i := range specs {
+		specs[i].ConfigFile = file
 		o.apply(&specs[i])
 		if err := v.secrets(fmt.Sprintf("images[%d]", i), &specs[i]); err != nil {
 			return nil, err
@@ -317,6 +327,7 @@ func (src *configSource) specs(f *File) ([]ImageSpec, error) {
 				ic.CompressionLevel = f.CompressionLevel
 			}
 		}
+		ic.SBOM, ic.Provenance = orDefault(ic.SBOM, f.SBOM), orDefault(ic.Provenance, f.Provenance)
 		s, err := v.image(p, ic)
 		if err != nil {
 			return nil, err
@@ -371,3 +382,17 @@ func EpochFromEnv(getenv func(string) string) (*time.Time, error) {
 
 // allowsSecret reports whether the policy lets env key k carry a secret.
 func (p Policy) allowsSecret(k string) bool { return slices.Contains(p.AllowSecrets, k) }
+
+// applyAttest turns off what --sbom=false and --provenance=false say.
+func (o Options) applyAttest(s *ImageSpec) {
+	s.NoSBOM = s.NoSBOM || o.NoSBOM
+	s.NoProvenance = s.NoProvenance || o.NoProvenance
+}
+
+// orDefault is an image's setting, else the file's.
+func orDefault(image, file *bool) *bool {
+	if image != nil {
+		return image
+	}
+	return file
+}

@@ -56,6 +56,7 @@ func (v validator) image(p string, ic ImageConfig) (ImageSpec, error) {
 	s := ImageSpec{
 		Name: ic.Name, Base: ic.Base, BaseAsWritten: ic.Base, Workdir: ic.Workdir, StopSignal: ic.StopSignal,
 		Entrypoint: ic.Entrypoint, Cmd: ic.Cmd, Tags: ic.Tags, Labels: ic.Labels, Annotations: ic.Annotations,
+		NoSBOM: ic.SBOM != nil && !*ic.SBOM, NoProvenance: ic.Provenance != nil && !*ic.Provenance,
 	}
 	if !imageNameRE.MatchString(ic.Name) {
 		return s, v.errorf(p, "name", "%q is not a valid repository name (lowercase letters, digits, . _ - and /)", ic.Name)

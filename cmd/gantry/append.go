@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/assemble/buildenv"
-	"github.com/gantry-dev/gantry/assemble/sink"
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/goccy/go-yaml"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -67,7 +66,7 @@ unless --platform picks some.`,
 			if err != nil {
 				return err
 			}
-			return a.runBuild(cmd.Context(), &o, []spec.ImageSpec{s}, sink.Destinations{Ref: o.output.push, Tags: o.output.tags})
+			return a.runBuild(cmd.Context(), &o, []spec.ImageSpec{s}, o.output.destinations(true))
 		},
 	}
 	f := cmd.Flags()

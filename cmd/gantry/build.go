@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 
 	"github.com/gantry-dev/gantry/assemble/buildenv"
-	"github.com/gantry-dev/gantry/assemble/sink"
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -38,7 +37,7 @@ Each image's new layers are appended to every platform of its base (or those
 			if err != nil {
 				return err
 			}
-			return a.runBuild(cmd.Context(), &o, specs, sink.Destinations{Prefix: o.output.push, Tags: o.output.tags})
+			return a.runBuild(cmd.Context(), &o, specs, o.output.destinations(false))
 		},
 	}
 	f := cmd.Flags()

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/gantry-dev/gantry/assemble"
+	"github.com/gantry-dev/gantry/assemble/buildenv"
 	"github.com/gantry-dev/gantry/assemble/progress"
 	"github.com/gantry-dev/gantry/assemble/registry"
 	"github.com/gantry-dev/gantry/assemble/sink"
@@ -128,7 +129,7 @@ error, 130 interrupted.`,
 	})
 	a.log.add(root.PersistentFlags())
 	a.registry.add(root.PersistentFlags())
-	root.AddCommand(a.buildCmd(), a.appendCmd(), a.lockCmd(), a.loginCmd(), a.logoutCmd(), a.kubeCmd(), a.resolveCmd(), a.versionCmd())
+	root.AddCommand(a.buildCmd(), a.appendCmd(), a.lockCmd(), a.loginCmd(), a.logoutCmd(), a.kubeCmd(), a.resolveCmd(), a.sbomCmd(), a.versionCmd())
 	return root
 }
 
@@ -143,7 +144,11 @@ func (a *app) engine(cacheDir, push string, outputs []string, log *slog.Logger, 
 	if err != nil {
 		return nil, nil, err
 	}
-	e, err := assemble.NewEngine(assemble.Options{CacheDir: cacheDir, Registry: c, Epoch: epoch, Logger: log, Progress: p, Outputs: outputs})
+	run := buildenv.ReadRun(a.getenv.get)
+	e, err := assemble.NewEngine(assemble.Options{
+		CacheDir: cacheDir, Registry: c, Epoch: epoch, Logger: log, Progress: p, Outputs: outputs,
+		Attest: assemble.AttestOptions{Version: version(), BuilderID: run.BuilderID, InvocationID: run.InvocationID},
+	})
 	return e, c, err
 }
 
@@ -170,7 +175,11 @@ func (a *app) build(ctx context.Context, o *imageOptions, specs []spec.ImageSpec
 		return nil, err
 	}
 	defer p.Wait()
-	e, c, err := a.engine(o.build.cacheDir, out.push, out.paths(), log, p)
+	target := out.push
+	if out.verify != "" {
+		target = out.verify // credentials for --registry-user are for its registry
+	}
+	e, c, err := a.engine(o.build.cacheDir, target, out.paths(), log, p)
 	if err != nil {
 		return nil, err
 	}

@@ -158,6 +158,8 @@ type buildOptions struct {
 	level       int
 	cacheDir    string
 	format      string
+	sbom        bool
+	provenance  bool
 }
 
 func (o *buildOptions) add(f *pflag.FlagSet) {
@@ -166,6 +168,8 @@ func (o *buildOptions) add(f *pflag.FlagSet) {
 	f.IntVar(&o.level, "compression-level", 0, "compression level (gzip 1-9, zstd 1-4; default 1)")
 	f.StringVar(&o.format, "format", "", "manifest format: docker (podman reads HEALTHCHECK only from these) or oci (default: the base's)")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "layer cache directory (default: $XDG_CACHE_HOME/gantry)")
+	f.BoolVar(&o.sbom, "sbom", true, "attach an SPDX SBOM to every platform image (--sbom=false: none)")
+	f.BoolVar(&o.provenance, "provenance", true, "attach SLSA provenance to every platform image (--provenance=false: none)")
 }
 
 // policyOptions relax the gates.
@@ -201,7 +205,7 @@ func (o *imageOptions) add(f *pflag.FlagSet, pushHelp string) {
 // spec is the build and policy groups as the spec's overrides.
 func (opts *imageOptions) spec() (spec.Options, error) {
 	b, p := &opts.build, &opts.policy
-	o := spec.Options{Relax: p.relax, MaxLayers: p.maxLayers, Tags: opts.output.tags, Format: b.format}
+	o := spec.Options{Relax: p.relax, MaxLayers: p.maxLayers, Tags: opts.output.tags, Format: b.format, NoSBOM: !b.sbom, NoProvenance: !b.provenance}
 	switch b.platform {
 	case "":
 	case "all":
@@ -236,6 +240,7 @@ type outputOptions struct {
 	output     string
 	json       bool
 	digestFile string
+	verify     string
 }
 
 func (o *outputOptions) add(f *pflag.FlagSet, pushHelp string) {
@@ -245,10 +250,27 @@ func (o *outputOptions) add(f *pflag.FlagSet, pushHelp string) {
 	f.StringVarP(&o.output, "output", "o", "", "also write the result to oci:DIR (an OCI layout) or tar:FILE (docker load, one platform)")
 	f.BoolVar(&o.json, "json", false, "print results as JSON on stdout, one object per image")
 	f.StringVar(&o.digestFile, "digest-file", "", "write REF@DIGEST lines for every pushed reference to this file (for signing tools)")
+	f.StringVar(&o.verify, "verify", "", "rebuild without writing anything and compare with the images at this reference (as --push names them); exit 1 naming the first difference")
+}
+
+// destinations are where images go (or, with --verify, are compared):
+// one reference for append (single), a prefix for build.
+func (o *outputOptions) destinations(single bool) sink.Destinations {
+	target := o.push
+	if o.verify != "" {
+		target = o.verify
+	}
+	if single {
+		return sink.Destinations{Ref: target, Tags: o.tags}
+	}
+	return sink.Destinations{Prefix: target, Tags: o.tags}
 }
 
 // paths are the host paths the outputs write, which no layer may take in.
 func (o *outputOptions) paths() []string {
+	if o.verify != "" {
+		return nil
+	}
 	out := o.output
 	if out == "" && o.push == "" {
 		out = defaultOutput
@@ -266,6 +288,12 @@ func (o *outputOptions) paths() []string {
 func (o *outputOptions) toStdout() bool { return o.output == "tar:-" }
 
 func (o *outputOptions) sinks(c *registry.Client, dest sink.Destinations, stdout io.Writer, log *slog.Logger) ([]assemble.Sink, error) {
+	if o.verify != "" {
+		if o.push != "" || o.output != "" {
+			return nil, usagef("--verify compares and writes nothing: drop --push and --output")
+		}
+		return []assemble.Sink{sink.Verify(c, dest)}, nil
+	}
 	var sinks []assemble.Sink
 	if o.push != "" {
 		sinks = append(sinks, sink.Registry(c, dest, sink.CacheFrom(o.cacheFrom...)))

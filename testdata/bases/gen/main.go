@@ -791,7 +791,7 @@ func placeholder(what string, p platform) string {
 }
 
 func alpineRootfs(p platform) []entry {
-	es := dirs("bin", "etc", "home", "lib", "run", "sbin", "usr", "usr/bin",
+	es := dirs("bin", "etc", "home", "lib", "lib/apk", "lib/apk/db", "run", "sbin", "usr", "usr/bin",
 		"usr/sbin", "usr/share", "var", "var/cache", "var/log", "var/run")
 	es = append(es,
 		dir("root", 0o700),
@@ -801,6 +801,7 @@ func alpineRootfs(p platform) []entry {
 		file("etc/shadow", 0o640, shadowFor(alpinePasswd, "*")).owner(0, 42),
 		file("etc/os-release", 0o644, alpineOSRelease),
 		file("etc/motd", 0o644, alpineMotd),
+		file("lib/apk/db/installed", 0o644, apkInstalled(p, false)),
 		file("etc/hostname", 0o644, "localhost\n"),
 		file("bin/busybox", 0o755, placeholder("BusyBox v1.36.1", p)),
 		symlink("bin/sh", "/bin/busybox"),
@@ -809,8 +810,27 @@ func alpineRootfs(p platform) []entry {
 	return es
 }
 
+// apkInstalled is an apk database naming a few of the packages
+// nginx:alpine has, for p's architecture (and nginx, which the nginx
+// layer adds, rewriting the file as apk does): what SBOMs read.
+func apkInstalled(p platform, nginx bool) string {
+	pkgs := []struct{ name, version, license string }{
+		{"alpine-baselayout", "3.6.5-r0", "GPL-2.0-only"},
+		{"busybox", "1.36.1-r29", "GPL-2.0-only"},
+		{"musl", "1.2.5-r0", "MIT"},
+	}
+	if nginx {
+		pkgs = append(pkgs, struct{ name, version, license string }{"nginx", "1.27.3-r1", "BSD-2-Clause"})
+	}
+	var b strings.Builder
+	for _, pkg := range pkgs {
+		fmt.Fprintf(&b, "P:%s\nV:%s\nA:%s\nL:%s\nT:%s (gantry test placeholder)\n\n", pkg.name, pkg.version, p.uname, pkg.license, pkg.name)
+	}
+	return b.String()
+}
+
 func nginxLayer(p platform) []entry {
-	es := dirs("etc", "etc/nginx", "etc/nginx/conf.d", "usr", "usr/sbin", "usr/share",
+	es := dirs("etc", "etc/nginx", "etc/nginx/conf.d", "lib", "lib/apk", "lib/apk/db", "usr", "usr/sbin", "usr/share",
 		"usr/share/nginx", "usr/share/nginx/html", "var", "var/cache", "var/log",
 		"var/log/nginx", "docker-entrypoint.d")
 	es = append(es,
@@ -827,6 +847,7 @@ func nginxLayer(p platform) []entry {
 		symlink("var/log/nginx/error.log", "/dev/stderr"),
 		file("docker-entrypoint.sh", 0o755, nginxEntrypoint),
 		file("usr/sbin/nginx", 0o755, placeholder("nginx 1.27.3", p)),
+		file("lib/apk/db/installed", 0o644, apkInstalled(p, true)),
 	)
 	return es
 }
