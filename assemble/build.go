@@ -33,6 +33,9 @@ type Built struct {
 	// Referrers are the SBOM and provenance artifacts of every platform
 	// image, which sinks write after the images and before the tags.
 	Referrers []*attest.Artifact
+	// BaseIndexes are the cache files indexing the base layers the build
+	// read, by layer digest (for a shared cache).
+	BaseIndexes map[string]string
 }
 
 // PlatformResult describes one platform's image.
@@ -122,13 +125,16 @@ func (e *Engine) buildImage(ctx context.Context, s spec.ImageSpec, roles sinkRol
 		}
 		ib.content, ib.entries = append(ib.content, l), append(ib.entries, entries)
 	}
-	built := &Built{Spec: s, BaseRef: ib.base.ref, BaseDigest: ib.base.digest}
+	built := &Built{Spec: s, BaseRef: ib.base.ref, BaseDigest: ib.base.digest, BaseIndexes: map[string]string{}}
 	var children []manifests.Child
 	for i, p := range ib.plats {
 		ready(i)
 		img, pr, err := e.buildPlatform(ctx, ib, p)
 		if err != nil {
 			return nil, fmt.Errorf("platform %s: %w", manifests.PlatformString(p.platform), fromRegistry(err, ib.base.ref))
+		}
+		if bl, err := p.image.Layers(); err == nil {
+			e.baseIndexes(bl, built.BaseIndexes)
 		}
 		built.Platforms = append(built.Platforms, pr)
 		e.progress.Event(s.Name+" "+pr.Platform, fmt.Sprintf("%s, %s compressed, %s uncompressed", progress.Short(pr.Digest), progress.Size(pr.CompressedSize), progress.Size(pr.UncompressedSize)))

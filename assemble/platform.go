@@ -77,8 +77,7 @@ func (e *Engine) buildPlatform(ctx context.Context, ib *imageBuild, p platformIm
 	if err != nil {
 		return nil, pr, fmt.Errorf("listing base layers: %w", err)
 	}
-	fsys := layers.NewBaseFS(e.cache, baseLayers)
-	fsys.Tail = e.registry.Tail
+	fsys := e.baseFS(ib, baseLayers)
 	pb := &platformBuild{imageBuild: ib, p: p, baseLayers: baseLayers, fs: fsys, upper: ib.upper}
 	pb.patch = e.configPatch(ib.s)
 	if err := e.addContent(ctx, pb); err != nil {

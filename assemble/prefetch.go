@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/gantry-dev/gantry/layers"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -31,7 +32,7 @@ func (e *Engine) prefetch(ctx context.Context, ib *imageBuild) (ready func(i int
 	var g errgroup.Group
 	g.Go(func() error {
 		for i, p := range ib.plats {
-			e.prefetchPlatform(ctx, ib.s.Name, p)
+			e.prefetchPlatform(ctx, ib, p)
 			close(done[i])
 		}
 		return nil
@@ -39,15 +40,35 @@ func (e *Engine) prefetch(ctx context.Context, ib *imageBuild) (ready func(i int
 	return func(i int) { <-done[i] }, func() { cancel(); g.Wait() }
 }
 
-func (e *Engine) prefetchPlatform(ctx context.Context, image string, p platformImage) {
+func (e *Engine) prefetchPlatform(ctx context.Context, ib *imageBuild, p platformImage) {
 	if ctx.Err() != nil {
 		return
 	}
 	bl, err := p.image.Layers()
 	if err == nil {
-		err = layers.NewBaseFS(e.cache, bl).Prefetch(ctx)
+		err = e.baseFS(ib, bl).Prefetch(ctx)
 	}
 	if err != nil && ctx.Err() == nil {
-		e.log.Debug("prefetching base layers failed; the build reads them itself", "image", image, "error", err)
+		e.log.Debug("prefetching base layers failed; the build reads them itself", "image", ib.s.Name, "error", err)
+	}
+}
+
+// baseFS is the filesystem of base layers bl, which reads layer sizes by
+// range and asks the sinks for indexes before downloading a layer.
+func (e *Engine) baseFS(ib *imageBuild, bl []v1.Layer) *layers.BaseFS {
+	fsys := layers.NewBaseFS(e.cache, bl)
+	fsys.Tail = e.registry.Tail
+	fsys.FetchIndex = fetchIndex(ib.sinks.indexes)
+	return fsys
+}
+
+// baseIndexes adds the cached index files of bl's layers to into.
+func (e *Engine) baseIndexes(bl []v1.Layer, into map[string]string) {
+	for _, l := range bl {
+		if d, err := l.Digest(); err == nil {
+			if p, ok := e.cache.BaseIndexFile(d); ok {
+				into[d.String()] = p
+			}
+		}
 	}
 }

@@ -169,3 +169,83 @@ func pushedLayers(t *testing.T, ref string) []string {
 	}
 	return out
 }
+
+// TestCacheRepoSharesLayersAndBaseIndexes: with --cache-repo, a fresh
+// runner pushing to another repository, with a user to merge, finds the
+// layers by content (mounted, not uploaded) and the base layers' indexes
+// in the cache artifact: no base layer is downloaded.
+func TestCacheRepoSharesLayersAndBaseIndexes(t *testing.T) {
+	reg := registrytest.New(t)
+	registrytest.PushLayout(t, nginxBase, reg.Host+"/library/nginx:alpine")
+	registrytest.PushLayout(t, pythonBase, reg.Host+"/library/python:3.13-slim")
+	bases := map[string]string{"taskflow-frontend": reg.Host + "/library/nginx:alpine", "taskflow-backend": reg.Host + "/library/python:3.13-slim"}
+	cacheRepo := sink.CacheRepo(reg.Host + "/ci/cache")
+	// something that is not a cache artifact at the cache tag is an empty
+	// cache, not an error, and is replaced
+	registrytest.PushLayout(t, nginxBase, reg.Host+"/ci/cache:gantry-cache")
+	first := newTestEngine(t, "")
+	res, err := first.Run(context.Background(), loadExample(t, bases), first.RegistrySink(sink.Destinations{Prefix: reg.Host + "/main"}, cacheRepo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !registrytest.TagExists(t, reg.Host+"/ci/cache:gantry-cache") {
+		t.Fatal("no cache artifact was written")
+	}
+	reg.Reset()
+	e := newTestEngine(t, "")
+	again, err := e.Run(context.Background(), loadExample(t, bases), e.RegistrySink(sink.Destinations{Prefix: reg.Host + "/branch"}, cacheRepo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range res {
+		if again[i].Digest != res[i].Digest {
+			t.Errorf("%s: %s, the first build gave %s", res[i].Name, again[i].Digest, res[i].Digest)
+		}
+	}
+	if st := e.LayerStats(); st.Compressed != 0 || st.RegistryHits == 0 {
+		t.Errorf("stats %+v: want every layer found in the registry", st)
+	}
+	for _, layout := range []string{nginxBase, pythonBase} {
+		for _, l := range layoutLayers(t, layout) {
+			if n := reg.Count("GET", "/blobs/"+l); n != 0 {
+				t.Errorf("base layer %s downloaded; the cache repository has its index", l)
+			}
+		}
+	}
+	for _, r := range again {
+		for _, l := range pushedLayers(t, reg.Host+"/branch/"+r.Name+":latest") {
+			if n := reg.Count("PUT", "/blobs/uploads/", "digest="+url.QueryEscape(l)); n != 0 {
+				t.Errorf("%s: layer %s uploaded", r.Name, l)
+			}
+		}
+	}
+}
+
+// layoutLayers lists the layer digests of every image of an OCI layout.
+func layoutLayers(t *testing.T, dir string) []string {
+	t.Helper()
+	idx := registrytest.LayoutIndex(t, dir)
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, d := range im.Manifests {
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			continue // attestations, nested indexes
+		}
+		ls, err := img.Layers()
+		if err != nil {
+			continue
+		}
+		for _, l := range ls {
+			dg, _ := l.Digest()
+			out = append(out, dg.String())
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s: no layers found", dir)
+	}
+	return out
+}

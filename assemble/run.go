@@ -12,6 +12,7 @@ import (
 type sinkRoles struct {
 	streamers []LayerStreamer
 	reusers   []LayerReuser
+	indexes   []IndexSource
 }
 
 // check lets every sink refuse the specs before anything is built, and
@@ -29,6 +30,9 @@ func check(ctx context.Context, specs []spec.ImageSpec, sinks []Sink) (sinkRoles
 		}
 		if lr, ok := s.(LayerReuser); ok {
 			r.reusers = append(r.reusers, lr)
+		}
+		if is, ok := s.(IndexSource); ok {
+			r.indexes = append(r.indexes, is)
 		}
 	}
 	return r, nil

@@ -51,6 +51,29 @@ type LayerReuser interface {
 	ReuseLayer(ctx context.Context, s spec.ImageSpec, diffID v1.Hash, compression string) (*layers.RemoteBlob, bool)
 }
 
+// IndexSource is a Sink that may have the index of a base layer (what
+// reading it for /etc/passwd and the SBOM learnt), so that the layer need
+// not be downloaded; an index that does not parse is not used.
+type IndexSource interface {
+	Sink
+	BaseIndex(ctx context.Context, layer v1.Hash) ([]byte, bool)
+}
+
+// fetchIndex is the base filesystem's hook asking each source in turn.
+func fetchIndex(sources []IndexSource) func(context.Context, v1.Hash) ([]byte, bool) {
+	if len(sources) == 0 {
+		return nil
+	}
+	return func(ctx context.Context, layer v1.Hash) ([]byte, bool) {
+		for _, s := range sources {
+			if b, ok := s.BaseIndex(ctx, layer); ok {
+				return b, true
+			}
+		}
+		return nil, false
+	}
+}
+
 // reuse is the builder's hook asking each reuser that knows layers for s
 // in turn, or nil when none does.
 func reuse(ctx context.Context, reusers []LayerReuser, s spec.ImageSpec) func(context.Context, v1.Hash, string) (*layers.RemoteBlob, bool) {

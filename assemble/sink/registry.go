@@ -40,6 +40,9 @@ type registrySink struct {
 	pending   []pendingTag
 	cacheFrom []string
 	reuse     reuseState
+	// the shared cache artifact (--cache-repo)
+	cacheRepoName string
+	cache         cacheState
 }
 
 type pendingTag struct {
@@ -51,6 +54,7 @@ var (
 	_ assemble.LayerStreamer = (*registrySink)(nil)
 	_ assemble.Checker       = (*registrySink)(nil)
 	_ assemble.LayerReuser   = (*registrySink)(nil)
+	_ assemble.IndexSource   = (*registrySink)(nil)
 )
 
 // Check refuses, before anything is built, destinations that are not
@@ -68,6 +72,16 @@ func (s *registrySink) Check(ctx context.Context, specs []spec.ImageSpec) error 
 		}
 	}
 	seen := map[string]bool{}
+	if s.cacheRepoName != "" {
+		r, err := name.NewRepository(s.cacheRepoName, s.c.NameOptions()...)
+		if err != nil {
+			return &spec.ConfigError{Path: "--cache-repo", Msg: fmt.Sprintf("%q is not a valid repository: %v", s.cacheRepoName, err)}
+		}
+		s.cache.repo, seen[r.String()] = r, true
+		if err := s.c.CheckPush(ctx, r); err != nil {
+			return fmt.Errorf("cannot push to the cache repository %s: %w", r, err)
+		}
+	}
 	for _, is := range specs {
 		refs, err := s.refs(is)
 		if err != nil {
@@ -155,6 +169,9 @@ func (s *registrySink) Write(ctx context.Context, b *assemble.Built) ([]string, 
 			}
 		}
 		s.pending = append(s.pending, pendingTag{r, b.Taggable()})
+		if len(s.cache.built) == 0 || s.cache.built[len(s.cache.built)-1] != b {
+			s.cache.built = append(s.cache.built, b)
+		}
 		out = append(out, r.String())
 	}
 	return out, nil
@@ -202,6 +219,9 @@ func (s *registrySink) Commit(ctx context.Context) error {
 			return fmt.Errorf("tagging %s (%s): %w", p.ref, what, registry.Classify(err, p.ref.Context().String()))
 		}
 		s.c.Progress().Event("tag "+p.ref.String(), "pushed")
+	}
+	if err := s.saveCache(ctx); err != nil {
+		s.c.Log().Warn("the cache repository was not updated (the images are pushed)", "repo", s.cache.repo.String(), "error", err)
 	}
 	return nil
 }

@@ -134,6 +134,7 @@ func (s *registrySink) knownLayers(ctx context.Context, is spec.ImageSpec, refs 
 			s.c.Log().Debug("registry cache: nothing to reuse from", "ref", r.String(), "error", err)
 		}
 	}
+	s.addCachedLayers(ctx, known)
 	s.reuse.known[is.Name] = known
 	return known
 }

@@ -236,6 +236,7 @@ const defaultOutput = "oci:gantry-out"
 type outputOptions struct {
 	push       string
 	cacheFrom  []string
+	cacheRepo  string
 	tags       []string
 	output     string
 	json       bool
@@ -246,6 +247,7 @@ type outputOptions struct {
 func (o *outputOptions) add(f *pflag.FlagSet, pushHelp string) {
 	f.StringVar(&o.push, "push", "", pushHelp)
 	f.StringArrayVarP(&o.tags, "tag", "t", nil, "tag to write (repeatable; default: the config's tags, else latest)")
+	f.StringVar(&o.cacheRepo, "cache-repo", "", "with --push: keep a shared cache (layers by content, base-layer indexes) at REPO:gantry-cache, read and updated by every build")
 	f.StringArrayVar(&o.cacheFrom, "cache-from", nil, "with --push: also reuse the layers of this image, or of :TAG in each image's repository, e.g. :main (repeatable; the destination tags are always read)")
 	f.StringVarP(&o.output, "output", "o", "", "also write the result to oci:DIR (an OCI layout) or tar:FILE (docker load, one platform)")
 	f.BoolVar(&o.json, "json", false, "print results as JSON on stdout, one object per image")
@@ -296,9 +298,9 @@ func (o *outputOptions) sinks(c *registry.Client, dest sink.Destinations, stdout
 	}
 	var sinks []assemble.Sink
 	if o.push != "" {
-		sinks = append(sinks, sink.Registry(c, dest, sink.CacheFrom(o.cacheFrom...)))
-	} else if len(o.cacheFrom) > 0 {
-		log.Warn("--cache-from has no effect without --push")
+		sinks = append(sinks, sink.Registry(c, dest, sink.CacheFrom(o.cacheFrom...), sink.CacheRepo(o.cacheRepo)))
+	} else if len(o.cacheFrom) > 0 || o.cacheRepo != "" {
+		log.Warn("--cache-from and --cache-repo have no effect without --push")
 	}
 	out := o.output
 	if out == "" && o.push == "" {

@@ -1,0 +1,233 @@
+package layers
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// BuildWith is Build with hooks. On a selector miss it first streams the
+// tar once without compressing it, to learn its diffID: a layer the cache
+// (or, through h.Reuse, a registry) already has with that content is
+// neither compressed nor uploaded again. Otherwise only the chunks the
+// cache lacks are compressed.
+func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Layer, error) {
+	// A zero Compression means the defaults (not gzip level 0, which stores).
+	comp, err := b.Compression.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	sel := b.Cache.selectorRecord(b.selector(comp, entries))
+	if l := b.Cache.lookup(sel, comp); l != nil {
+		b.hits.Add(1)
+		// Gates on content apply on a hit as on a miss: the record holds
+		// what the build that wrote it found.
+		if err := checkSecretFindings(entries, l.secrets); err != nil {
+			return nil, err
+		}
+		return l, nil
+	}
+	b.misses.Add(1)
+	var sc *scanned
+	if h.Reuse != nil {
+		// learn the diffID first: the registry may have the layer
+		if sc, err = b.scan(ctx, entries); err != nil {
+			return nil, err
+		}
+		if l := b.Cache.lookup(b.Cache.contentRecord(sc.diffID, comp), comp); l != nil {
+			b.contentHits.Add(1)
+			return l, b.Cache.store(comp, l, sel)
+		}
+		if rb, ok := h.Reuse(ctx, sc.diffID, comp.Key()); ok {
+			b.registryHits.Add(1)
+			return sc.remote(comp, rb), nil
+		}
+	}
+	// one pass when nothing but the cache can have it: the chunks it has
+	// are copied, not compressed
+	l, sc, err := b.write(ctx, comp, entries, sc, h)
+	if err != nil {
+		return nil, err
+	}
+	content := b.Cache.contentRecord(sc.diffID, comp)
+	if h.Reuse == nil {
+		if c := b.Cache.lookup(content, comp); c != nil {
+			b.contentHits.Add(1)
+			return c, b.Cache.store(comp, c, sel)
+		}
+	}
+	if err := b.Cache.store(comp, l, sel, content); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// scanned is what streaming a layer's tar tells: its diffID and size, and
+// what the contents show (secrets, ELF files).
+type scanned struct {
+	diffID v1.Hash
+	size   int64
+	found  notes
+}
+
+// scan streams entries' tar into a hash, compressing nothing.
+func (b *Builder) scan(ctx context.Context, entries []Entry) (*scanned, error) {
+	sc := &scanned{found: notes{files: []FileDigest{}}}
+	h := sha256.New()
+	w := &countingWriter{w: h}
+	if err := b.writeTar(ctx, w, entries, &sc.found); err != nil {
+		return nil, err
+	}
+	sc.diffID, sc.size = hashOf(h), w.n
+	sc.sortNotes()
+	return sc, nil
+}
+
+func (sc *scanned) sortNotes() {
+	sc.found.cut = nil
+	sort.Slice(sc.found.elf, func(i, j int) bool { return sc.found.elf[i].Name < sc.found.elf[j].Name })
+}
+
+// remote is the layer a registry has for this content.
+func (sc *scanned) remote(comp Compression, rb *RemoteBlob) *Layer {
+	return &Layer{
+		digest: rb.Digest, diffID: sc.diffID, size: rb.Size, uncompressedSize: sc.size,
+		compression: comp.Algorithm, cached: true, open: rb.Open, reusedFrom: "registry",
+		secrets: sc.found.secrets, elf: sc.found.elf, files: sc.found.files,
+	}
+}
+
+// RemoteBlob is a compressed layer a registry already holds (proven by a
+// HEAD or a mount), found by its diffID and compression.
+type RemoteBlob struct {
+	Digest v1.Hash
+	Size   int64
+	// Open reads the blob, for sinks that copy it (an OCI layout).
+	Open func() (io.ReadCloser, error)
+}
+
+// notes collects what one build finds in the contents it reads, for the
+// layer and its cache record; cut, when set, is told where entries and
+// incompressible data begin.
+type notes struct {
+	secrets []SecretFinding
+	elf     []ELFFile
+	files   []FileDigest // never nil once built: a cache record without it is a miss
+	cut     *chunker
+}
+
+// sawHead records what the first bytes of entry e's content tell.
+func (n *notes) sawHead(e *Entry, head []byte) {
+	if e.Gzip {
+		return // the content written is the gzip of the source
+	}
+	if f, ok := elfHeader(e.Name, head); ok {
+		n.elf = append(n.elf, f)
+	}
+}
+
+// entry is called before entry e's header is written.
+func (n *notes) entry(tw *tar.Writer, e *Entry) error {
+	if n.cut == nil {
+		return nil
+	}
+	if err := tw.Flush(); err != nil { // the previous entry's padding
+		return fmt.Errorf("writing layer tar: %w", err)
+	}
+	return n.cut.entry(e.Name)
+}
+
+// data is called after entry e's header, before its content (whose first
+// bytes are head): incompressible content is stored, not deflated.
+func (n *notes) data(e *Entry, size int64, head []byte) error {
+	if n.cut == nil {
+		return nil
+	}
+	return n.cut.data(size >= storeAbove && incompressible(e.Name, head, e.Gzip))
+}
+
+// dropOnError passes writes on until the first error, then swallows them.
+type dropOnError struct {
+	w      io.Writer
+	failed bool
+}
+
+func (d *dropOnError) Write(p []byte) (int, error) {
+	if !d.failed {
+		if _, err := d.w.Write(p); err != nil {
+			d.failed = true
+		}
+	}
+	return len(p), nil
+}
+
+type countingWriter struct {
+	w      io.Writer
+	n      int64
+	report func(int64)
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	if c.report != nil {
+		c.report(int64(n))
+	}
+	return n, err
+}
+
+// write makes the blob of a layer into the cache (and the tee),
+// compressing only the chunks the cache lacks; sc is the scan, if one was
+// made, else what this pass saw.
+func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, sc *scanned, h Hooks) (l *Layer, _ *scanned, err error) {
+	tmp, err := b.Cache.tempFile("layer-*")
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating layer file in cache: %w", err)
+	}
+	stored := false
+	defer func() {
+		tmp.Close() // after the rename: the lock marks the file in use until then
+		if !stored {
+			os.Remove(tmp.Name())
+		}
+	}()
+	fileBuf := bufio.NewWriterSize(tmp, 1<<20)
+	digest := sha256.New()
+	sinks := []io.Writer{fileBuf, digest}
+	if h.Tee != nil {
+		sinks = append(sinks, &dropOnError{w: h.Tee})
+	}
+	out := &countingWriter{w: io.MultiWriter(sinks...)}
+	mw, err := b.writeMembers(ctx, comp, entries, sc, out, h.Progress)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sc == nil {
+		sc = mw.scanned
+	}
+	b.compressed.Add(mw.compressed)
+	if err := fileBuf.Flush(); err != nil {
+		return nil, nil, fmt.Errorf("writing layer to cache: %w", err)
+	}
+	l = &Layer{
+		digest: hashOf(digest), diffID: sc.diffID, size: out.n, uncompressedSize: sc.size,
+		compression: comp.Algorithm, secrets: sc.found.secrets, elf: sc.found.elf, files: sc.found.files,
+	}
+	l.path = b.Cache.blobPath(l.digest)
+	if !b.Cache.hasBlob(l.digest, l.size) {
+		// else the same bytes are stored already (for another selector):
+		// keep that file, whose mtime the other selector's record checks
+		if err := os.Rename(tmp.Name(), l.path); err != nil {
+			return nil, nil, fmt.Errorf("storing layer in cache: %w", err)
+		}
+		stored = true
+	}
+	return l, sc, b.Cache.storeChunks(comp, l.digest, mw.written)
+}
