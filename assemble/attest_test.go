@@ -7,6 +7,7 @@ import (
 	"io"
 	"log"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -190,6 +191,28 @@ func TestReferrersRealRegistry(t *testing.T) {
 		if d.ArtifactType != attest.SPDXMediaType && d.ArtifactType != attest.InTotoMediaType {
 			t.Errorf("referrer %s has artifactType %q", d.Digest, d.ArtifactType)
 		}
+	}
+	// and oras, which people use to find them
+	oras := registrytest.LookPath(t, "oras")
+	out, err = exec.Command(oras, "discover", "--plain-http", "--format", "json", host+"/taskflow/"+res[0].Name+"@"+p.Digest).Output()
+	if err != nil {
+		t.Fatalf("oras discover: %v", err)
+	}
+	var found struct {
+		Referrers []struct {
+			ArtifactType string `json:"artifactType"`
+		} `json:"referrers"`
+	}
+	if err := json.Unmarshal(out, &found); err != nil {
+		t.Fatalf("oras discover printed %s: %v", out, err)
+	}
+	var types []string
+	for _, r := range found.Referrers {
+		types = append(types, r.ArtifactType)
+	}
+	slices.Sort(types)
+	if want := []string{attest.SPDXMediaType, attest.InTotoMediaType}; !slices.Equal(types, []string{min(want[0], want[1]), max(want[0], want[1])}) {
+		t.Errorf("oras discover found %q, want the SBOM and the provenance; it printed %s", types, out)
 	}
 }
 
