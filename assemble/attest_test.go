@@ -115,10 +115,10 @@ func checkReferrers(t *testing.T, host string, results []assemble.Result, want m
 }
 
 var taskflowWants = map[string][]string{
-	"taskflow-frontend": {`"name": "site"`, `"fileName": "/usr/share/nginx/html/index.html"`, `"OPERATING_SYSTEM"`,
+	"taskflow-frontend": {`"name":"site"`, `"fileName":"/usr/share/nginx/html/index.html"`, `"OPERATING_SYSTEM"`,
 		`"pkg:apk/alpine/musl@1.2.5-r0?arch=`, `"pkg:apk/alpine/nginx@1.27.3-r1?arch=`},
-	"taskflow-backend": {`"pkg:deb/debian/libc6@2.36-9%2Bdeb12u9?arch=`, `"pkg:pypi/tfnative@1.0.0"`, `"name": "python-packages"`,
-		`"fileName": "/app/server.py"`},
+	"taskflow-backend": {`"pkg:deb/debian/libc6@2.36-9%2Bdeb12u9?arch=`, `"pkg:pypi/tfnative@1.0.0"`, `"name":"python-packages"`,
+		`"fileName":"/app/server.py"`},
 }
 
 // TestReferrersPushed: the TaskFlow images pushed to a registry with the

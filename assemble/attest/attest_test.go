@@ -158,15 +158,15 @@ func TestSBOM(t *testing.T) {
 		t.Error("two SBOMs of the same image differ")
 	}
 	for _, want := range []string{
-		`"created": "2023-11-14T22:13:20Z"`,
+		`"created":"2023-11-14T22:13:20Z"`,
 		`"Tool: gantry-v0.9.0"`,
-		`"referenceLocator": "pkg:oci/taskflow-backend@sha256%3A` + img.Digest.Hex + `?arch=arm64"`,
-		`"referenceLocator": "pkg:oci/python@sha256%3A` + img.Base.PlatformDigest.Hex + `?arch=arm64\u0026repository_url=docker.io/library/python\u0026tag=3.13-slim"`,
-		`"referenceLocator": "pkg:deb/debian/libc6@2.36-9%2Bdeb12u9?arch=arm64\u0026distro=debian-12"`,
-		`"referenceLocator": "pkg:pypi/six@1.16.0"`,
-		`"primaryPackagePurpose": "OPERATING_SYSTEM"`,
-		`"fileName": "/app/lib/util.py"`,
-		`"checksumValue": "` + hash("util").Hex + `"`,
+		`"referenceLocator":"pkg:oci/taskflow-backend@sha256%3A` + img.Digest.Hex + `?arch=arm64"`,
+		`"referenceLocator":"pkg:oci/python@sha256%3A` + img.Base.PlatformDigest.Hex + `?arch=arm64\u0026repository_url=docker.io/library/python\u0026tag=3.13-slim"`,
+		`"referenceLocator":"pkg:deb/debian/libc6@2.36-9%2Bdeb12u9?arch=arm64\u0026distro=debian-12"`,
+		`"referenceLocator":"pkg:pypi/six@1.16.0"`,
+		`"primaryPackagePurpose":"OPERATING_SYSTEM"`,
+		`"fileName":"/app/lib/util.py"`,
+		`"checksumValue":"` + hash("util").Hex + `"`,
 	} {
 		if !bytes.Contains(doc, []byte(want)) {
 			t.Errorf("SBOM lacks %s", want)

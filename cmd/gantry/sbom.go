@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 
@@ -40,8 +42,7 @@ linux/<this machine's architecture>).`,
 				if err != nil {
 					return err
 				}
-				_, err = a.stdout.Write(doc)
-				return err
+				return a.printJSON(doc)
 			}
 			p, log, err := a.log.display(a.stderr)
 			if err != nil {
@@ -64,10 +65,23 @@ linux/<this machine's architecture>).`,
 				}
 				return registry.Classify(err, ref.Context().String())
 			}
-			_, err = a.stdout.Write(doc)
-			return err
+			return a.printJSON(doc)
 		},
 	}
 	cmd.Flags().StringVar(&platform, "platform", "", "the platform whose SBOM to print: os/arch[/variant]")
 	return cmd
+}
+
+// printJSON prints a JSON document indented, for people (and grype).
+func (a *app) printJSON(doc []byte) error {
+	var b bytes.Buffer
+	if err := json.Indent(&b, doc, "", "  "); err != nil {
+		b.Reset()
+		b.Write(doc)
+	}
+	if !bytes.HasSuffix(b.Bytes(), []byte("\n")) {
+		b.WriteByte('\n')
+	}
+	_, err := a.stdout.Write(b.Bytes())
+	return err
 }
