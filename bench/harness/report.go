@@ -354,8 +354,8 @@ const methodText = `- **Workloads** (bench/gen, fixed seed): W-small is a 2 MB s
 - **cold**: a new destination repository, an empty gantry cache, fresh buildah storage. **no change**: the same repository and cache/storage,
   nothing changed. **one file changed**: a line appended to one JavaScript file before each run
   (W-big: app/main.js, 180 kB; W-small: assets/js/main.js, 310 kB). All tools run interleaved, iteration by iteration.
-- **gantry where CI runs** (gantry only; the targets compare with crane's no-change or cold run of the same run): **fresh checkout** — a
-  ` + "`cp -r`" + ` of the tree (same bytes, new mtimes) with the last build's cache; **fresh runner** — an empty cache, the image already at
+- **gantry where CI runs** (gantry only; the targets compare with crane's no-change or cold run of the same run): **fresh checkout** — a copy of the tree moved back to its path
+  (` + "`cp -r`" + `: same bytes, new mtimes) with the last build's cache; **fresh runner** — an empty cache, the image already at
   the destination tag; **--cache-from** — an empty cache, a new tag, ` + "`--cache-from :latest`" + `; **cold with --user** — a new repository,
   an empty cache, ` + "`--user appuser:1001:appgroup:1001`" + ` merged into each platform's own /etc/passwd (the base's two platforms have
   different layers); **wrong password** — a second registry of the same kind with htpasswd auth, ` + "`--registry-password-stdin`" + ` given a
