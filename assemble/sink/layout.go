@@ -102,6 +102,12 @@ func checkLayout(dir string) error {
 			return fmt.Errorf("output %s: %w; check its permissions", dir, err)
 		}
 		for _, e := range entries {
+			if e.Name() == "oci-layout" {
+				// another run wrote it since the read above
+				return checkLayout(dir)
+			}
+		}
+		for _, e := range entries {
 			// another run starting a layout in the same empty directory
 			if n := e.Name(); n != lockName && !strings.HasPrefix(n, ".oci-layout.tmp-") {
 				return fmt.Errorf("output %s exists and is not an OCI layout (it has no oci-layout file); choose a new or empty directory", dir)
