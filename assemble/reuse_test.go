@@ -4,7 +4,9 @@ import (
 	"context"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gantry-dev/gantry/assemble"
@@ -248,4 +250,36 @@ func layoutLayers(t *testing.T, dir string) []string {
 		t.Fatalf("%s: no layers found", dir)
 	}
 	return out
+}
+
+// TestReuseOnRealRegistry: on Debian's docker-registry, a fresh runner
+// pushing the frontend to another repository with --cache-from mounts
+// every new layer, and crane validate (which downloads every blob and
+// checks digests and diffIDs) accepts the image.
+func TestReuseOnRealRegistry(t *testing.T) {
+	host := registrytest.RealRegistry(t)
+	crane := registrytest.LookPath(t, "crane")
+	bases := map[string]string{"taskflow-frontend": "oci:" + nginxBase + ":alpine", "taskflow-backend": "oci:" + pythonBase + ":3.13-slim"}
+	first := newTestEngine(t, "")
+	res, err := first.Run(context.Background(), loadExample(t, bases)[:1], first.RegistrySink(sink.Destinations{Ref: host + "/main/site:v1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newTestEngine(t, "")
+	again, err := e.Run(context.Background(), loadExample(t, bases)[:1], e.RegistrySink(sink.Destinations{Ref: host + "/pr/site:v1"}, sink.CacheFrom(host+"/main/site:v1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again[0].Digest != res[0].Digest {
+		t.Errorf("fresh runner gave %s, the first build %s", again[0].Digest, res[0].Digest)
+	}
+	if st := e.LayerStats(); st.Compressed != 0 || st.RegistryHits == 0 {
+		t.Errorf("stats %+v: want every new layer found in the registry", st)
+	}
+	for _, p := range again[0].Platforms {
+		out, err := exec.Command(crane, "validate", "--insecure", "--remote", host+"/pr/site@"+p.Digest).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "PASS") {
+			t.Errorf("crane validate %s: %v\n%s", p.Platform, err, out)
+		}
+	}
 }
