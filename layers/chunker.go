@@ -10,12 +10,13 @@ import (
 // (gzip members, zstd frames) and concatenated: the blob is one valid gzip
 // or zstd stream for every reader, and a chunk whose bytes were compressed
 // before is copied from the cache instead of compressed again. A chunk
-// ends before each entry whose name hashes to 0 modulo cutEvery, whatever
+// ends before each entry whose name hashes to 0 modulo the layer's cut
+// interval (every), whatever
 // the sizes, so a change to one file changes only the chunk it is in (and
 // the cuts inside that chunk's big files): the next name cut is where it
 // was.
 const (
-	// targetChunk is the mean chunk size cutEvery is chosen for.
+	// targetChunk is the mean chunk size every is chosen for.
 	targetChunk = 512 << 10
 	// maxChunk ends a chunk wherever it is (in a big file's data).
 	maxChunk = 1 << 20
@@ -46,7 +47,7 @@ type chunker struct {
 	buffer func() []byte // a chunk buffer (default: a new one)
 	// noTotal skips the whole stream's hash: a scan made it already.
 	noTotal bool
-	// every is cutEvery for this layer
+	// every is this layer's cut interval, in entries
 	every uint32
 }
 
