@@ -11,10 +11,9 @@ import (
 // or zstd stream for every reader, and a chunk whose bytes were compressed
 // before is copied from the cache instead of compressed again. A chunk
 // ends before each entry whose name hashes to 0 modulo the layer's cut
-// interval (every), whatever
-// the sizes, so a change to one file changes only the chunk it is in (and
-// the cuts inside that chunk's big files): the next name cut is where it
-// was.
+// interval (every), whatever the sizes, so a change to one file changes
+// only the chunk it is in (and the cuts inside that chunk's big files):
+// the next name cut is where it was.
 const (
 	// targetChunk is the mean chunk size every is chosen for.
 	targetChunk = 512 << 10
