@@ -17,7 +17,7 @@ type mapEntry struct {
 	data string
 }
 
-func (m mapFS) Lookup(_ context.Context, name string) (byte, string, bool, error) {
+func (m mapFS) Stat(_ context.Context, name string) (byte, string, bool, error) {
 	e, ok := m[name]
 	return e.typ, e.link, ok, nil
 }

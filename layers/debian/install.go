@@ -64,23 +64,8 @@ type chosen struct {
 // layer entries: their files, placed through the base's symlinks, and the
 // dpkg database with them added.
 func Install(ctx context.Context, base BaseFS, o Options) (*Result, error) {
-	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
-	}
-	f, err := newFetcher(o.Client, o.Cache)
-	if err != nil {
-		return nil, err
-	}
-	s, err := openStore(o.Cache)
-	if err != nil {
-		return nil, err
-	}
-	status, err := ReadBaseStatus(ctx, base)
-	if err != nil {
-		return nil, err
-	}
 	res := &Result{}
-	picks, err := pick(ctx, f, s, status, o, res)
+	f, s, status, picks, err := prepare(ctx, base, o, res)
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +83,45 @@ func Install(ctx context.Context, base BaseFS, o Options) (*Result, error) {
 	}
 	res.Entries = l.sorted()
 	return res, nil
+}
+
+// Plan is what Install would install for o, without downloading any .deb:
+// the packages (name, version, architecture, sha256 from the signed index)
+// and the digests of the Release files, for a lock file.
+func Plan(ctx context.Context, base BaseFS, o Options) (*Result, error) {
+	o.Locked = nil
+	res := &Result{}
+	_, _, _, picks, err := prepare(ctx, base, o, res)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range picks {
+		p := c.pkg
+		res.Packages = append(res.Packages, Locked{Name: p.Name, Version: p.Version.String(), Arch: p.Arch, SHA256: p.SHA256})
+	}
+	return res, nil
+}
+
+// prepare opens the download cache and the file store, reads the base's
+// dpkg database and picks the packages to install.
+func prepare(ctx context.Context, base BaseFS, o Options, res *Result) (*fetcher, store, *BaseStatus, []chosen, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	f, err := newFetcher(o.Client, o.Cache)
+	if err != nil {
+		return nil, store{}, nil, nil, err
+	}
+	s, err := openStore(o.Cache)
+	if err != nil {
+		return nil, store{}, nil, nil, err
+	}
+	status, err := ReadBaseStatus(ctx, base)
+	if err != nil {
+		return nil, store{}, nil, nil, err
+	}
+	picks, err := pick(ctx, f, s, status, o, res)
+	return f, s, status, picks, err
 }
 
 // pick is the packages to install: the lock's, or what resolution finds.

@@ -14,9 +14,9 @@ import (
 // BaseFS is what Install reads of the base image's filesystem. Names are
 // relative to "/" ("var/lib/dpkg/status").
 type BaseFS interface {
-	// Lookup reports name's tar type and, for a symlink, its target,
+	// Stat reports name's tar type and, for a symlink, its target,
 	// without following a symlink at name itself.
-	Lookup(ctx context.Context, name string) (typ byte, linkname string, ok bool, err error)
+	Stat(ctx context.Context, name string) (typ byte, linkname string, ok bool, err error)
 	// ReadFile returns a regular file's content, following symlinks.
 	ReadFile(ctx context.Context, name string) ([]byte, bool, error)
 	// ReadDir lists the base names in dir (none if it does not exist).
@@ -45,7 +45,7 @@ func (l *layout) stat(name string) (typ byte, link string, ok bool, err error) {
 	if e, ok := l.entries[name]; ok {
 		return e.Type, e.Linkname, true, nil
 	}
-	typ, link, ok, err = l.base.Lookup(l.ctx, name)
+	typ, link, ok, err = l.base.Stat(l.ctx, name)
 	if err != nil {
 		return 0, "", false, fmt.Errorf("reading /%s in the base image: %w", name, err)
 	}

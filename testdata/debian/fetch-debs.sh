@@ -24,11 +24,15 @@ for a in "${ARCHS[@]}"; do
   # Architecture: all packages have no :ARCH name for a foreign architecture
   names=()
   for p in "${closure[@]}"; do
-    if apt-cache show --no-all-versions "$p:$a" 2>/dev/null | grep -qx "Architecture: $a"; then names+=("$p:$a"); else names+=("$p"); fi
+    if [[ $(apt-cache show --no-all-versions "$p:$a" 2>/dev/null) == *"Architecture: $a"* ]]; then names+=("$p:$a"); else names+=("$p"); fi
   done
   (cd "$OUT/$a.tmp" && apt-get download -q "${names[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
   n=$(find "$OUT/$a.tmp" -name '*.deb' | wc -l)
   [ "$n" = "${#names[@]}" ] || { echo "$OUT/$a.tmp: got $n of ${#names[@]} packages" >&2; exit 1; }
+  for d in "$OUT/$a.tmp"/*.deb; do
+    da=$(dpkg-deb -f "$d" Architecture)
+    [ "$da" = "$a" ] || [ "$da" = all ] || { echo "$d is for $da, not $a" >&2; exit 1; }
+  done
   touch "$OUT/$a.tmp/.complete"
   rm -rf "$OUT/$a"; mv "$OUT/$a.tmp" "$OUT/$a"
   echo "$OUT/$a: $(ls "$OUT/$a" | wc -l) packages"

@@ -1,0 +1,162 @@
+package debian
+
+import (
+	"archive/tar"
+	"context"
+	"debug/elf"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/gantry-dev/gantry/layers"
+	"github.com/gantry-dev/gantry/layers/debian/debiantest"
+)
+
+func installOpts(t *testing.T, ta *debiantest.Archive, arch, cache string, pkgs ...string) Options {
+	keys, err := ReadKeyring(ta.Key, "test key")
+	must(t, err)
+	src, _, err := ParseSourceLine(ta.Source(), "test")
+	must(t, err)
+	var reqs []Request
+	for _, p := range pkgs {
+		r, err := ParseRequest(p)
+		must(t, err)
+		reqs = append(reqs, r)
+	}
+	return Options{Arch: arch, Platform: "linux/" + arch, Packages: reqs, Sources: []*Archive{src}, Cache: cache,
+		Keys: func(context.Context, *Archive) (openpgp.EntityList, error) { return keys, nil }}
+}
+
+func byName(entries []layers.Entry) map[string]layers.Entry {
+	m := map[string]layers.Entry{}
+	for _, e := range entries {
+		m[e.Name] = e
+	}
+	return m
+}
+
+func content(t *testing.T, e layers.Entry) string {
+	if e.Data != nil {
+		return string(e.Data)
+	}
+	b, err := os.ReadFile(e.Source)
+	must(t, err)
+	return string(b)
+}
+
+// TestInstallRealPackages installs curl, jq and procps from real bookworm
+// .debs, for amd64 and arm64, into a merged-/usr base.
+func TestInstallRealPackages(t *testing.T) {
+	ta := debiantest.New(t)
+	cache := t.TempDir()
+	machines := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+	for _, arch := range []string{"amd64", "arm64"} {
+		t.Run(arch, func(t *testing.T) {
+			ctx := context.Background()
+			res, err := Install(ctx, bookwormBase(arch), installOpts(t, ta, arch, cache, "curl", "jq", "procps"))
+			must(t, err)
+			m := byName(res.Entries)
+			for _, want := range []string{"usr/bin/ps", "usr/bin/jq", "usr/bin/curl"} {
+				if e, ok := m[want]; !ok || e.Type != tar.TypeReg {
+					t.Errorf("no regular file %s", want)
+				}
+			}
+			// the base's /bin -> usr/bin stays a symlink: nothing is written below it
+			for name := range m {
+				if name == "bin" || strings.HasPrefix(name, "bin/") || name == "lib" || strings.HasPrefix(name, "lib/") || name == "sbin" {
+					t.Errorf("entry %s would replace the base's symlink", name)
+				}
+			}
+			f, err := elf.Open(m["usr/bin/jq"].Source)
+			must(t, err)
+			if f.Machine != machines[arch] {
+				t.Errorf("jq is %v, want %v", f.Machine, machines[arch])
+			}
+			f.Close()
+			status := content(t, m["var/lib/dpkg/status"])
+			if !strings.HasPrefix(status, baseStatus(arch)[:40]) || !strings.Contains(status, "Package: jq\nStatus: install ok installed\n") {
+				t.Errorf("status is not the base's with jq added:\n%.400s", status)
+			}
+			if strings.Count(status, "Package: libc6\n") != 1 {
+				t.Error("libc6, which the base has, was installed again")
+			}
+			if !strings.Contains(content(t, m["var/lib/dpkg/info/procps.list"]), "\n/bin/ps\n") {
+				t.Error("procps.list does not name /bin/ps as the package does")
+			}
+			if _, ok := m["var/lib/dpkg/info/libjq1:"+arch+".list"]; !ok {
+				t.Error("no info file for Multi-Arch: same libjq1 with its architecture")
+			}
+			if !strings.Contains(strings.Join(res.Warnings, "\n"), "procps: its postinst script was not run") {
+				t.Errorf("warnings: %q", res.Warnings)
+			}
+			for _, w := range res.Warnings {
+				if strings.Contains(w, "ldconfig") {
+					t.Errorf("ldconfig trigger warned about: %s", w)
+				}
+			}
+			checkWithDpkg(t, res.Entries, arch)
+		})
+	}
+}
+
+// checkWithDpkg writes the layer's dpkg database over the base's into a
+// directory and asks dpkg itself what is installed; on amd64 it also runs
+// the installed jq.
+func checkWithDpkg(t *testing.T, entries []layers.Entry, arch string) {
+	if _, err := exec.LookPath("dpkg-query"); err != nil {
+		t.Log("dpkg-query not installed: the database is not checked by dpkg")
+		return
+	}
+	root := t.TempDir()
+	for _, e := range entries {
+		p := filepath.Join(root, e.Name)
+		switch e.Type {
+		case tar.TypeDir:
+			must(t, os.MkdirAll(p, 0o755))
+		case tar.TypeReg:
+			must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+			must(t, os.WriteFile(p, []byte(content(t, e)), os.FileMode(e.Mode&0o777)))
+		case tar.TypeSymlink:
+			must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+			must(t, os.Symlink(e.Linkname, p))
+		}
+	}
+	admin := filepath.Join(root, "var/lib/dpkg")
+	out := runIn(t, root, nil, "dpkg-query", "--admindir="+admin, "-W", "-f", "${Package} ${db:Status-Abbrev}\n", "jq", "libc6", "procps")
+	if want := "jq ii \nlibc6 ii \nprocps ii \n"; string(out) != want {
+		t.Errorf("dpkg-query says %q, want %q", out, want)
+	}
+	if list := string(runIn(t, root, nil, "dpkg-query", "--admindir="+admin, "-L", "jq")); !strings.Contains(list, "/usr/bin/jq") {
+		t.Errorf("dpkg -L jq: %s", list)
+	}
+	if arch == "amd64" && runtime.GOARCH == "amd64" {
+		lib := filepath.Join(root, "usr/lib/x86_64-linux-gnu")
+		out := runIn(t, root, []string{"LD_LIBRARY_PATH=" + lib}, filepath.Join(root, "usr/bin/jq"), "--version")
+		if !strings.HasPrefix(string(out), "jq-1.6") {
+			t.Errorf("jq --version: %q", out)
+		}
+	}
+}
+
+func runIn(t *testing.T, dir string, env []string, name string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
+	}
+	return out
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
