@@ -38,7 +38,7 @@ func debianConfig(t *testing.T, ta *debiantest.Archive, pkgs string) string {
 // pins every package, and a build from the lock installs the same layer.
 func TestDebianLayerPerPlatform(t *testing.T) {
 	ta := debiantest.New(t)
-	cfg := debianConfig(t, ta, "jq, procps")
+	cfg := debianConfig(t, ta, "jq")
 	specs, err := spec.Load(cfg, noEnv, spec.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -65,13 +65,15 @@ func TestDebianLayerPerPlatform(t *testing.T) {
 		}
 		top := ls[len(ls)-1]
 		files := layerFiles(t, top)
-		for _, want := range []string{"usr/bin/jq", "usr/bin/ps", "var/lib/dpkg/status", "var/lib/dpkg/info/jq.list"} {
+		for _, want := range []string{"usr/bin/jq", "var/lib/dpkg/status", "var/lib/dpkg/info/jq.list"} {
 			if _, ok := files[want]; !ok {
 				t.Errorf("%s: no %s in the layer", d.Platform.Architecture, want)
 			}
 		}
-		if _, ok := files["bin/ps"]; ok {
-			t.Errorf("%s: bin/ps written below the base's /bin symlink", d.Platform.Architecture)
+		for name := range files {
+			if name == "bin" || strings.HasPrefix(name, "bin/") {
+				t.Errorf("%s: %s replaces the base's /bin symlink", d.Platform.Architecture, name)
+			}
 		}
 		status := fileContent(t, top, "var/lib/dpkg/status")
 		if !strings.Contains(status, "Package: libc6\n") || !strings.Contains(status, "Package: jq\nStatus: install ok installed\n") {

@@ -25,7 +25,7 @@ func BaseSources(ctx context.Context, base BaseFS) ([]*Archive, error) {
 		}
 		out = append(out, as...)
 	}
-	names, err := base.ReadDir(ctx, "etc/apt/sources.list.d")
+	names, err := readDir(ctx, base, "etc/apt/sources.list.d")
 	if err != nil {
 		return nil, fmt.Errorf("listing /etc/apt/sources.list.d in the base image: %w", err)
 	}
@@ -85,7 +85,7 @@ func BaseKeys(ctx context.Context, base BaseFS, a *Archive) (openpgp.EntityList,
 		return nil, err
 	}
 	for _, dir := range keyDirs {
-		names, err := base.ReadDir(ctx, dir)
+		names, err := readDir(ctx, base, dir)
 		if err != nil {
 			return nil, fmt.Errorf("listing /%s in the base image: %w", dir, err)
 		}

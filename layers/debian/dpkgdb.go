@@ -35,7 +35,7 @@ func ReadBaseStatus(ctx context.Context, base BaseFS) (*BaseStatus, error) {
 	if err := bs.add(text, "/"+statusFile); err != nil {
 		return nil, err
 	}
-	names, err := base.ReadDir(ctx, statusDir)
+	names, err := readDir(ctx, base, statusDir)
 	if err != nil {
 		return nil, fmt.Errorf("listing /%s in the base image: %w", statusDir, err)
 	}

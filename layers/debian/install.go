@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -165,7 +166,7 @@ func pick(ctx context.Context, f *fetcher, s store, status *BaseStatus, o Option
 	}
 	out := make([]chosen, len(pkgs))
 	for i, p := range pkgs {
-		out[i] = chosen{pkg: p, url: p.Origin.URI + "/" + p.Filename}
+		out[i] = chosen{pkg: p, url: p.Origin.URI + "/" + escapePath(p.Filename)}
 	}
 	return out, nil
 }
@@ -235,7 +236,7 @@ func unpack(ctx context.Context, f *fetcher, s store, l *layout, c chosen, res *
 		return f.verified(p.SHA256)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s (%s): %w", p.Name, c.url, err)
+		return nil, fmt.Errorf("%s %s: %w", p.Name, p.Version, err)
 	}
 	where := p.Name + " " + c.url + ": control"
 	stanza, err := installedStanza(m.Control["control"], m.Control["conffiles"], m.Control["md5sums"], where)
@@ -260,4 +261,14 @@ func unpack(ctx context.Context, f *fetcher, s store, l *layout, c chosen, res *
 	res.Packages = append(res.Packages, Locked{Name: ctl.Name, Version: ctl.Version.String(), Arch: ctl.Arch, SHA256: p.SHA256})
 	res.Warnings = append(res.Warnings, scriptWarnings(ctl.Name, m)...)
 	return stanza, nil
+}
+
+// escapePath escapes each segment of a path below the archive root for a
+// URL (pool names may hold '%', '+' or ':').
+func escapePath(p string) string {
+	parts := strings.Split(p, "/")
+	for i, s := range parts {
+		parts[i] = url.PathEscape(s)
+	}
+	return strings.Join(parts, "/")
 }

@@ -59,6 +59,7 @@ func TestInstallRealPackages(t *testing.T) {
 			ctx := context.Background()
 			res, err := Install(ctx, bookwormBase(arch), installOpts(t, ta, arch, cache, "curl", "jq", "procps"))
 			must(t, err)
+			t.Logf("%s: %d packages, %d entries; warnings: %q", arch, len(res.Packages), len(res.Entries), res.Warnings)
 			m := byName(res.Entries)
 			for _, want := range []string{"usr/bin/ps", "usr/bin/jq", "usr/bin/curl"} {
 				if e, ok := m[want]; !ok || e.Type != tar.TypeReg {
@@ -159,4 +160,91 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestInstallFailures and rebuilds: the errors name package, platform and
+// source; nothing half-written enters the cache; a rebuild with nothing
+// changed fetches only InRelease; a locked install from an empty cache
+// makes the same entries.
+func TestInstallFailures(t *testing.T) {
+	ta := debiantest.New(t)
+	ctx := context.Background()
+	base := bookwormBase("arm64")
+	cache := t.TempDir()
+	first, err := Install(ctx, base, installOpts(t, ta, "arm64", cache, "jq"))
+	must(t, err)
+	if names := lockedNames(first.Packages); names != "jq libjq1 libonig5" {
+		t.Errorf("jq installs %s", names)
+	}
+
+	t.Run("rebuild fetches only InRelease", func(t *testing.T) {
+		ta.ResetRequests()
+		again, err := Install(ctx, base, installOpts(t, ta, "arm64", cache, "jq"))
+		must(t, err)
+		if reqs := ta.Requests(); len(reqs) != 1 || reqs["/dists/bookworm/InRelease"] != 1 {
+			t.Errorf("requests %v", reqs)
+		}
+		if len(again.Entries) != len(first.Entries) {
+			t.Error("a rebuild made other entries")
+		}
+	})
+	t.Run("locked from an empty cache", func(t *testing.T) {
+		o := installOpts(t, ta, "arm64", t.TempDir())
+		o.Locked = first.Packages
+		res, err := Install(ctx, base, o)
+		must(t, err)
+		if len(res.Entries) != len(first.Entries) || content(t, byName(res.Entries)["var/lib/dpkg/status"]) != content(t, byName(first.Entries)["var/lib/dpkg/status"]) {
+			t.Error("the locked install differs")
+		}
+		o.Locked = append([]Locked{}, first.Packages...)
+		o.Locked[0].SHA256 = strings.Repeat("0", 64)
+		o.Cache = t.TempDir()
+		if _, err := Install(ctx, base, o); err == nil || !strings.Contains(err.Error(), "the lock pins jq") {
+			t.Errorf("a changed package: %v", err)
+		}
+	})
+	for _, c := range []struct {
+		name    string
+		pkgs    []string
+		corrupt string // URL path served wrong
+		keys    bool   // use another key
+		want    string
+	}{
+		{"unknown package", []string{"nosuch"}, "", false, "linux/arm64: nosuch: no such package for arm64 in the archive"},
+		{"wrong version", []string{"jq=9.9"}, "", false, "jq=9.9: the archive has jq only at 1.6-2.1+deb12u3"},
+		{"unknown key", []string{"jq"}, "", true, "signed by a key the keyring does not have"},
+		{"index hash mismatch", []string{"jq"}, "/dists/bookworm/main/binary-arm64/Packages.gz", false, "hash mismatch: the signed index says"},
+		{"deb hash mismatch", []string{"jq"}, "/pool/main/arm64/jq_1.6-2.1+deb12u3_arm64.deb", false, "jq 1.6-2.1+deb12u3: http://127.0.0.1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.corrupt != "" {
+				ta.Corrupt.Store(c.corrupt, []byte("not what the index says"))
+				defer ta.Corrupt.Delete(c.corrupt)
+			}
+			o := installOpts(t, ta, "arm64", t.TempDir(), c.pkgs...)
+			if c.keys {
+				_, other := testKey(t)
+				o.Keys = func(context.Context, *Archive) (openpgp.EntityList, error) { return other, nil }
+			}
+			_, err := Install(ctx, base, o)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "linux/arm64") {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %v", err)
+			}
+			t.Log(err)
+		})
+	}
+	if _, err := Install(ctx, bookwormBase("arm64"), installOpts(t, ta, "arm64", cache, "jq")); err != nil {
+		t.Errorf("the cache was spoilt by the failures: %v", err)
+	}
+}
+
+func lockedNames(ps []Locked) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.Name)
+	}
+	return strings.Join(s, " ")
 }

@@ -3,7 +3,9 @@ package debian
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"sort"
 	"strings"
@@ -217,4 +219,14 @@ func (l *layout) sorted() []layers.Entry {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// readDir lists dir in the base; a directory that is not there has no
+// names.
+func readDir(ctx context.Context, base BaseFS, dir string) ([]string, error) {
+	names, err := base.ReadDir(ctx, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return names, err
 }

@@ -65,7 +65,9 @@ func New(t testing.TB) *Archive {
 		must(t, os.MkdirAll(pool, 0o755))
 		debs, _ := filepath.Glob(filepath.Join(DebsDir(), a, "*.deb"))
 		for _, d := range debs {
-			must(t, os.Symlink(d, filepath.Join(pool, filepath.Base(d))))
+			// apt-get download writes an epoch's ':' as %3a; the archive's pool has ':'
+			name := strings.ReplaceAll(filepath.Base(d), "%3a", ":")
+			must(t, os.Symlink(d, filepath.Join(pool, name)))
 		}
 		idx := run(t, ta.Root, nil, "apt-ftparchive", "packages", "pool/main/"+a)
 		dir := filepath.Join(ta.Root, "dists", "bookworm", "main", "binary-"+a)
