@@ -46,8 +46,6 @@ func TestRelations(t *testing.T) {
 	}
 }
 
-
-
 func TestSources(t *testing.T) {
 	as, err := ParseSourcesList([]byte("# c\ndeb [arch=arm64 signed-by=/usr/share/keyrings/x.gpg] http://a/debian/ bookworm main contrib\ndeb-src http://a bookworm main\n"), "sources.list")
 	if err != nil || len(as) != 1 || as[0].URI != "http://a/debian" || as[0].SignedBy != "/usr/share/keyrings/x.gpg" || !as[0].For("arm64") || as[0].For("amd64") {
