@@ -34,42 +34,17 @@ type DebianSpec struct {
 
 // debianLayer validates a layer of Debian packages.
 func (v validator) debianLayer(p string, lc LayerConfig, ls LayerSpec) (LayerSpec, error) {
+	if err := v.debianFields(p, lc); err != nil {
+		return ls, err
+	}
 	dc := lc.Debian
-	switch {
-	case lc.From != "" || len(lc.Files) > 0 || lc.To != "" || lc.Python != nil:
-		return ls, v.errorf(p, "debian", "a layer is debian: or python: or from:/to:/files:, one of them; give the packages a layer of their own")
-	case lc.Owner != "":
-		return ls, v.errorf(p, "owner", "Debian packages keep their own owners and modes; owner: does not apply to a debian: layer")
-	case lc.FileMode != "" || lc.DirMode != "":
-		return ls, v.errorf(p, "fileMode", "Debian packages keep their own owners and modes; fileMode: and dirMode: do not apply to a debian: layer")
-	case len(dc.Packages) == 0:
-		return ls, v.errorf(p, "debian.packages", "missing; give package names, e.g. [curl, libpq5]")
-	}
 	ds := &DebianSpec{}
-	seen := map[string]bool{}
-	for j, s := range dc.Packages {
-		r, err := debian.ParseRequest(strings.TrimSpace(s))
-		if err != nil {
-			return ls, v.errorf(p, fmt.Sprintf("debian.packages[%d]", j), "%v", err)
-		}
-		if seen[r.Name] {
-			return ls, v.errorf(p, fmt.Sprintf("debian.packages[%d]", j), "%s is listed twice", r.Name)
-		}
-		seen[r.Name] = true
-		ds.Packages = append(ds.Packages, r)
+	var err error
+	if ds.Packages, err = v.debianPackages(p, dc.Packages); err != nil {
+		return ls, err
 	}
-	for j, s := range dc.Sources {
-		a, ok, err := debian.ParseSourceLine(s, fmt.Sprintf("debian.sources[%d]", j))
-		if err == nil && !ok {
-			err = fmt.Errorf("%q is no deb source line (deb URI SUITE COMPONENT...)", s)
-		}
-		if err != nil {
-			return ls, v.errorf(p, fmt.Sprintf("debian.sources[%d]", j), "%v", err)
-		}
-		if a.SignedBy != "" && !strings.HasPrefix(a.SignedBy, "/") {
-			a.SignedBy = v.hostPath(a.SignedBy)
-		}
-		ds.Sources = append(ds.Sources, a)
+	if ds.Sources, err = v.debianSources(p, dc.Sources); err != nil {
+		return ls, err
 	}
 	if dc.Keyring != "" {
 		ds.Keyring = v.hostPath(dc.Keyring)
@@ -78,7 +53,6 @@ func (v validator) debianLayer(p string, lc LayerConfig, ls LayerSpec) (LayerSpe
 		}
 	}
 	ls.Debian = ds
-	var err error
 	if ls.Platforms, err = v.platforms(p, lc.Platforms); err != nil {
 		return ls, err
 	}
@@ -86,6 +60,63 @@ func (v validator) debianLayer(p string, lc LayerConfig, ls LayerSpec) (LayerSpe
 		ls.Name = "debian-packages"
 	}
 	return ls, nil
+}
+
+// debianFields checks that a debian: layer has packages and nothing of
+// another kind of layer.
+func (v validator) debianFields(p string, lc LayerConfig) error {
+	switch {
+	case lc.From != "" || len(lc.Files) > 0 || lc.To != "" || lc.Python != nil:
+		return v.errorf(p, "debian", "a layer is debian: or python: or from:/to:/files:, one of them; give the packages a layer of their own")
+	case lc.Owner != "":
+		return v.errorf(p, "owner", "Debian packages keep their own owners and modes; owner: does not apply to a debian: layer")
+	case lc.FileMode != "":
+		return v.errorf(p, "fileMode", "Debian packages keep their own owners and modes; fileMode: does not apply to a debian: layer")
+	case lc.DirMode != "":
+		return v.errorf(p, "dirMode", "Debian packages keep their own owners and modes; dirMode: does not apply to a debian: layer")
+	case len(lc.Debian.Packages) == 0:
+		return v.errorf(p, "debian.packages", "missing; give package names, e.g. [curl, libpq5]")
+	}
+	return nil
+}
+
+func (v validator) debianPackages(p string, pkgs []string) ([]debian.Request, error) {
+	var out []debian.Request
+	seen := map[string]bool{}
+	for j, s := range pkgs {
+		field := fmt.Sprintf("debian.packages[%d]", j)
+		r, err := debian.ParseRequest(strings.TrimSpace(s))
+		if err != nil {
+			return nil, v.errorf(p, field, "%v", err)
+		}
+		if seen[r.Name] {
+			return nil, v.errorf(p, field, "%s is listed twice", r.Name)
+		}
+		seen[r.Name] = true
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// debianSources parses sources.list lines; a relative signed-by= is a
+// host file beside the config.
+func (v validator) debianSources(p string, lines []string) ([]*debian.Archive, error) {
+	var out []*debian.Archive
+	for j, s := range lines {
+		field := fmt.Sprintf("debian.sources[%d]", j)
+		a, ok, err := debian.ParseSourceLine(s, field)
+		if err == nil && !ok {
+			err = fmt.Errorf("%q is no deb source line (deb URI SUITE COMPONENT...)", s)
+		}
+		if err != nil {
+			return nil, v.errorf(p, field, "%v", err)
+		}
+		if a.SignedBy != "" && !strings.HasPrefix(a.SignedBy, "/") {
+			a.SignedBy = v.hostPath(a.SignedBy)
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // Names are the packages as asked for, comma-separated.

@@ -124,6 +124,18 @@ func (l *layout) place(pkg string, m debMember) error {
 		}
 		return fmt.Errorf("%s and %s both install /%s", prev, pkg, real)
 	}
+	e, err := l.entry(pkg, real, m)
+	if err != nil {
+		return err
+	}
+	l.entries[real], l.from[real] = e, pkg
+	return nil
+}
+
+// entry is the layer entry of a file, symlink or hard link member placed
+// at real. A hard link becomes a copy of its target (the layer's entries
+// are sorted by name, so a tar hard link could precede its target).
+func (l *layout) entry(pkg, real string, m debMember) (*layers.Entry, error) {
 	e := &layers.Entry{Name: real, Type: m.Type, Mode: m.Mode, UID: m.UID, GID: m.GID}
 	switch m.Type {
 	case tar.TypeSymlink:
@@ -131,22 +143,21 @@ func (l *layout) place(pkg string, m debMember) error {
 	case tar.TypeLink:
 		target, err := l.resolve(m.Link, false)
 		if err != nil {
-			return fmt.Errorf("%s: %w", pkg, err)
+			return nil, fmt.Errorf("%s: %w", pkg, err)
 		}
 		t, ok := l.entries[target]
 		if !ok || t.Type != tar.TypeReg {
-			return fmt.Errorf("%s: hard link /%s to /%s, which the package has not installed", pkg, m.Name, m.Link)
+			return nil, fmt.Errorf("%s: hard link /%s to /%s, which the package has not installed", pkg, m.Name, m.Link)
 		}
 		e.Type, e.Size, e.Source, e.SourceMTime = tar.TypeReg, t.Size, t.Source, t.SourceMTime
 		l.sums[real] = l.sums[target]
 	case tar.TypeReg:
 		if err := l.store.fill(e, m); err != nil {
-			return err
+			return nil, err
 		}
 		l.sums[real] = m.SHA256
 	}
-	l.entries[real], l.from[real] = e, pkg
-	return nil
+	return e, nil
 }
 
 // dir makes a directory member, unless the image has it (whose mode and

@@ -119,47 +119,57 @@ func order(c byte) int {
 // (compared character by character with order) and digits (compared as
 // numbers, leading zeros ignored).
 func comparePart(a, b string) int {
-	i, j := 0, 0
-	for i < len(a) || j < len(b) {
-		for i < len(a) && !isDigit(a[i]) || j < len(b) && !isDigit(b[j]) {
-			ac, bc := 0, 0
-			if i < len(a) {
-				ac = order(a[i])
-			}
-			if j < len(b) {
-				bc = order(b[j])
-			}
-			if ac != bc {
-				return sign(ac - bc)
-			}
-			i++
-			j++
+	for a != "" || b != "" {
+		var c int
+		if c, a, b = compareLetters(a, b); c != 0 {
+			return c
 		}
-		for i < len(a) && a[i] == '0' {
-			i++
-		}
-		for j < len(b) && b[j] == '0' {
-			j++
-		}
-		first := 0
-		for i < len(a) && isDigit(a[i]) && j < len(b) && isDigit(b[j]) {
-			if first == 0 {
-				first = int(a[i]) - int(b[j])
-			}
-			i++
-			j++
-		}
-		if i < len(a) && isDigit(a[i]) {
-			return 1
-		}
-		if j < len(b) && isDigit(b[j]) {
-			return -1
-		}
-		if first != 0 {
-			return sign(first)
+		if c, a, b = compareNumbers(a, b); c != 0 {
+			return c
 		}
 	}
 	return 0
+}
+
+// compareLetters compares the non-digit prefixes of a and b and returns
+// what follows them.
+func compareLetters(a, b string) (int, string, string) {
+	for a != "" && !isDigit(a[0]) || b != "" && !isDigit(b[0]) {
+		ac, bc := 0, 0
+		if a != "" {
+			ac, a = order(a[0]), a[1:]
+		}
+		if b != "" {
+			bc, b = order(b[0]), b[1:]
+		}
+		if ac != bc {
+			return sign(ac - bc), a, b
+		}
+	}
+	return 0, a, b
+}
+
+// compareNumbers compares the digit prefixes of a and b as numbers and
+// returns what follows them.
+func compareNumbers(a, b string) (int, string, string) {
+	a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
+	na, nb := digits(a), digits(b)
+	switch {
+	case na != nb:
+		return sign(na - nb), a[na:], b[nb:]
+	case a[:na] != b[:nb]:
+		return strings.Compare(a[:na], b[:nb]), a[na:], b[nb:]
+	}
+	return 0, a[na:], b[nb:]
+}
+
+// digits is the length of s's leading run of digits.
+func digits(s string) int {
+	n := 0
+	for n < len(s) && isDigit(s[n]) {
+		n++
+	}
+	return n
 }
 
 func sign(n int) int {
