@@ -248,3 +248,42 @@ func lockedNames(ps []Locked) string {
 	}
 	return strings.Join(s, " ")
 }
+
+// Without sources: or keyring:, the base's own apt sources (deb822 with
+// signed-by=) and trusted keys are used.
+func TestInstallBaseSources(t *testing.T) {
+	ta := debiantest.New(t)
+	ctx := context.Background()
+	for name, files := range map[string]map[string]string{
+		"deb822 signed-by": {
+			"etc/apt/sources.list.d/debian.sources": "Types: deb\nURIs: " + ta.URL + "\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/test.gpg\n",
+			"usr/share/keyrings/test.gpg":           string(ta.Key),
+		},
+		"one-line, trusted.gpg.d": {
+			"etc/apt/sources.list":              ta.Source() + "\n",
+			"etc/apt/trusted.gpg.d/archive.gpg": string(ta.Key),
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			base := bookwormBase("amd64")
+			for _, d := range []string{"etc/apt/sources.list.d", "etc/apt/trusted.gpg.d", "usr/share/keyrings"} {
+				base[d] = mapEntry{typ: tar.TypeDir}
+			}
+			for n, data := range files {
+				base[n] = mapEntry{typ: tar.TypeReg, data: data}
+			}
+			srcs, err := BaseSources(ctx, base)
+			must(t, err)
+			o := Options{Arch: "amd64", Platform: "linux/amd64", Packages: []Request{{Name: "jq"}}, Sources: srcs, Cache: t.TempDir(),
+				Keys: func(ctx context.Context, a *Archive) (openpgp.EntityList, error) { return BaseKeys(ctx, base, a) }}
+			res, err := Install(ctx, base, o)
+			must(t, err)
+			if len(res.Packages) != 3 || len(res.Releases) != 1 || !strings.HasPrefix(res.Releases[0].Digest, "sha256:") {
+				t.Errorf("packages %v releases %v", res.Packages, res.Releases)
+			}
+		})
+	}
+	if _, err := BaseSources(ctx, bookwormBase("amd64")); err == nil || !strings.Contains(err.Error(), "give sources:") {
+		t.Errorf("a base without sources: %v", err)
+	}
+}

@@ -16,7 +16,7 @@ for a in "${ARCHS[@]}"; do
     dpkg --add-architecture "$a"
     updated=
   fi
-  if [ -z "${updated+x}" ] || [ "$updated" = "" ]; then apt-get update -q >/dev/null; updated=1; fi
+  if [ -z "${updated:-}" ]; then apt-get update -q >/dev/null; updated=1; fi
   # the closure over Depends and Pre-Depends, the way apt sees it
   mapfile -t closure < <(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
       --no-breaks --no-replaces --no-enhances "${PKGS[@]/%/:$a}" | grep -v '^[ <]' | awk -F: -v a="$a" 'NF == 1 || $2 == a {print $1}' | sort -u)
@@ -26,7 +26,7 @@ for a in "${ARCHS[@]}"; do
   for p in "${closure[@]}"; do
     if [[ $(apt-cache show --no-all-versions "$p:$a" 2>/dev/null) == *"Architecture: $a"* ]]; then names+=("$p:$a"); else names+=("$p"); fi
   done
-  (cd "$OUT/$a.tmp" && apt-get download -q "${names[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
+  (cd "$OUT/$a.tmp" && apt-get download -qq "${names[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
   n=$(find "$OUT/$a.tmp" -name '*.deb' | wc -l)
   [ "$n" = "${#names[@]}" ] || { echo "$OUT/$a.tmp: got $n of ${#names[@]} packages" >&2; exit 1; }
   for d in "$OUT/$a.tmp"/*.deb; do
