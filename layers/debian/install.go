@@ -130,7 +130,11 @@ func pick(ctx context.Context, f *fetcher, s store, status *BaseStatus, o Option
 	if o.Locked != nil && s.allUnpacked(o.Locked) {
 		var out []chosen
 		for _, lp := range o.Locked {
-			out = append(out, chosen{pkg: &Package{Name: lp.Name, Arch: lp.Arch, SHA256: lp.SHA256}})
+			v, err := ParseVersion(lp.Version)
+			if err != nil {
+				return nil, fmt.Errorf("%s: the lock's %s: %w", o.Platform, lp.Name, err)
+			}
+			out = append(out, chosen{pkg: &Package{Name: lp.Name, Version: v, Arch: lp.Arch, SHA256: lp.SHA256}})
 		}
 		return out, nil
 	}
@@ -247,7 +251,7 @@ func unpack(ctx context.Context, f *fetcher, s store, l *layout, c chosen, res *
 	if err != nil {
 		return nil, err
 	}
-	if ctl.Name != p.Name || ctl.Arch != p.Arch || (p.Version != Version{} && Compare(ctl.Version, p.Version) != 0) {
+	if ctl.Name != p.Name || ctl.Arch != p.Arch || Compare(ctl.Version, p.Version) != 0 {
 		return nil, fmt.Errorf("%s: the .deb is %s, but the index says %s", c.url, ctl.ID(), p.ID())
 	}
 	for _, mem := range m.Members {
