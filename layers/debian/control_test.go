@@ -113,7 +113,7 @@ func TestLayoutMergedUsr(t *testing.T) {
 	s, err := openStore(t.TempDir())
 	must(t, err)
 	l := newLayout(context.Background(), base, s)
-	sum, n, err := s.put(strings.NewReader("#!/bin/sh\n"), 10)
+	sum, n, err := s.put(context.Background(), strings.NewReader("#!/bin/sh\n"), 10)
 	must(t, err)
 	for _, m := range []debMember{
 		{Name: "", Type: tar.TypeDir, Mode: 0o755},

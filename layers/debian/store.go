@@ -3,8 +3,6 @@ package debian
 import (
 	"archive/tar"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -68,7 +66,7 @@ func (s store) unpack(ctx context.Context, sha string, open func() (io.ReadClose
 	defer r.Close()
 	m := &debManifest{Format: debManifestFormat}
 	m.Control, err = readDeb(layers.ContextReader(ctx, r), func(h *tar.Header, r io.Reader) error {
-		mem, err := s.member(h, r)
+		mem, err := s.member(ctx, h, r)
 		if err == nil {
 			m.Members = append(m.Members, mem)
 		}
@@ -126,7 +124,7 @@ func cleanMember(name string) (string, error) {
 	return strings.Trim(path.Clean("/"+n), "/"), nil
 }
 
-func (s store) member(h *tar.Header, r io.Reader) (debMember, error) {
+func (s store) member(ctx context.Context, h *tar.Header, r io.Reader) (debMember, error) {
 	name, err := cleanMember(h.Name)
 	if err != nil {
 		return debMember{}, err
@@ -141,7 +139,7 @@ func (s store) member(h *tar.Header, r io.Reader) (debMember, error) {
 		}
 	case tar.TypeReg, tar.TypeRegA:
 		m.Type = tar.TypeReg
-		m.SHA256, m.Size, err = s.put(r, h.Size)
+		m.SHA256, m.Size, err = s.put(ctx, r, h.Size)
 	default:
 		return debMember{}, fmt.Errorf("data member %s: type %q is not supported (devices and fifos are not made)", h.Name, h.Typeflag)
 	}
@@ -149,34 +147,8 @@ func (s store) member(h *tar.Header, r io.Reader) (debMember, error) {
 }
 
 // put copies a member's content into the store.
-func (s store) put(r io.Reader, size int64) (string, int64, error) {
-	tmp, err := os.CreateTemp(s.files, ".tmp-*")
-	if err != nil {
-		return "", 0, fmt.Errorf("creating a file in the debian file store: %w", err)
-	}
-	defer func() {
-		if tmp != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, size))
-	if err != nil {
-		return "", 0, err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", 0, fmt.Errorf("writing the debian file store: %w", err)
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if fi, err := os.Stat(s.path(sum)); err == nil && fi.Size() == n {
-		return sum, n, nil // stored already: keep its mtime
-	}
-	if err := os.Rename(tmp.Name(), s.path(sum)); err != nil {
-		return "", 0, fmt.Errorf("writing the debian file store: %w", err)
-	}
-	tmp = nil
-	return sum, n, nil
+func (s store) put(ctx context.Context, r io.Reader, size int64) (string, int64, error) {
+	return layers.StoreFile(ctx, s.files, r, size, nil)
 }
 
 // fill points a regular entry at its store file, which must still have
