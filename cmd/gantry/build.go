@@ -65,7 +65,7 @@ Each image's new layers are appended to every platform of its base (or those
 	f.StringVarP(&file, "file", "f", "gantry.yaml", "config file")
 	f.StringArrayVar(&images, "image", nil, "build only this image (repeatable)")
 	f.StringArrayVar(&bases, "base", nil, "override an image's base: NAME=REF (repeatable), e.g. to use a mirror")
-	f.BoolVar(&locked, "locked", false, "build the bases pinned in gantry.lock (see gantry lock); fail if it is missing or stale")
+	f.BoolVar(&locked, "locked", false, "build the bases (and Debian packages) pinned in gantry.lock (see gantry lock); fail if it is missing or stale")
 	o.add(f, "push each image to PREFIX/NAME:TAG, e.g. ghcr.io/acme")
 	return cmd
 }

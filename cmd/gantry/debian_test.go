@@ -51,3 +51,52 @@ func TestAppendDebianPackages(t *testing.T) {
 		})
 	}
 }
+
+// gantry lock pins a debian: layer's packages per platform; gantry build
+// --locked installs them; a lock made for other packages is stale.
+func TestLockDebianPackages(t *testing.T) {
+	ta := debiantest.New(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "archive.gpg"), ta.Key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	write := func(pkgs string) string {
+		cfg := filepath.Join(dir, "gantry.yaml")
+		yaml := "images:\n  - name: api\n    base: oci:" + mustAbs(t, pythonBase) + "\n    allowRoot: true\n    layers:\n" +
+			"      - name: system\n        debian:\n          packages: [" + pkgs + "]\n" +
+			"          sources: [\"" + ta.Source() + "\"]\n          keyring: archive.gpg\n"
+		if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	cfg := write("jq")
+	cache := t.TempDir()
+	if code, _, stderr := gantry(t, "lock", "-f", cfg, "--cache-dir", cache); code != 0 {
+		t.Fatalf("lock: exit %d: %s", code, stderr)
+	}
+	var lock struct {
+		Images map[string]struct {
+			Debian map[string]map[string]struct {
+				Packages []struct{ Name, Version, Arch, SHA256 string }
+			}
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "gantry.lock"))
+	if err != nil || json.Unmarshal(b, &lock) != nil {
+		t.Fatalf("lock file: %v\n%s", err, b)
+	}
+	pins := lock.Images["api"].Debian["system"]["linux/arm64/v8"].Packages
+	if len(pins) != 3 || pins[0].Name != "jq" || pins[0].Arch != "arm64" || len(pins[0].SHA256) != 64 {
+		t.Fatalf("arm64 pins: %+v", pins)
+	}
+	out := "oci:" + filepath.Join(t.TempDir(), "out")
+	if code, _, stderr := gantry(t, "build", "-f", cfg, "--locked", "-o", out, "--cache-dir", t.TempDir()); code != 0 {
+		t.Fatalf("build --locked: exit %d: %s", code, stderr)
+	}
+	write("jq, curl")
+	code, _, stderr := gantry(t, "build", "-f", cfg, "--locked", "-o", out, "--cache-dir", cache)
+	if code == 0 || !strings.Contains(stderr, "is stale for layer system of image api") {
+		t.Errorf("a lock for other packages: exit %d: %s", code, stderr)
+	}
+}
