@@ -237,6 +237,15 @@ func TestInstallFailures(t *testing.T) {
 			t.Log(err)
 		})
 	}
+	t.Run("unreachable archive", func(t *testing.T) {
+		o := installOpts(t, ta, "arm64", t.TempDir(), "jq")
+		a, _, err := ParseSourceLine("deb http://127.0.0.1:1/debian bookworm main", "test")
+		must(t, err)
+		o.Sources = []*Archive{a}
+		if _, err := Install(ctx, base, o); err == nil || !strings.Contains(err.Error(), "linux/arm64: fetching http://127.0.0.1:1/debian/dists/bookworm/InRelease") || !strings.Contains(err.Error(), "is the archive reachable?") {
+			t.Errorf("got %v", err)
+		}
+	})
 	if _, err := Install(ctx, bookwormBase("arm64"), installOpts(t, ta, "arm64", cache, "jq")); err != nil {
 		t.Errorf("the cache was spoilt by the failures: %v", err)
 	}
