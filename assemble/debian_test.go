@@ -9,6 +9,7 @@ import (
 
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/gantry-dev/gantry/layers/debian/debiantest"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // debianConfig writes a gantry.yaml with a debian: layer on the stand-in
@@ -86,6 +87,15 @@ func TestDebianLayerPerPlatform(t *testing.T) {
 		t.Fatalf("want a different layer per platform, got %v", tops)
 	}
 
+	// a rebuild with the same cache: the same image
+	rebuilt, err := newTestEngine(t, cache).Build(ctx, specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d1, d2 := indexDigest(t, built[0].Index), indexDigest(t, rebuilt[0].Index); d1 != d2 {
+		t.Errorf("a rebuild made %s, the first build %s", d2, d1)
+	}
+
 	// gantry lock, then a locked build from a fresh cache: the same layers
 	lock, err := newTestEngine(t, cache).Lock(ctx, specs)
 	if err != nil {
@@ -115,9 +125,16 @@ func TestDebianLayerPerPlatform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d1, _ := built[0].Index.Digest()
-	d2, _ := again[0].Index.Digest()
-	if d1 != d2 {
+	if d1, d2 := indexDigest(t, built[0].Index), indexDigest(t, again[0].Index); d1 != d2 {
 		t.Errorf("the locked build from a fresh cache made %s, the first %s", d2, d1)
 	}
+}
+
+func indexDigest(t *testing.T, idx interface{ Digest() (v1.Hash, error) }) string {
+	t.Helper()
+	d, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
 }

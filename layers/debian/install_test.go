@@ -334,3 +334,26 @@ func slimBase(t *testing.T, ta *debiantest.Archive, arch string) mapFS {
 	base["var/lib/dpkg/status"] = mapEntry{typ: tar.TypeReg, data: b.String()}
 	return base
 }
+
+// A distroless-style base keeps its dpkg database as status.d/ stanzas and
+// no status file: the new packages get status.d files of their own.
+func TestInstallStatusDir(t *testing.T) {
+	ta := debiantest.New(t)
+	base := bookwormBase("amd64")
+	delete(base, "var/lib/dpkg/status")
+	base["var/lib/dpkg/status.d"] = mapEntry{typ: tar.TypeDir}
+	base["var/lib/dpkg/status.d/libc6"] = mapEntry{typ: tar.TypeReg, data: strings.Split(baseStatus("amd64"), "\n\n")[2] + "\n"}
+	base["var/lib/dpkg/status.d/libc6.md5sums"] = mapEntry{typ: tar.TypeReg, data: "0123 usr/lib/x.so\n"}
+	res, err := Install(context.Background(), base, installOpts(t, ta, "amd64", t.TempDir(), "jq"))
+	must(t, err)
+	m := byName(res.Entries)
+	if _, ok := m["var/lib/dpkg/status"]; ok {
+		t.Error("a status file was written beside status.d")
+	}
+	if !strings.HasPrefix(content(t, m["var/lib/dpkg/status.d/jq"]), "Package: jq\nStatus: install ok installed\n") {
+		t.Error("no status.d/jq stanza")
+	}
+	if _, ok := m["var/lib/dpkg/status.d/libc6"]; ok || lockedNames(res.Packages) != "jq libjq1 libonig5" {
+		t.Errorf("the base's libc6 (in status.d) was installed again: %s", lockedNames(res.Packages))
+	}
+}
