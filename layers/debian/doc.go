@@ -32,9 +32,10 @@
 // Suggests): versions compare as dpkg does (Compare), an alternative the
 // base or the chosen packages meet wins, else the first the archive has
 // (its newest fitting version; for a virtual package the first provider by
-// name); Multi-Arch decides what meets pkg:any. The choice is greedy, as a
-// first pass of apt's is: there is no backtracking to another alternative
-// when the first one's own dependencies fail. What the base has installed
+// name) whose own dependencies can be met — one that fails is undone and
+// the next alternative tried; Multi-Arch decides what meets pkg:any. A
+// package once chosen stays chosen (no other version of it is tried for a
+// later dependency's sake). What the base has installed
 // is never installed again or replaced; a dependency it does not meet is an
 // error naming the chain of packages that led to it. Conflicts and Breaks
 // against the base or the chosen packages are errors.

@@ -2,6 +2,7 @@ package debian
 
 import (
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 )
@@ -13,7 +14,8 @@ import (
 // meet it is an error, as is a package asked for that the base has at
 // another version. Among alternatives the first one the base or the
 // chosen packages meet wins, else the first the archive has (its newest
-// version that fits; for a virtual package, the first provider by name).
+// version that fits; for a virtual package, the first provider by name)
+// whose own dependencies can be met, else the next.
 // Errors name the chain of dependencies that led to the package. The
 // result is sorted by name; packages the base has are left out.
 func (u *Universe) Resolve(reqs []Request) ([]*Package, error) {
@@ -34,6 +36,7 @@ func (u *Universe) Resolve(reqs []Request) ([]*Package, error) {
 type solver struct {
 	u      *Universe
 	chosen map[string]*Package
+	steps  int
 }
 
 func (s *solver) request(r Request) error {
@@ -101,11 +104,34 @@ func (s *solver) satisfy(c Clause, chain []string) error {
 			continue
 		}
 		if p := s.u.satisfiedBy(r, s.u.available[r.Name], s.providers(r.Name)); p != nil {
-			return s.add(p, chain)
+			err := s.try(p, chain)
+			if err == nil || len(c) == 1 {
+				return err
+			}
+			why = append(why, err.Error())
+			continue
 		}
 		why = append(why, s.missing(r))
 	}
 	return fmt.Errorf("%s needs %s: %s", strings.Join(chain, " → "), c, strings.Join(why, "; "))
+}
+
+// maxSteps bounds the packages one resolution may try (alternatives that
+// fail are undone and the next one tried).
+const maxSteps = 100000
+
+// try adds p and what it needs, or, if that fails, leaves the choice as
+// it was so that the next alternative can be tried.
+func (s *solver) try(p *Package, chain []string) error {
+	if s.steps++; s.steps > maxSteps {
+		return fmt.Errorf("%s: more than %d packages tried; give the alternatives you want explicitly", strings.Join(chain, " → "), maxSteps)
+	}
+	saved := maps.Clone(s.chosen)
+	if err := s.add(p, chain); err != nil {
+		s.chosen = saved
+		return err
+	}
+	return nil
 }
 
 // providers are the archive's providers of name, by package name (the

@@ -110,3 +110,22 @@ func TestMultiArch(t *testing.T) {
 		t.Fatalf("perl:any needs Multi-Arch: allowed, got %v", err)
 	}
 }
+
+// An alternative whose own dependencies cannot be met is undone, and the
+// next one is tried.
+func TestResolveBacktracks(t *testing.T) {
+	avail := stanza("app", "1", "amd64", "Depends: first | second\n") +
+		stanza("first", "1", "amd64", "Depends: helper, nosuch\n") +
+		stanza("helper", "1", "amd64", "") +
+		stanza("second", "1", "amd64", "")
+	got, err := universe(t, "", avail).Resolve([]Request{{Name: "app"}})
+	if err != nil || names(got) != "app=1 second=1" {
+		t.Fatalf("got %s %v", names(got), err)
+	}
+	avail = stanza("app", "1", "amd64", "Depends: first | second\n") +
+		stanza("first", "1", "amd64", "Depends: nosuch\n")
+	_, err = universe(t, "", avail).Resolve([]Request{{Name: "app"}})
+	if err == nil || !strings.Contains(err.Error(), "app 1 needs first | second: app 1 → first 1 needs nosuch") || !strings.Contains(err.Error(), "the archive has no second") {
+		t.Fatalf("got %v", err)
+	}
+}
