@@ -101,8 +101,12 @@ func TestVerifyRelease(t *testing.T) {
 		t.Error("a changed Release verified")
 	}
 	rel, err := ParseRelease(text)
-	if err != nil || rel.Files["main/binary-amd64/Packages.xz"].Size != 10 {
+	if err != nil || rel.Files["main/binary-amd64/Packages.xz"].Size != 10 || !rel.ValidUntil.IsZero() {
 		t.Errorf("%+v %v", rel, err)
+	}
+	rel, err = ParseRelease(append([]byte("Valid-Until: Sat, 01 Jan 2000 00:00:00 UTC\n"), release...))
+	if err != nil || rel.ValidUntil.Year() != 2000 {
+		t.Errorf("Valid-Until: %+v %v", rel, err)
 	}
 }
 

@@ -20,7 +20,8 @@
 // Sources are sources.list one-line entries or deb822 .sources stanzas
 // (arch=, signed-by= as a file or an inline key; trusted=yes is refused;
 // flat repositories are not supported). For each, InRelease (or Release
-// and Release.gpg) is fetched and its OpenPGP signature verified; the
+// and Release.gpg) is fetched and its OpenPGP signature verified (and its
+// Valid-Until, unless check-valid-until=no); the
 // Packages index of each component for the architecture and "all" (xz,
 // gzip or plain, by hash when the archive has Acquire-By-Hash) is checked
 // against the Release's SHA256 before it is read. Downloads are kept by

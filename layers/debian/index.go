@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/klauspost/compress/gzip"
@@ -38,6 +39,9 @@ func (f *fetcher) loadIndex(ctx context.Context, a *Archive, arch string, keys o
 	rel, err := ParseRelease(text)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.distURL("Release"), err)
+	}
+	if !rel.ValidUntil.IsZero() && time.Now().After(rel.ValidUntil) && !a.AnyAge {
+		return nil, fmt.Errorf("%s: the Release file expired on %s (Valid-Until): an old copy, or a mirror that stopped updating; for a snapshot.debian.org source add [check-valid-until=no]", a.distURL("Release"), rel.ValidUntil.Format(time.RFC1123))
 	}
 	ix := &Index{Archive: a, ReleaseDigest: digest}
 	for _, comp := range a.Components {

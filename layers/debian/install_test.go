@@ -237,6 +237,32 @@ func TestInstallFailures(t *testing.T) {
 			t.Log(err)
 		})
 	}
+	t.Run("Release and Release.gpg", func(t *testing.T) {
+		o := installOpts(t, ta, "arm64", t.TempDir(), "jq")
+		a, _, err := ParseSourceLine(ta.SourceFor("detached"), "test")
+		must(t, err)
+		o.Sources = []*Archive{a}
+		ta.ResetRequests()
+		if _, err := Install(ctx, base, o); err != nil {
+			t.Fatal(err)
+		}
+		if r := ta.Requests(); r["/dists/detached/InRelease"] != 1 || r["/dists/detached/Release.gpg"] != 1 {
+			t.Errorf("requests %v", r)
+		}
+	})
+	t.Run("expired Release", func(t *testing.T) {
+		o := installOpts(t, ta, "arm64", t.TempDir(), "jq")
+		a, _, err := ParseSourceLine(ta.SourceFor("expired"), "test")
+		must(t, err)
+		o.Sources = []*Archive{a}
+		if _, err := Install(ctx, base, o); err == nil || !strings.Contains(err.Error(), "expired on Sat, 01 Jan 2000") {
+			t.Errorf("got %v", err)
+		}
+		a.AnyAge = true // [check-valid-until=no]
+		if _, err := Install(ctx, base, o); err != nil {
+			t.Errorf("check-valid-until=no: %v", err)
+		}
+	})
 	t.Run("unreachable archive", func(t *testing.T) {
 		o := installOpts(t, ta, "arm64", t.TempDir(), "jq")
 		a, _, err := ParseSourceLine("deb http://127.0.0.1:1/debian bookworm main", "test")

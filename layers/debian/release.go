@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
@@ -85,6 +86,8 @@ type Release struct {
 	Files map[string]FileHash
 	// ByHash says indexes can be fetched by their hash (Acquire-By-Hash).
 	ByHash bool
+	// ValidUntil is when the Release file expires (zero: never).
+	ValidUntil time.Time
 }
 
 // FileHash is a SHA256 and size from a Release file.
@@ -119,6 +122,11 @@ func ParseRelease(data []byte) (*Release, error) {
 	}
 	if len(r.Files) == 0 {
 		return nil, errors.New("Release has no SHA256 file list")
+	}
+	if v := p.Get("Valid-Until"); v != "" {
+		if r.ValidUntil, err = time.Parse(time.RFC1123, v); err != nil {
+			return nil, fmt.Errorf("Release: Valid-Until %q is not a date", v)
+		}
 	}
 	return r, nil
 }

@@ -18,6 +18,9 @@ type Archive struct {
 	// SignedBy is a keyring file, or an armored key block (deb822
 	// Signed-By); "" means the default keyring.
 	SignedBy string
+	// AnyAge accepts a Release file past its Valid-Until
+	// (check-valid-until=no, for snapshot.debian.org).
+	AnyAge bool
 	// Where is the file and line the source came from, for errors.
 	Where string
 }
@@ -75,6 +78,8 @@ func (a *Archive) options(opts []string) error {
 			a.Archs = strings.Split(v, ",")
 		case "signed-by":
 			a.SignedBy = v
+		case "check-valid-until":
+			a.AnyAge = v == "no"
 		case "trusted":
 			if v == "yes" {
 				return fmt.Errorf("trusted=yes: gantry installs only from archives whose Release file it can verify; give the archive's key instead")
@@ -140,7 +145,7 @@ func ParseSources(data []byte, name string) ([]*Archive, error) {
 		}
 		for _, uri := range strings.Fields(p.Get("URIs")) {
 			for _, suite := range strings.Fields(p.Get("Suites")) {
-				a := &Archive{URI: uri, Suite: suite, Components: comps, SignedBy: signed, Where: where}
+				a := &Archive{URI: uri, Suite: suite, Components: comps, SignedBy: signed, Where: where, AnyAge: p.Get("Check-Valid-Until") == "no"}
 				if archs := p.Get("Architectures"); archs != "" {
 					a.Archs = strings.Fields(archs)
 				}

@@ -23,7 +23,7 @@ import (
 // Archive is a Debian archive on loopback made from real bookworm .debs:
 // dists/bookworm/main/binary-{amd64,arm64}, Packages.xz for amd64 and
 // Packages.gz for arm64, InRelease and Release + Release.gpg signed with a
-// key made for the test.
+// key made for the test; suites detached and expired share its indexes.
 type Archive struct {
 	Root string // the archive's files
 	Key  []byte // the signing key (binary keyring)
@@ -34,8 +34,12 @@ type Archive struct {
 	Corrupt sync.Map
 }
 
-// Source is the archive's sources.list line.
-func (ta *Archive) Source() string { return "deb " + ta.URL + " bookworm main" }
+// Source is the archive's sources.list line for suite bookworm.
+func (ta *Archive) Source() string { return ta.SourceFor("bookworm") }
+
+// SourceFor is the sources.list line for suite: bookworm; detached (only
+// Release and Release.gpg); expired (Valid-Until in the past).
+func (ta *Archive) SourceFor(suite string) string { return "deb " + ta.URL + " " + suite + " main" }
 
 // DebsDir is where testdata/debian/fetch-debs.sh keeps the .debs.
 func DebsDir() string {
@@ -83,7 +87,19 @@ func New(t testing.TB) *Archive {
 		"-o", "APT::FTPArchive::Release::Suite=bookworm", "-o", "APT::FTPArchive::Release::Codename=bookworm",
 		"-o", "APT::FTPArchive::Release::Architectures=amd64 arm64", "-o", "APT::FTPArchive::Release::Components=main", "release", ".")
 	must(t, os.WriteFile(filepath.Join(ta.Root, "dists", "bookworm", "Release"), rel, 0o644))
-	ta.Key = signRelease(t, filepath.Join(ta.Root, "dists", "bookworm"))
+	// two more suites over the same indexes: "detached" has only Release
+	// and Release.gpg, "expired" a Valid-Until in the past
+	for _, suite := range []string{"detached", "expired"} {
+		dir := filepath.Join(ta.Root, "dists", suite)
+		must(t, os.MkdirAll(dir, 0o755))
+		must(t, os.Symlink("../bookworm/main", filepath.Join(dir, "main")))
+		r := rel
+		if suite == "expired" {
+			r = append([]byte("Valid-Until: Sat, 01 Jan 2000 00:00:00 UTC\n"), rel...)
+		}
+		must(t, os.WriteFile(filepath.Join(dir, "Release"), r, 0o644))
+	}
+	ta.Key = signReleases(t, filepath.Join(ta.Root, "dists"))
 	ta.srv = httptest.NewServer(http.HandlerFunc(ta.serve))
 	t.Cleanup(ta.srv.Close)
 	ta.URL = ta.srv.URL
@@ -113,9 +129,10 @@ func (ta *Archive) Requests() map[string]int64 {
 // ResetRequests forgets the requests seen so far.
 func (ta *Archive) ResetRequests() { ta.hits.Clear() }
 
-// sign makes a throwaway ed25519 key in a GNUPGHOME of its own, signs
-// dir/Release as InRelease and Release.gpg, and returns the public key.
-func signRelease(t testing.TB, dir string) []byte {
+// signReleases makes a throwaway ed25519 key in a GNUPGHOME of its own,
+// signs each suite's Release in dists as InRelease and Release.gpg (only
+// Release.gpg for "detached"), and returns the public key.
+func signReleases(t testing.TB, dists string) []byte {
 	home, err := os.MkdirTemp("", "gpg") // short: gpg-agent's socket path is limited
 	must(t, err)
 	env := []string{"GNUPGHOME=" + home}
@@ -125,10 +142,15 @@ func signRelease(t testing.TB, dir string) []byte {
 		kill.Run()
 		os.RemoveAll(home)
 	})
-	run(t, dir, env, "gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key", "gantry test archive <test@example.invalid>", "ed25519", "sign", "never")
-	run(t, dir, env, "gpg", "--batch", "--yes", "--clearsign", "-o", "InRelease", "Release")
-	run(t, dir, env, "gpg", "--batch", "--yes", "--detach-sign", "-o", "Release.gpg", "Release")
-	return run(t, dir, env, "gpg", "--batch", "--export")
+	run(t, dists, env, "gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key", "gantry test archive <test@example.invalid>", "ed25519", "sign", "never")
+	for _, suite := range []string{"bookworm", "detached", "expired"} {
+		dir := filepath.Join(dists, suite)
+		if suite != "detached" {
+			run(t, dir, env, "gpg", "--batch", "--yes", "--clearsign", "-o", "InRelease", "Release")
+		}
+		run(t, dir, env, "gpg", "--batch", "--yes", "--detach-sign", "-o", "Release.gpg", "Release")
+	}
+	return run(t, dists, env, "gpg", "--batch", "--export")
 }
 
 func writeCompressed(t testing.TB, file string, data []byte, useXZ bool) {
