@@ -95,6 +95,20 @@ func (e *Engine) debianEntries(ctx context.Context, pb *platformBuild, ls spec.L
 	return res.Entries, nil
 }
 
+// builds reports whether a build of s makes platform p (the lock pins
+// every platform of the base; packages only for those built).
+func builds(s spec.ImageSpec, p platformImage) bool {
+	if len(s.Platforms) == 0 {
+		return true
+	}
+	for _, w := range s.Platforms {
+		if manifests.Matches(p.platform, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // lockDebian records, per debian: layer and platform, the packages a
 // build would install now and the Release files they came from.
 func (e *Engine) lockDebian(ctx context.Context, s spec.ImageSpec, plats []platformImage, lb *spec.LockedBase) error {
@@ -107,6 +121,9 @@ func (e *Engine) lockDebian(ctx context.Context, s spec.ImageSpec, plats []platf
 		}
 		locks := map[string]spec.DebianLock{}
 		for _, p := range plats {
+			if !builds(s, p) {
+				continue
+			}
 			if _, ok, err := ls.ForPlatform(*p.platform); err != nil || !ok {
 				continue
 			}
