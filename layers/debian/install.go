@@ -60,30 +60,69 @@ type chosen struct {
 	url string // "" when the store has it already (locked builds)
 }
 
+// session is one Install or Plan: its options, the download cache, the
+// file store and the base's dpkg database.
+type session struct {
+	o      Options
+	f      *fetcher
+	s      store
+	status *BaseStatus
+	res    *Result
+}
+
+func newSession(ctx context.Context, base BaseFS, o Options) (*session, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	ss := &session{o: o, res: &Result{}}
+	var err error
+	if ss.f, err = newFetcher(o.Client, o.Cache); err != nil {
+		return nil, err
+	}
+	if ss.s, err = openStore(o.Cache); err != nil {
+		return nil, err
+	}
+	if ss.status, err = ReadBaseStatus(ctx, base); err != nil {
+		return nil, err
+	}
+	return ss, nil
+}
+
 // Install resolves (or takes from the lock) the packages for o.Arch over
 // the base's dpkg database, downloads and verifies them, and returns the
 // layer entries: their files, placed through the base's symlinks, and the
-// dpkg database with them added.
+// dpkg database with them added. Errors start with o.Platform.
 func Install(ctx context.Context, base BaseFS, o Options) (*Result, error) {
-	res := &Result{}
-	f, s, status, picks, err := prepare(ctx, base, o, res)
+	res, err := install(ctx, base, o)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.Platform, err)
+	}
+	return res, nil
+}
+
+func install(ctx context.Context, base BaseFS, o Options) (*Result, error) {
+	ss, err := newSession(ctx, base, o)
 	if err != nil {
 		return nil, err
 	}
-	l := newLayout(ctx, base, s)
+	picks, err := ss.pick(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l := newLayout(ctx, base, ss.s)
 	var stanzas []*Paragraph
 	for _, c := range picks {
-		p, err := unpack(ctx, f, s, l, c, res)
+		p, err := ss.unpack(ctx, l, c)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.Platform, err)
+			return nil, err
 		}
 		stanzas = append(stanzas, p)
 	}
-	if err := writeStatus(l, status, stanzas); err != nil {
-		return nil, fmt.Errorf("%s: %w", o.Platform, err)
+	if err := writeStatus(l, ss.status, stanzas); err != nil {
+		return nil, err
 	}
-	res.Entries = l.sorted()
-	return res, nil
+	ss.res.Entries = l.sorted()
+	return ss.res, nil
 }
 
 // Plan is what Install would install for o, without downloading any .deb:
@@ -91,53 +130,59 @@ func Install(ctx context.Context, base BaseFS, o Options) (*Result, error) {
 // and the digests of the Release files, for a lock file.
 func Plan(ctx context.Context, base BaseFS, o Options) (*Result, error) {
 	o.Locked = nil
-	res := &Result{}
-	_, _, _, picks, err := prepare(ctx, base, o, res)
+	ss, err := newSession(ctx, base, o)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", o.Platform, err)
+	}
+	picks, err := ss.pick(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.Platform, err)
 	}
 	for _, c := range picks {
 		p := c.pkg
-		res.Packages = append(res.Packages, Locked{Name: p.Name, Version: p.Version.String(), Arch: p.Arch, SHA256: p.SHA256})
+		ss.res.Packages = append(ss.res.Packages, Locked{Name: p.Name, Version: p.Version.String(), Arch: p.Arch, SHA256: p.SHA256})
 	}
-	return res, nil
-}
-
-// prepare opens the download cache and the file store, reads the base's
-// dpkg database and picks the packages to install.
-func prepare(ctx context.Context, base BaseFS, o Options, res *Result) (*fetcher, store, *BaseStatus, []chosen, error) {
-	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
-	}
-	f, err := newFetcher(o.Client, o.Cache)
-	if err != nil {
-		return nil, store{}, nil, nil, err
-	}
-	s, err := openStore(o.Cache)
-	if err != nil {
-		return nil, store{}, nil, nil, err
-	}
-	status, err := ReadBaseStatus(ctx, base)
-	if err != nil {
-		return nil, store{}, nil, nil, err
-	}
-	picks, err := pick(ctx, f, s, status, o, res)
-	return f, s, status, picks, err
+	return ss.res, nil
 }
 
 // pick is the packages to install: the lock's, or what resolution finds.
-func pick(ctx context.Context, f *fetcher, s store, status *BaseStatus, o Options, res *Result) ([]chosen, error) {
-	if o.Locked != nil && s.allUnpacked(o.Locked) {
+func (ss *session) pick(ctx context.Context) ([]chosen, error) {
+	o := ss.o
+	if o.Locked != nil && ss.s.allUnpacked(o.Locked) {
 		var out []chosen
 		for _, lp := range o.Locked {
 			v, err := ParseVersion(lp.Version)
 			if err != nil {
-				return nil, fmt.Errorf("%s: the lock's %s: %w", o.Platform, lp.Name, err)
+				return nil, fmt.Errorf("the lock's %s: %w", lp.Name, err)
 			}
 			out = append(out, chosen{pkg: &Package{Name: lp.Name, Version: v, Arch: lp.Arch, SHA256: lp.SHA256}})
 		}
 		return out, nil
 	}
+	avail, err := ss.available(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var pkgs []*Package
+	if o.Locked != nil {
+		pkgs, err = lockedPackages(o.Locked, avail, ss.res.Releases)
+	} else {
+		pkgs, err = NewUniverse(o.Arch, ss.status.Packages, avail).Resolve(o.Packages)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w (sources: %s)", err, sourceList(o.Sources))
+	}
+	out := make([]chosen, len(pkgs))
+	for i, p := range pkgs {
+		out[i] = chosen{pkg: p, url: p.Origin.URI + "/" + escapePath(p.Filename)}
+	}
+	return out, nil
+}
+
+// available is every package the sources serving o.Arch list, from their
+// verified indexes; each Release digest goes into the result.
+func (ss *session) available(ctx context.Context) ([]*Package, error) {
+	o := ss.o
 	var avail []*Package
 	for _, a := range o.Sources {
 		if !a.For(o.Arch) {
@@ -145,34 +190,20 @@ func pick(ctx context.Context, f *fetcher, s store, status *BaseStatus, o Option
 		}
 		keys, err := o.Keys(ctx, a)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.Platform, err)
+			return nil, err
 		}
-		ix, err := f.loadIndex(ctx, a, o.Arch, keys)
+		ix, err := ss.f.loadIndex(ctx, a, o.Arch, keys)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.Platform, err)
+			return nil, err
 		}
 		avail = append(avail, ix.Packages...)
-		res.Releases = append(res.Releases, LockedRelease{Source: a.String(), Digest: "sha256:" + ix.ReleaseDigest})
+		ss.res.Releases = append(ss.res.Releases, LockedRelease{Source: a.String(), Digest: "sha256:" + ix.ReleaseDigest})
 		o.Log.Debug("debian index", "platform", o.Platform, "source", a.String(), "packages", len(ix.Packages))
 	}
 	if len(avail) == 0 {
-		return nil, fmt.Errorf("%s: no apt source serves %s", o.Platform, o.Arch)
+		return nil, fmt.Errorf("no apt source serves %s", o.Arch)
 	}
-	var pkgs []*Package
-	var err error
-	if o.Locked != nil {
-		pkgs, err = lockedPackages(o.Locked, avail, res.Releases)
-	} else {
-		pkgs, err = NewUniverse(o.Arch, status.Packages, avail).Resolve(o.Packages)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w (sources: %s)", o.Platform, err, sourceList(o.Sources))
-	}
-	out := make([]chosen, len(pkgs))
-	for i, p := range pkgs {
-		out[i] = chosen{pkg: p, url: p.Origin.URI + "/" + escapePath(p.Filename)}
-	}
-	return out, nil
+	return avail, nil
 }
 
 func sourceList(as []*Archive) string {
@@ -228,9 +259,9 @@ func (s store) allUnpacked(locked []Locked) bool {
 
 // unpack downloads (unless the store has it) and places one package,
 // returning its dpkg database stanza.
-func unpack(ctx context.Context, f *fetcher, s store, l *layout, c chosen, res *Result) (*Paragraph, error) {
-	p := c.pkg
-	m, err := s.unpack(ctx, p.SHA256, func() (io.ReadCloser, error) {
+func (ss *session) unpack(ctx context.Context, l *layout, c chosen) (*Paragraph, error) {
+	p, f, res := c.pkg, ss.f, ss.res
+	m, err := ss.s.unpack(ctx, p.SHA256, func() (io.ReadCloser, error) {
 		if c.url == "" {
 			return nil, fmt.Errorf("%s: not in the cache", p.Name)
 		}
