@@ -41,6 +41,8 @@ func TestAppendDebianPackages(t *testing.T) {
 		{"bad source", []string{"--apt-install", "jq", "--apt-source", "deb ftp://x y z"}, exitUsage, "--apt-source: "},
 		{"no keyring file", []string{"--apt-install", "jq", "--apt-keyring", "nosuch.gpg"}, exitUsage, "--apt-keyring: "},
 		{"unknown package", []string{"--apt-install", "nosuch", "--apt-source", ta.Source(), "--apt-keyring", key}, exitBuild, "linux/amd64: nosuch: no such package for amd64"},
+		// an archive is no registry: exit 1, not 3, and no registry advice
+		{"unreachable archive", []string{"--apt-install", "jq", "--apt-source", "deb http://127.0.0.1:1/debian bookworm main", "--apt-keyring", key}, exitBuild, "InRelease: Get \"http://127.0.0.1:1/debian/dists/bookworm/InRelease\": dial tcp 127.0.0.1:1: connect: connection refused (is the archive reachable?)\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"append", "--base", "oci:" + mustAbs(t, pythonBase), "--allow-root", "-o", "oci:" + filepath.Join(t.TempDir(), "o"), "--cache-dir", t.TempDir()}, tc.args...)

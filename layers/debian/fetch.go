@@ -54,7 +54,7 @@ func (f *fetcher) open(ctx context.Context, url string) (io.ReadCloser, error) {
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetching %s: %w (is the archive reachable?)", url, err)
+		return nil, transferError(ctx, url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
@@ -66,6 +66,17 @@ func (f *fetcher) open(ctx context.Context, url string) (io.ReadCloser, error) {
 	return resp.Body, nil
 }
 
+// transferError is a failed request or download from an archive. The
+// network error is in the message but not wrapped: the engine takes a
+// wrapped net.Error for a failure of the base's registry (exit 3), and an
+// archive is no registry. A cancelled context stays wrapped (an interrupt).
+func transferError(ctx context.Context, url string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("fetching %s: %w", url, ctx.Err())
+	}
+	return fmt.Errorf("fetching %s: %v (is the archive reachable?)", url, err)
+}
+
 // small fetches a small file (a Release file, its signature) whole.
 func (f *fetcher) small(ctx context.Context, url string) ([]byte, error) {
 	body, err := f.open(ctx, url)
@@ -75,7 +86,7 @@ func (f *fetcher) small(ctx context.Context, url string) ([]byte, error) {
 	defer body.Close()
 	b, err := io.ReadAll(io.LimitReader(layers.ContextReader(ctx, body), maxRelease+1))
 	if err != nil {
-		return nil, fmt.Errorf("fetching %s: %w", url, err)
+		return nil, transferError(ctx, url, err)
 	}
 	if len(b) > maxRelease {
 		return nil, fmt.Errorf("fetching %s: over %d MiB", url, maxRelease>>20)
@@ -113,7 +124,7 @@ func (f *fetcher) blob(ctx context.Context, url, sha string, size int64) (string
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(layers.ContextReader(ctx, body), size+1))
 	if err != nil {
-		return "", fmt.Errorf("fetching %s: %w", url, err)
+		return "", transferError(ctx, url, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); n != size || got != sha {
 		return "", fmt.Errorf("%s: %w: the signed index says %d bytes, sha256:%s; the archive sent %d bytes, sha256:%s", url, ErrHashMismatch, size, sha, n, got)
