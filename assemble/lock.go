@@ -26,6 +26,9 @@ func (e *Engine) Lock(ctx context.Context, specs []spec.ImageSpec) (*spec.LockFi
 			digests[ps] = d.String()
 		}
 		lb := s.Locked(bs.digest, bs.mediaType, digests)
+		if err := e.lockDebian(ctx, s, plats, &lb); err != nil {
+			return nil, fmt.Errorf("image %s: %w", s.Name, err)
+		}
 		l.Images[s.Name] = lb
 		e.progress.Event(s.Name, fmt.Sprintf("%s → %s (%d platforms)", lb.Base, lb.Digest, len(lb.Platforms)))
 	}

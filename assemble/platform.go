@@ -122,6 +122,10 @@ func (e *Engine) platformEntries(ctx context.Context, pb *platformBuild, ls spec
 		entries, err := e.pythonEntries(ctx, pb, ls)
 		return entries, err == nil, err
 	}
+	if ls.Debian != nil {
+		entries, err := e.debianEntries(ctx, pb, ls)
+		return entries, err == nil, err
+	}
 	entries, err := e.walk(ls.Name, lspec)
 	return entries, err == nil, err
 }

@@ -352,7 +352,7 @@ section "0. tools"
 
 [ "$(id -u)" = 0 ] || die "running as root" "the e2e needs root: mmdebstrap, binfmt_misc, umoci unpack with real owners, runc"
 [ "$(dpkg --print-architecture)" = amd64 ] || die "running on amd64" "this machine is $(dpkg --print-architecture); the e2e runs amd64 natively and arm64 under qemu"
-need=(mmdebstrap arch-test qemu-user-static runc umoci skopeo oci-image-tool docker-registry jq curl podman)
+need=(mmdebstrap arch-test qemu-user-static runc umoci skopeo oci-image-tool docker-registry jq curl podman apt-utils gnupg python3 xz-utils)
 missing=()
 for p in "${need[@]}"; do
   [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
@@ -1219,6 +1219,9 @@ for arch in amd64 arm64; do
   section "4. $arch: pull ${PLATFORM[$arch]}, oci-image-tool validate, umoci unpack, run with runc (host network)"
   arch_checks "$arch"
 done
+
+# shellcheck source=e2e/debian.sh
+. "$ROOT/e2e/debian.sh"
 
 # ---------------------------------------------------------------------------
 section "5. uncompressed sizes, measured from the pushed manifests"

@@ -100,6 +100,8 @@ type LayerConfig struct {
 	// Python installs the wheels a hash-pinned lock lists, for each
 	// platform, instead of copying from: or files:.
 	Python *PythonConfig `yaml:"python"`
+	// Debian installs Debian packages, for each platform, from apt sources.
+	Debian *DebianConfig `yaml:"debian"`
 	// FollowSymlinks copies what symlinks inside the source point to;
 	// symlinks pointing outside it are kept as symlinks.
 	FollowSymlinks bool `yaml:"followSymlinks"`

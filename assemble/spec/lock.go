@@ -30,6 +30,9 @@ type LockedBase struct {
 	MediaType string `json:"mediaType"`
 	// Platforms maps os/arch[/variant] to that platform's manifest digest.
 	Platforms map[string]string `json:"platforms"`
+	// Debian pins each debian: layer's packages: layer name → platform →
+	// what was installed.
+	Debian map[string]map[string]DebianLock `json:"debian,omitempty"`
 }
 
 // LockPath is the lock file for a config file.
@@ -95,6 +98,9 @@ func ApplyLock(specs []ImageSpec, l *LockFile, file string) error {
 			return fmt.Errorf("%s: image %s: digest %q: %w", file, s.Name, lb.Digest, err)
 		}
 		s.Pin = &Pin{Digest: h, Platforms: lb.Platforms}
+		if err := applyDebianLock(s, lb, file); err != nil {
+			return err
+		}
 	}
 	return nil
 }

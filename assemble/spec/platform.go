@@ -42,7 +42,7 @@ func expandPlatform(s string, p v1.Platform) string {
 // (its sources name it, or it exists only on some platforms), so that it
 // is built for each platform rather than once for all.
 func (ls LayerSpec) PerPlatform() bool {
-	if len(ls.Platforms) > 0 || ls.Python != nil {
+	if len(ls.Platforms) > 0 || ls.Python != nil || ls.Debian != nil {
 		return true
 	}
 	for _, s := range ls.Sources {

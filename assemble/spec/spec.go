@@ -72,6 +72,9 @@ type LayerSpec struct {
 	// Python, when set, makes this a layer of Python packages installed
 	// per platform (Sources is then empty).
 	Python *PythonSpec
+	// Debian, when set, makes this a layer of Debian packages installed
+	// per platform.
+	Debian *DebianSpec
 }
 
 // PythonSpec is a layer of Python packages: the lock's requirements, where
@@ -87,6 +90,9 @@ type PythonSpec struct {
 func (ls LayerSpec) Description() string {
 	if ls.Python != nil {
 		return "PYTHON " + ls.Name + " ← " + filepath.Base(ls.Python.Lock)
+	}
+	if ls.Debian != nil {
+		return "APT " + ls.Name + " ← " + ls.Debian.Names()
 	}
 	var parts []string
 	for _, s := range ls.Sources {

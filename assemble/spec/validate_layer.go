@@ -18,11 +18,14 @@ func (v validator) layer(p string, lc LayerConfig) (LayerSpec, error) {
 	ls := LayerSpec{Name: lc.Name}
 	ls.Include, ls.Exclude, ls.Precompress = lc.Include, lc.Exclude, lc.Precompress
 	ls.FollowSymlinks, ls.SecretFiles, ls.AllowSecretFiles = lc.FollowSymlinks, true, lc.AllowSecretFiles
+	if lc.Debian != nil {
+		return v.debianLayer(p, lc, ls)
+	}
 	if lc.Python != nil {
 		return v.pythonLayer(p, lc, ls)
 	}
 	if lc.From == "" && len(lc.Files) == 0 {
-		return ls, v.loc.Errorf(p, "a layer needs from: (a directory or file), files: or python:")
+		return ls, v.loc.Errorf(p, "a layer needs from: (a directory or file), files:, python: or debian:")
 	}
 	if lc.From != "" {
 		s, err := v.source(p, lc.From, lc.To)

@@ -26,6 +26,8 @@ type appendFlags struct {
 	precompress                               bool
 	pyLock                                    string
 	pyWheels                                  []string
+	aptInstall, aptSources                    []string
+	aptKeyring                                string
 	entrypoint, cmd                           []string
 	healthcheck                               string
 	hcInterval, hcTimeout                     time.Duration
@@ -91,6 +93,9 @@ unless --platform picks some.`,
 	f.BoolVar(&af.precompress, "precompress", false, "add a deterministic x.gz beside each text file of every --layer (nginx gzip_static)")
 	f.StringVar(&af.pyLock, "python-requirements", "", "install the Python packages this hash-pinned lock lists, per platform, as the first layer")
 	f.StringArrayVar(&af.pyWheels, "python-wheels", nil, "wheel directory or PEP 503/691 index URL for --python-requirements (repeatable, tried in order)")
+	f.StringArrayVar(&af.aptInstall, "apt-install", nil, "install this Debian package (NAME or NAME=VERSION) and what it depends on, per platform, as the first layer (repeatable)")
+	f.StringArrayVar(&af.aptSources, "apt-source", nil, `apt source for --apt-install, "deb URI SUITE COMPONENT..." (repeatable; default: the base's own)`)
+	f.StringVar(&af.aptKeyring, "apt-keyring", "", "keyring file the --apt-source archives are signed with (default: the base's trusted keys)")
 	f.StringVar(&af.name, "name", "", "image name for --output references (default: from --push or the base)")
 	o.add(f, "push the result to this reference, e.g. ghcr.io/acme/app:v1")
 	return cmd
@@ -138,11 +143,18 @@ func (af *appendFlags) config(push, output string) (spec.ImageConfig, error) {
 	return ic, nil
 }
 
-// layerConfigs reads --python-requirements (the first layer: dependencies
-// change less often than code) and --layer SRC:DEST, each one layer owned
+// layerConfigs reads --apt-install (the first layer: system packages
+// change least), --python-requirements (dependencies change less often
+// than code) and --layer SRC:DEST, each one layer owned
 // by --owner.
 func (af *appendFlags) layerConfigs() ([]spec.LayerConfig, error) {
 	var out []spec.LayerConfig
+	switch {
+	case len(af.aptInstall) > 0:
+		out = append(out, spec.LayerConfig{Debian: &spec.DebianConfig{Packages: af.aptInstall, Sources: af.aptSources, Keyring: af.aptKeyring}})
+	case len(af.aptSources) > 0 || af.aptKeyring != "":
+		return nil, usagef("--apt-source and --apt-keyring go with --apt-install")
+	}
 	switch {
 	case af.pyLock != "":
 		out = append(out, spec.LayerConfig{Python: &spec.PythonConfig{Requirements: af.pyLock, Wheels: af.pyWheels}, Owner: af.owner, FileMode: af.fileMode, DirMode: af.dirMode})
@@ -271,6 +283,12 @@ func (l flagLocator) Errorf(p, format string, args ...any) error {
 
 // layerFlag names the flag behind field rest of layer i.
 func (l flagLocator) layerFlag(i int, rest string) string {
+	if len(l.af.aptInstall) > 0 {
+		if i == 0 {
+			return aptFlag(rest)
+		}
+		i-- // the other layers come after the system packages
+	}
 	if l.af.pyLock != "" {
 		if i == 0 {
 			if strings.HasPrefix(rest, "python.wheels") {
@@ -324,4 +342,15 @@ func (l flagLocator) flag(p string) string {
 		return "--" + base
 	}
 	return p
+}
+
+// aptFlag names the --apt-* flag behind field rest of the debian: layer.
+func aptFlag(rest string) string {
+	switch {
+	case strings.HasPrefix(rest, "debian.sources"):
+		return "--apt-source"
+	case strings.HasPrefix(rest, "debian.keyring"):
+		return "--apt-keyring"
+	}
+	return "--apt-install"
 }

@@ -59,7 +59,7 @@ func (fo *fileOptions) add(f *pflag.FlagSet) {
 	f.StringVarP(&fo.file, "file", "f", "gantry.yaml", "config file")
 	f.StringArrayVar(&fo.images, "image", nil, "build only this image (repeatable)")
 	f.StringArrayVar(&fo.bases, "base", nil, "override an image's base: NAME=REF (repeatable), e.g. to use a mirror")
-	f.BoolVar(&fo.locked, "locked", false, "build the bases pinned in gantry.lock (see gantry lock); fail if it is missing or stale")
+	f.BoolVar(&fo.locked, "locked", false, "build the bases (and Debian packages) pinned in gantry.lock (see gantry lock); fail if it is missing or stale")
 }
 
 // load reads the config file's specs with the command line's changes.

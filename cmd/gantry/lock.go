@@ -11,9 +11,10 @@ import (
 
 func (a *app) lockCmd() *cobra.Command {
 	var (
-		file   string
-		bases  []string
-		update bool
+		file     string
+		bases    []string
+		update   bool
+		cacheDir string
 	)
 	cmd := &cobra.Command{
 		Use:   "lock [-f gantry.yaml] [--update]",
@@ -21,8 +22,10 @@ func (a *app) lockCmd() *cobra.Command {
 		Long: `Resolve each image's base to its index digest and per-platform digests and
 write them to gantry.lock beside the config file. gantry build --locked then
 builds exactly those bases, and fails if the lock is missing or stale, so a
-CI build does not change when a tag such as nginx:alpine moves. Commit the
-lock file; refresh it with --update.`,
+CI build does not change when a tag such as nginx:alpine moves. A debian:
+layer's packages are pinned too, per platform (name, version, architecture,
+sha256, and the Release file's digest), and --locked installs exactly those.
+Commit the lock file; refresh it with --update.`,
 		Example: `  gantry lock                 # create gantry.lock
   gantry lock --update        # refresh it
   gantry build --locked --push ghcr.io/acme`,
@@ -47,7 +50,7 @@ lock file; refresh it with --update.`,
 				return err
 			}
 			defer p.Wait()
-			e, _, err := a.engine("", "", nil, log, p)
+			e, _, err := a.engine(cacheDir, "", nil, log, p)
 			if err != nil {
 				return err
 			}
@@ -66,5 +69,6 @@ lock file; refresh it with --update.`,
 	f.StringVarP(&file, "file", "f", "gantry.yaml", "config file")
 	f.StringArrayVar(&bases, "base", nil, "override an image's base: NAME=REF (repeatable)")
 	f.BoolVar(&update, "update", false, "replace an existing lock file")
+	f.StringVar(&cacheDir, "cache-dir", "", "cache directory for the Debian indexes a debian: layer reads (default: $XDG_CACHE_HOME/gantry)")
 	return cmd
 }

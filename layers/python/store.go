@@ -57,37 +57,7 @@ func (s store) path(sha string) string { return filepath.Join(s.files, sha) }
 // put copies r into the store, returning its sha256 and size; extra (if
 // not nil) sees the same bytes. At most limit bytes are read.
 func (s store) put(ctx context.Context, r io.Reader, limit int64, extra hash.Hash) (string, int64, error) {
-	tmp, err := os.CreateTemp(s.files, ".tmp-*")
-	if err != nil {
-		return "", 0, fmt.Errorf("creating file in python file store: %w", err)
-	}
-	defer func() {
-		if tmp != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	h := sha256.New()
-	sinks := []io.Writer{tmp, h}
-	if extra != nil {
-		sinks = append(sinks, extra)
-	}
-	n, err := io.Copy(io.MultiWriter(sinks...), layers.ContextReader(ctx, io.LimitReader(r, limit)))
-	if err != nil {
-		return "", 0, err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", 0, fmt.Errorf("writing python file store: %w", err)
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if fi, err := os.Stat(s.path(sum)); err == nil && fi.Size() == n {
-		return sum, n, nil // stored already: keep its mtime
-	}
-	if err := os.Rename(tmp.Name(), s.path(sum)); err != nil {
-		return "", 0, fmt.Errorf("storing file in python file store: %w", err)
-	}
-	tmp = nil
-	return sum, n, nil
+	return layers.StoreFile(ctx, s.files, r, limit, extra)
 }
 
 // unpack returns what the wheel holds, extracting and verifying it against
