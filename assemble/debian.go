@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/gantry-dev/gantry/assemble/attest"
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/gantry-dev/gantry/layers"
 	"github.com/gantry-dev/gantry/layers/debian"
@@ -92,7 +93,18 @@ func (e *Engine) debianEntries(ctx context.Context, pb *platformBuild, ls spec.L
 		e.log.Warn("debian package", "image", pb.s.Name, "layer", ls.Name, "platform", o.Platform, "warning", w)
 	}
 	e.progress.Event(pb.s.Name, fmt.Sprintf("%s: %d Debian packages for %s", ls.Name, len(res.Packages), o.Platform))
+	osr, _ := attest.ReadOSRelease(ctx, pb.fs) // the purls' distro, when the base says
+	pb.installed = debPackages(res.Packages, osr)
 	return res.Entries, nil
+}
+
+// debPackages are the installed packages as the SBOM lists them.
+func debPackages(pkgs []debian.Locked, osr attest.OSRelease) []attest.Package {
+	var out []attest.Package
+	for _, p := range pkgs {
+		out = append(out, attest.Package{Name: p.Name, Version: p.Version, PURL: attest.Deb("", p.Name, p.Version, p.Arch, osr), SHA256: p.SHA256})
+	}
+	return out
 }
 
 // builds reports whether a build of s makes platform p (the lock pins

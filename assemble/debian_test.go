@@ -2,11 +2,14 @@ package assemble_test
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/gantry-dev/gantry/assemble/attest"
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/gantry-dev/gantry/layers/debian/debiantest"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -86,6 +89,33 @@ func TestDebianLayerPerPlatform(t *testing.T) {
 	if len(tops) != 2 || tops["amd64"] == tops["arm64"] {
 		t.Fatalf("want a different layer per platform, got %v", tops)
 	}
+	// the SBOM of each platform lists the packages the layer installed,
+	// for that platform
+	sboms := 0
+	jqArch := regexp.MustCompile(`pkg:deb/debian/jq@[^"?]+\?arch=(\w+)`)
+	arches := map[string]bool{}
+	for _, a := range built[0].Referrers {
+		if a.ArtifactType != attest.SPDXMediaType {
+			continue
+		}
+		sboms++
+		ls, err := a.Image.Layers()
+		if err != nil || len(ls) != 1 {
+			t.Fatalf("SBOM artifact: %v", err)
+		}
+		m := jqArch.FindStringSubmatch(readBlob(t, ls[0]))
+		if m == nil {
+			t.Errorf("SBOM %s lacks the installed jq", a.Digest)
+			continue
+		}
+		arches[m[1]] = true
+	}
+	if !arches["amd64"] || !arches["arm64"] {
+		t.Errorf("the SBOMs list jq for %v, want amd64 and arm64", arches)
+	}
+	if sboms != 2 {
+		t.Errorf("%d SBOMs, want one per platform", sboms)
+	}
 
 	// a rebuild with the same cache: the same image
 	rebuilt, err := newTestEngine(t, cache).Build(ctx, specs)
@@ -137,4 +167,18 @@ func indexDigest(t *testing.T, idx interface{ Digest() (v1.Hash, error) }) strin
 		t.Fatal(err)
 	}
 	return d.String()
+}
+
+func readBlob(t *testing.T, l v1.Layer) string {
+	t.Helper()
+	rc, err := l.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -38,7 +38,7 @@ func (o OSRelease) Distro() string {
 // (/lib/apk/db/installed, or /usr/lib/apk/db/installed). A base with
 // neither has no packages; that is no error.
 func ReadOS(ctx context.Context, fsys FS) (OSRelease, []Package, error) {
-	osr, err := readOSRelease(ctx, fsys)
+	osr, err := ReadOSRelease(ctx, fsys)
 	if err != nil {
 		return osr, nil, err
 	}
@@ -78,7 +78,8 @@ func readOptional(ctx context.Context, fsys FS, name string) ([]byte, bool, erro
 	return b, true, nil
 }
 
-func readOSRelease(ctx context.Context, fsys FS) (OSRelease, error) {
+// ReadOSRelease reads the image's /etc/os-release (or /usr/lib/os-release).
+func ReadOSRelease(ctx context.Context, fsys FS) (OSRelease, error) {
 	for _, name := range []string{"etc/os-release", "usr/lib/os-release"} {
 		b, ok, err := readOptional(ctx, fsys, name)
 		if err != nil || !ok {
