@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,5 +45,21 @@ func TestAppendPythonPackages(t *testing.T) {
 				t.Errorf("exit %d, want %d; stderr %q lacks %q", code, exitUsage, stderr, tc.want)
 			}
 		})
+	}
+}
+
+// An index that does not answer is a build failure (exit 1) naming the
+// index, not the base's registry failing (exit 3).
+func TestUnreachableIndexIsNotTheRegistry(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := "http://" + l.Addr().String() + "/simple/"
+	l.Close() // nothing listens there now
+	code, _, stderr := gantry(t, "append", "--base", "oci:"+mustAbs(t, pythonBase), "--allow-root",
+		"--python-requirements", taskflowLock, "--python-wheels", index, "-o", "oci:"+filepath.Join(t.TempDir(), "o"), "--cache-dir", t.TempDir())
+	if code != exitBuild || !strings.Contains(lastLine(stderr), "on index "+index) || !strings.Contains(lastLine(stderr), "is the index reachable?") || strings.Contains(stderr, "registry") {
+		t.Errorf("exit %d, want %d; last line %q", code, exitBuild, lastLine(stderr))
 	}
 }

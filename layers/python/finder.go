@@ -191,7 +191,7 @@ func (f *Finder) indexCandidates(ctx context.Context, index, name string) ([]Can
 	req.Header.Set("Accept", simpleJSONType+", "+simpleHTMLType+";q=0.2, text/html;q=0.01")
 	resp, err := f.client().Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("listing %s on index %s: %w", name, redact(index), err)
+		return nil, transferError(ctx, fmt.Sprintf("listing %s on index %s", name, redact(index)), err)
 	}
 	defer resp.Body.Close()
 	switch {
@@ -387,13 +387,24 @@ func (f *Finder) open(ctx context.Context, c Candidate) (io.ReadCloser, error) {
 	}
 	resp, err := f.client().Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("downloading %s: %w", c.Filename, err)
+		return nil, transferError(ctx, "downloading "+c.Filename, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
 		return nil, fmt.Errorf("downloading %s: GET %s: %s", c.Filename, redact(c.URL), resp.Status)
 	}
 	return resp.Body, nil
+}
+
+// transferError is a failed request to a package index. The network
+// error is in the message but not wrapped: the engine takes a wrapped
+// net.Error for a failure of the base's registry (exit 3), and an index is
+// no registry. A cancelled context stays wrapped (an interrupt).
+func transferError(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", what, ctx.Err())
+	}
+	return fmt.Errorf("%s: %v (is the index reachable?)", what, err)
 }
 
 // sortedCopy returns a sorted copy of s.
