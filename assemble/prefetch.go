@@ -11,11 +11,13 @@ import (
 // prefetch indexes the base layers of every platform of ib (downloading
 // those the cache has no index of) while the new layers are built, when
 // the build will read the base's files: a user to merge into /etc/passwd,
-// a Python or Debian layer, or the SBOM (the base's package database). Each platform's build waits for its own prefetch
-// before it reads the base (so no layer is read twice); wait stops and
-// joins every prefetch, and must be called before the image's build
-// returns. A prefetch failure is not an error: the build reads the layer
-// itself and reports what went wrong.
+// a Python or Debian layer, or the SBOM (os-release and the package
+// database, usually in the bottom layer, so every layer is read anyway).
+// Each platform's build waits for its own prefetch before it reads the
+// base (so no layer is read twice); wait stops and joins every prefetch,
+// and must be called before the image's build returns. A prefetch failure
+// is not an error: the build reads the layer itself and reports what went
+// wrong.
 func (e *Engine) prefetch(ctx context.Context, ib *imageBuild) (ready func(i int), wait func()) {
 	needed := ib.s.User != nil || !ib.s.NoSBOM // the SBOM reads the base's package database
 	for _, ls := range ib.s.Layers {
