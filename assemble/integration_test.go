@@ -124,10 +124,10 @@ func TestTaskFlowToRegistry(t *testing.T) {
 		t.Fatalf("got %d results", len(results))
 	}
 	// the content layers were uploaded while they were built, then found
-	// by the pusher (5: the frontend's two, the backend's code and its
-	// packages, built once per platform)
-	if n := ev.count("uploaded while it was built"); n != 5 {
-		t.Errorf("%d streamed layers, want 5; events: %q", n, ev.all)
+	// by the pusher (7: the frontend's two, the backend's code, and its
+	// system and Python packages, built once per platform)
+	if n := ev.count("uploaded while it was built"); n != 7 {
+		t.Errorf("%d streamed layers, want 7; events: %q", n, ev.all)
 	}
 	// base layers live on the same registry: mounted, never uploaded
 	if n := reg.Count("POST", "/blobs/uploads/", "mount="); n == 0 {

@@ -663,8 +663,8 @@ cfg_check() { # FILE JQ-FILTER
 }
 check "frontend config: User 1001:1001, base Entrypoint/Cmd/StopSignal kept, ports 80+8080, volumes, NGINX_VERSION kept, Healthcheck" \
   cfg_check "$WORK/frontend-config.json" '.config | .User == "1001:1001" and .Entrypoint == ["/docker-entrypoint.sh"] and .Cmd == ["nginx","-g","daemon off;"] and .StopSignal == "SIGQUIT" and (.ExposedPorts | has("80/tcp") and has("8080/tcp")) and .Volumes == {"/var/log/nginx":{},"/tmp/app":{}} and (.Env | any(startswith("NGINX_VERSION="))) and (.Env | index("NODE_ENV=production")) and (.Healthcheck.Test[0] | IN("CMD", "CMD-SHELL"))'
-check "backend config: User 1001:1001, Cmd [python3 /app/server.py], WorkingDir /app, LANG kept, volumes, Healthcheck, no secrets in Env" \
-  cfg_check "$WORK/backend-config.json" '.config | .User == "1001:1001" and .Cmd == ["python3","/app/server.py"] and .WorkingDir == "/app" and (.Env | index("LANG=C.UTF-8")) and (.Env | all(startswith("PYTHONPATH=") | not)) and .Volumes == {"/app/logs":{},"/app/config":{},"/tmp/app":{}} and (.Healthcheck.Test[0] | IN("CMD", "CMD-SHELL")) and (.Env | all(startswith("DATABASE_URL=") or startswith("OPENROUTER_API_KEY=") | not))'
+check "backend config: User 1001:1001, Entrypoint [/usr/bin/tini --], Cmd [python3 /app/server.py], WorkingDir /app, LANG kept, volumes, Healthcheck, no secrets in Env" \
+  cfg_check "$WORK/backend-config.json" '.config | .User == "1001:1001" and .Entrypoint == ["/usr/bin/tini","--"] and .Cmd == ["python3","/app/server.py"] and .WorkingDir == "/app" and (.Env | index("LANG=C.UTF-8")) and (.Env | all(startswith("PYTHONPATH=") | not)) and .Volumes == {"/app/logs":{},"/app/config":{},"/tmp/app":{}} and (.Healthcheck.Test[0] | IN("CMD", "CMD-SHELL")) and (.Env | all(startswith("DATABASE_URL=") or startswith("OPENROUTER_API_KEY=") | not))'
 
 # Podman reads HEALTHCHECK only from Docker-format images: the frontend,
 # built again with --format docker, keeps its check under podman.
@@ -904,6 +904,16 @@ console_script() {
   [ "$out" = "taskflow-admin hello-world" ] || { echo "taskflow-admin printed: $out"; return 1; }
 }
 
+# tini_init UNIT ROOTFS MACHINE: the system layer's tini (a Debian package
+# gantry installed) is PID 1, is of MACHINE, and dpkg lists it installed.
+tini_init() {
+  local comm status
+  comm=$(exec_in "$1" cat /proc/1/comm) || return 1
+  [ "$comm" = tini ] || { echo "PID 1 is $comm"; return 1; }
+  [ "$(elf_machine "$(od -An -tx1 -N20 "$2/usr/bin/tini")")" = "$3" ] || { echo "/usr/bin/tini is $(elf_machine "$(od -An -tx1 -N20 "$2/usr/bin/tini")")"; return 1; }
+  status=$(awk '/^Package: tini$/ {p=1} p && /^Status:/ {print; exit}' "$2/var/lib/dpkg/status")
+  [ "$status" = "Status: install ok installed" ] || { echo "dpkg status of tini: '$status'"; return 1; }
+}
 exec_as() { # UNIT UID:GID ARGS...
   local n=$1 u=$2
   shift 2
@@ -1209,6 +1219,8 @@ arch_checks() {
     json_true "$WORK/be-health.body" --arg m "$want_machine" '.native.arch == $m and .native.add == 5'
   check "$arch: backend: the console script taskflow-admin runs (shebang: the base's python3)" \
     console_script "$be"
+  check "$arch: backend: PID 1 is tini from the system layer (Debian package, ${ELF_MACHINE[$arch]}, dpkg says installed)" \
+    tini_init "$be" "$ber" "${ELF_MACHINE[$arch]}"
 
   stop_report "$arch" "$fe" $((10 * SLOW[$arch]))
   stop_report "$arch" "$be" $((10 * SLOW[$arch]))

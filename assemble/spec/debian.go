@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/gantry-dev/gantry/layers/debian"
@@ -113,6 +114,14 @@ func (v validator) debianSources(p string, lines []string) ([]*debian.Archive, e
 		}
 		if a.SignedBy != "" && !strings.HasPrefix(a.SignedBy, "/") {
 			a.SignedBy = v.hostPath(a.SignedBy)
+		}
+		if rel, ok := strings.CutPrefix(a.URI, "file:"); ok && !strings.HasPrefix(rel, "/") {
+			// an archive beside the config
+			dir, err := filepath.Abs(v.hostPath(rel))
+			if err != nil {
+				return nil, v.errorf(p, field, "%v", err)
+			}
+			a.URI = "file://" + filepath.ToSlash(dir)
 		}
 		out = append(out, a)
 	}

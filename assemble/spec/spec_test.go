@@ -717,8 +717,12 @@ func TestLoadTaskFlowExample(t *testing.T) {
 	if !slices.Equal(fe.Ports, []string{"8080/tcp"}) || !slices.Equal(be.Ports, []string{"8000/tcp"}) {
 		t.Errorf("ports %q %q", fe.Ports, be.Ports)
 	}
-	if len(fe.Layers) != 2 || len(be.Layers) != 2 || !fe.Layers[0].Precompress || len(fe.Layers[1].Sources) != 2 || fe.Layers[1].FileMode != 0o644 {
+	if len(fe.Layers) != 2 || len(be.Layers) != 3 || be.Layers[0].Debian == nil || !slices.Equal(be.Layers[0].Debian.Requested(), []string{"tini"}) || !fe.Layers[0].Precompress || len(fe.Layers[1].Sources) != 2 || fe.Layers[1].FileMode != 0o644 {
 		t.Errorf("layers %+v %+v", fe.Layers, be.Layers)
+	}
+	// a file: archive beside gantry.yaml becomes an absolute file:// URI
+	if d := be.Layers[0].Debian; d != nil && (len(d.Sources) != 1 || !strings.HasPrefix(d.Sources[0].URI, "file:///") || !strings.HasSuffix(d.Sources[0].URI, "/testdata/taskflow/backend/apt")) {
+		t.Errorf("system layer sources %+v", d.Sources)
 	}
 	for _, s := range specs {
 		for _, l := range s.Layers {

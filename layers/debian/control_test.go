@@ -58,7 +58,7 @@ func TestSources(t *testing.T) {
 	if err != nil || len(as) != 2 || as[1].Suite != "bookworm-updates" {
 		t.Fatalf("%+v %v", as, err)
 	}
-	for _, bad := range []string{"deb http://a ./", "deb [trusted=yes] http://a x main", "deb file:/srv x main", "rpm http://a x main"} {
+	for _, bad := range []string{"deb http://a ./", "deb [trusted=yes] http://a x main", "deb ftp://a x main", "deb file://host/srv x main", "rpm http://a x main"} {
 		if _, err := ParseSourcesList([]byte(bad), "s"); err == nil {
 			t.Errorf("%q parsed", bad)
 		}

@@ -34,13 +34,21 @@ func newFetcher(client *http.Client, cache string) (*fetcher, error) {
 		return nil, errors.New("debian: no cache directory")
 	}
 	if client == nil {
-		client = http.DefaultClient
+		client = defaultClient()
 	}
 	f := &fetcher{client: client, blobs: filepath.Join(cache, "debian", "blobs")}
 	if err := os.MkdirAll(f.blobs, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the debian download cache: %w", err)
 	}
 	return f, nil
+}
+
+// defaultClient reaches http(s) archives and file: ones (an archive in a
+// directory of the build machine, as apt's file: sources).
+func defaultClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.RegisterProtocol("file", http.NewFileTransport(http.Dir("/")))
+	return &http.Client{Transport: t}
 }
 
 // errNotFound is a 404 or 410 from the archive.

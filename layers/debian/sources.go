@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/url"
+	"path"
 	"strings"
 )
 
@@ -91,8 +92,13 @@ func (a *Archive) options(opts []string) error {
 
 func (a *Archive) check() error {
 	u, err := url.Parse(a.URI)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%s: %q is not an http(s) archive URI", a.Where, a.URI)
+	switch {
+	case err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "":
+	case err == nil && u.Scheme == "file" && u.Host == "" && (u.Opaque != "" || path.IsAbs(u.Path)):
+		// a directory of the build machine: file:/abs, file:///abs, or
+		// file:rel (beside gantry.yaml; the config resolves it)
+	default:
+		return fmt.Errorf("%s: %q is not an http(s) or file: archive URI", a.Where, a.URI)
 	}
 	a.URI = strings.TrimRight(a.URI, "/")
 	if strings.HasSuffix(a.Suite, "/") || a.Suite == "" {
