@@ -90,14 +90,25 @@ func (a *Archive) options(opts []string) error {
 	return nil
 }
 
+// archiveURI reports whether uri names an archive gantry can fetch from:
+// http(s), or a directory of the build machine (file:/abs, file:///abs,
+// or file:rel beside gantry.yaml, which the config resolves).
+func archiveURI(uri string) bool {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "http", "https":
+		return u.Host != ""
+	case "file":
+		return u.Host == "" && (u.Opaque != "" || path.IsAbs(u.Path))
+	}
+	return false
+}
+
 func (a *Archive) check() error {
-	u, err := url.Parse(a.URI)
-	switch {
-	case err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "":
-	case err == nil && u.Scheme == "file" && u.Host == "" && (u.Opaque != "" || path.IsAbs(u.Path)):
-		// a directory of the build machine: file:/abs, file:///abs, or
-		// file:rel (beside gantry.yaml; the config resolves it)
-	default:
+	if !archiveURI(a.URI) {
 		return fmt.Errorf("%s: %q is not an http(s) or file: archive URI", a.Where, a.URI)
 	}
 	a.URI = strings.TrimRight(a.URI, "/")
