@@ -9,6 +9,7 @@ import (
 
 	"github.com/gantry-dev/gantry/assemble/registry"
 	"github.com/gantry-dev/gantry/assemble/spec"
+	"github.com/gantry-dev/gantry/layers"
 	"github.com/gantry-dev/gantry/manifests"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -76,7 +77,8 @@ func fromRegistry(err error, baseRef string) error {
 	var te *transport.Error
 	var ne net.Error
 	var re *registry.Error
-	if errors.As(err, &re) || !errors.As(err, &te) && !errors.As(err, &ne) {
+	var se *layers.SourceError // a package source's network failure, not the registry's
+	if errors.As(err, &re) || errors.As(err, &se) || !errors.As(err, &te) && !errors.As(err, &ne) {
 		return err
 	}
 	where := baseRef

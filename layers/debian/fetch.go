@@ -74,15 +74,10 @@ func (f *fetcher) open(ctx context.Context, url string) (io.ReadCloser, error) {
 	return resp.Body, nil
 }
 
-// transferError is a failed request or download from an archive. The
-// network error is in the message but not wrapped: the engine takes a
-// wrapped net.Error for a failure of the base's registry (exit 3), and an
-// archive is no registry. A cancelled context stays wrapped (an interrupt).
+// transferError is a failed request or download from an archive: the
+// archive's failure, not the base's registry's.
 func transferError(ctx context.Context, url string, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("fetching %s: %w", url, ctx.Err())
-	}
-	return fmt.Errorf("fetching %s: %v (is the archive reachable?)", url, err)
+	return layers.SourceFailure(ctx, "fetching "+url, "is the archive reachable?", err)
 }
 
 // small fetches a small file (a Release file, its signature) whole.

@@ -396,15 +396,10 @@ func (f *Finder) open(ctx context.Context, c Candidate) (io.ReadCloser, error) {
 	return resp.Body, nil
 }
 
-// transferError is a failed request to a package index. The network
-// error is in the message but not wrapped: the engine takes a wrapped
-// net.Error for a failure of the base's registry (exit 3), and an index is
-// no registry. A cancelled context stays wrapped (an interrupt).
+// transferError is a failed request to a package index: the index's
+// failure, not the base's registry's.
 func transferError(ctx context.Context, what string, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("%s: %w", what, ctx.Err())
-	}
-	return fmt.Errorf("%s: %v (is the index reachable?)", what, err)
+	return layers.SourceFailure(ctx, what, "is the index reachable?", err)
 }
 
 // sortedCopy returns a sorted copy of s.
