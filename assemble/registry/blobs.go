@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -55,15 +54,10 @@ func (b *Blobs) Has(ctx context.Context, d v1.Hash, size int64) (bool, error) {
 // one without uploading it; false when the registry would not (it then
 // offers an upload, which is cancelled).
 func (b *Blobs) Mount(ctx context.Context, d v1.Hash, from name.Repository) (bool, error) {
-	auth, err := authn.Resolve(ctx, b.c.keychain, b.repo)
-	if err != nil {
-		return false, err
-	}
-	rt, err := transport.NewWithContext(ctx, b.repo.Registry, auth, b.c.transport, []string{b.repo.Scope(transport.PushScope), from.Scope(transport.PullScope)})
+	client, err := b.c.authorized(ctx, b.repo, transport.PushScope, from.Scope(transport.PullScope))
 	if err != nil {
 		return false, Classify(err, b.repo.String())
 	}
-	client := &http.Client{Transport: rt}
 	u := uploadsURL(b.repo) + "?" + url.Values{"mount": {d.String()}, "from": {from.RepositoryStr()}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {

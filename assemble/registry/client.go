@@ -150,13 +150,15 @@ func (c *Client) RemoteOptions(ctx context.Context) []remote.Option {
 	}
 }
 
-// authorized is an HTTP client for repo with scope's token.
-func (c *Client) authorized(ctx context.Context, repo name.Repository, scope string) (*http.Client, error) {
+// authorized is an HTTP client for repo with a token for the action scope
+// on repo and for any further scopes (e.g. pulling from another
+// repository to mount a blob from it).
+func (c *Client) authorized(ctx context.Context, repo name.Repository, scope string, more ...string) (*http.Client, error) {
 	auth, err := authn.Resolve(ctx, c.keychain, repo)
 	if err != nil {
 		return nil, err
 	}
-	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, c.transport, []string{repo.Scope(scope)})
+	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, c.transport, append([]string{repo.Scope(scope)}, more...))
 	if err != nil {
 		return nil, err
 	}
