@@ -41,8 +41,7 @@ type chunker struct {
 	curLen int64
 	stored bool
 	buf    []byte
-	chunks []chunk
-	emit   func(i int, c chunk, data []byte) error
+	emit   func(c chunk, data []byte) error
 	buffer func() []byte // a chunk buffer (default: a new one)
 	// noTotal skips the whole stream's hash: a scan made it already.
 	noTotal bool
@@ -143,8 +142,6 @@ func (c *chunker) cut() error {
 	}
 	ch := chunk{Len: c.curLen, Stored: c.stored}
 	c.cur.Sum(ch.Hash[:0])
-	i := len(c.chunks)
-	c.chunks = append(c.chunks, ch)
 	c.cur.Reset()
 	c.curLen, c.stored = 0, false
 	if c.emit == nil {
@@ -152,7 +149,7 @@ func (c *chunker) cut() error {
 	}
 	data := c.buf
 	c.buf = nil
-	return c.emit(i, ch, data)
+	return c.emit(ch, data)
 }
 
 // finish ends the last chunk.

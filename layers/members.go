@@ -16,7 +16,6 @@ import (
 // member is one chunk of the blob being written: compressed by a worker,
 // or copied from a blob in the cache (at).
 type member struct {
-	i    int
 	c    chunk
 	data []byte    // uncompressed, then compressed
 	at   *chunkLoc // where the cache has it compressed already
@@ -83,8 +82,8 @@ func (mw *memberWriter) produce(ctx context.Context, entries []Entry, queue, job
 	ch := newChunker(entries)
 	ch.buffer = mw.buffer
 	ch.noTotal = mw.scanned != nil
-	ch.emit = func(i int, c chunk, data []byte) error {
-		m := mw.member(i, c, data)
+	ch.emit = func(c chunk, data []byte) error {
+		m := mw.member(c, data)
 		select {
 		case queue <- m:
 		case <-ctx.Done():
@@ -120,10 +119,10 @@ func (mw *memberWriter) produce(ctx context.Context, entries []Entry, queue, job
 	return nil
 }
 
-// member is chunk i as the writer gets it: to compress, or where the cache
+// member is a chunk as the writer gets it: to compress, or where the cache
 // has it compressed.
-func (mw *memberWriter) member(i int, c chunk, data []byte) *member {
-	m := &member{i: i, c: c, data: data, done: make(chan struct{}), at: mw.b.Cache.chunkAt(c, mw.comp)}
+func (mw *memberWriter) member(c chunk, data []byte) *member {
+	m := &member{c: c, data: data, done: make(chan struct{}), at: mw.b.Cache.chunkAt(c, mw.comp)}
 	if m.at != nil {
 		mw.release(m.data)
 		m.data = nil
