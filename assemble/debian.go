@@ -143,8 +143,7 @@ func (e *Engine) lockDebian(ctx context.Context, s spec.ImageSpec, plats []platf
 			if err != nil {
 				return fmt.Errorf("listing base layers: %w", err)
 			}
-			base := layers.NewBaseFS(e.cache, baseLayers)
-			base.Tail = e.registry.Tail
+			base := e.baseFS(baseLayers, nil)
 			fs, o, err := e.debianOptions(ctx, base, p.platform, ls)
 			if err != nil {
 				return fmt.Errorf("layer %s: %w", ls.Name, err)

@@ -77,7 +77,7 @@ func (e *Engine) buildPlatform(ctx context.Context, ib *imageBuild, p platformIm
 	if err != nil {
 		return nil, pr, fmt.Errorf("listing base layers: %w", err)
 	}
-	fsys := e.baseFS(ib, baseLayers)
+	fsys := e.baseFS(baseLayers, ib.sinks.indexes)
 	pb := &platformBuild{imageBuild: ib, p: p, baseLayers: baseLayers, fs: fsys, upper: ib.upper}
 	pb.patch = e.configPatch(ib.s)
 	if err := e.addContent(ctx, pb); err != nil {

@@ -48,7 +48,7 @@ func (e *Engine) prefetchPlatform(ctx context.Context, ib *imageBuild, p platfor
 	}
 	bl, err := p.image.Layers()
 	if err == nil {
-		err = e.baseFS(ib, bl).Prefetch(ctx)
+		err = e.baseFS(bl, ib.sinks.indexes).Prefetch(ctx)
 	}
 	if err != nil && ctx.Err() == nil {
 		e.log.Debug("prefetching base layers failed; the build reads them itself", "image", ib.s.Name, "error", err)
@@ -56,11 +56,12 @@ func (e *Engine) prefetchPlatform(ctx context.Context, ib *imageBuild, p platfor
 }
 
 // baseFS is the filesystem of base layers bl, which reads layer sizes by
-// range and asks the sinks for indexes before downloading a layer.
-func (e *Engine) baseFS(ib *imageBuild, bl []v1.Layer) *layers.BaseFS {
+// range and asks the index sources (sinks that may have them) before
+// downloading a layer.
+func (e *Engine) baseFS(bl []v1.Layer, indexes []IndexSource) *layers.BaseFS {
 	fsys := layers.NewBaseFS(e.cache, bl)
 	fsys.Tail = e.registry.Tail
-	fsys.FetchIndex = fetchIndex(ib.sinks.indexes)
+	fsys.FetchIndex = fetchIndex(indexes)
 	return fsys
 }
 
