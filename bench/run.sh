@@ -195,9 +195,7 @@ timed() { # timed WORKLOAD TOOL SCENARIO ITER -- CMD... [:: CMD...]
 has() { case " $TOOLS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 run_gantry() { # W SCEN ITER STATE
-	local w=$1 sc=$2 i=$3 st=$4
-	timed "$w" gantry "$sc" "$i" -- "$BIN/gantry" append --base "$BASE" --layer "$SRC:$HTML" --owner 1001:1001 \
-		--push "$REG/bench/$w-gantry-$st:latest" --cache-dir "$WORK/gantry-$w-$st" -q "${GANTRY_FLAGS[@]}"
+	gantry_at "$1" "$2" "$3" "$SRC" "$WORK/gantry-$1-$4" "$REG/bench/$1-gantry-$4:latest"
 }
 run_crane() {
 	local w=$1 sc=$2 i=$3 st=$4
