@@ -69,35 +69,14 @@ func (b *Builder) Selector(entries []Entry) string {
 }
 
 func (b *Builder) selector(comp Compression, entries []Entry) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "gantry-layer-v3\n%s\n%d\n", comp.Key(), b.MTime.Unix())
-	var num [8]byte
-	putInt := func(v int64) { binary.BigEndian.PutUint64(num[:], uint64(v)); h.Write(num[:]) }
-	for i := range entries {
+	return b.key("gantry-layer-v3", comp, entries, func(h hash.Hash, i int) {
 		e := &entries[i]
-		h.Write([]byte(e.Name))
-		h.Write([]byte{0, e.Type})
-		putInt(e.Mode)
-		putInt(int64(e.UID))
-		putInt(int64(e.GID))
-		putInt(e.Size)
-		h.Write([]byte(e.Linkname))
-		h.Write([]byte{0})
-		if e.Source != "" {
-			putInt(e.SourceMTime.UnixNano())
-			putInt(e.host.ctime)
-			putInt(int64(e.host.id.dev))
-			putInt(int64(e.host.id.ino))
+		var num [8]byte
+		for _, v := range []int64{e.SourceMTime.UnixNano(), e.host.ctime, int64(e.host.id.dev), int64(e.host.id.ino)} {
+			binary.BigEndian.PutUint64(num[:], uint64(v))
+			h.Write(num[:])
 		}
-		if e.Gzip {
-			h.Write([]byte{'z'})
-		}
-		if e.Data != nil {
-			d := sha256.Sum256(e.Data)
-			h.Write(d[:])
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	})
 }
 
 // Build returns the layer made of entries (sorted by name), from the cache
@@ -138,7 +117,7 @@ func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry, fo
 		if err := found.entry(tw, e); err != nil {
 			return err
 		}
-		if err := b.writeEntry(tw, e, mtime, found); err != nil {
+		if err := b.writeEntry(tw, e, mtime, found, i); err != nil {
 			return err
 		}
 	}
@@ -148,11 +127,13 @@ func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry, fo
 	return nil
 }
 
-func (b *Builder) writeEntry(tw *tar.Writer, e *Entry, mtime time.Time, found *notes) error {
+// writeEntry writes e, entry i: its host file's SHA-256 is found.sums[i]
+// if hashed already, else it is hashed as it is read.
+func (b *Builder) writeEntry(tw *tar.Writer, e *Entry, mtime time.Time, found *notes, i int) error {
 	data := e.Data
 	if e.Gzip {
 		var err error
-		if data, err = b.gzipFile(e, found); err != nil {
+		if data, err = b.gzipFile(e, found, i); err != nil {
 			return err
 		}
 	} else if data != nil {
@@ -178,11 +159,11 @@ func (b *Builder) writeEntry(tw *tar.Writer, e *Entry, mtime time.Time, found *n
 			return fmt.Errorf("writing %s to layer: %w", e.Name, err)
 		}
 	case e.Type == tar.TypeReg && e.Source != "":
-		h := sha256.New()
-		if err := b.copyFile(io.MultiWriter(tw, h), e, found, func(head []byte) error { return found.data(e, e.Size, head) }); err != nil {
+		w, sum := found.sums.hashing(tw, i)
+		if err := b.copyFile(w, e, found, func(head []byte) error { return found.data(e, e.Size, head) }); err != nil {
 			return err
 		}
-		found.sawFile(e.Name, h.Sum(nil))
+		found.sawFile(e.Name, sum())
 	case e.Type == tar.TypeReg:
 		found.sawFile(e.Name, emptySHA256[:])
 	}
@@ -278,17 +259,19 @@ func sameFile(f *os.File, e *Entry) error {
 	return nil
 }
 
-// gzipFile returns the deterministic gzip of e's source: best compression,
-// no name and no mtime in the header.
-func (b *Builder) gzipFile(e *Entry, found *notes) ([]byte, error) {
+// gzipFile returns the deterministic gzip of e's source (entry i, whose
+// sum it records): best compression, no name and no mtime in the header.
+func (b *Builder) gzipFile(e *Entry, found *notes, i int) ([]byte, error) {
 	var buf bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	if err != nil {
 		return nil, err
 	}
-	if err := b.copyFile(zw, e, found, nil); err != nil {
+	w, sum := found.sums.hashing(zw, i)
+	if err := b.copyFile(w, e, found, nil); err != nil {
 		return nil, err
 	}
+	sum()
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("precompressing %s: %w", e.Source, err)
 	}

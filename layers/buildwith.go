@@ -13,11 +13,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// BuildWith is Build with hooks. On a selector miss it first streams the
-// tar once without compressing it, to learn its diffID: a layer the cache
-// (or, through h.Reuse, a registry) already has with that content is
-// neither compressed nor uploaded again. Otherwise only the chunks the
-// cache lacks are compressed.
+// BuildWith is Build with hooks. On a selector miss it first hashes the
+// host files (on every core) for the content key: a layer the cache has
+// with the same bytes (a fresh checkout) is neither tarred nor compressed.
+// Else, when a registry may have it (h.Reuse), the tar is streamed once
+// without compressing to learn its diffID, and a layer the registry has is
+// not compressed either. Otherwise only the chunks the cache lacks are
+// compressed.
 func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Layer, error) {
 	// A zero Compression means the defaults (not gzip level 0, which stores).
 	comp, err := b.Compression.Normalize()
@@ -29,44 +31,42 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 		b.hits.Add(1)
 		// Gates on content apply on a hit as on a miss: the record holds
 		// what the build that wrote it found.
-		if err := checkSecretFindings(entries, l.secrets); err != nil {
-			return nil, err
-		}
-		return l, nil
+		return l, checkSecretFindings(entries, l.secrets)
 	}
 	b.misses.Add(1)
+	// The files are hashed first when their content key may find the
+	// layer (the cache has content records) or a scan follows anyway;
+	// else (a cold cache) they are hashed as the tar is written.
+	known := make(sums, len(entries))
+	if h.Reuse != nil || b.Cache.hasContent() {
+		if known, err = b.sourceSums(ctx, entries); err != nil {
+			return nil, err
+		}
+		if l := b.Cache.lookup(b.Cache.contentRecord(b.contentKey(comp, entries, known)), comp); l != nil {
+			b.contentHits.Add(1)
+			if err := checkSecretFindings(entries, l.secrets); err != nil {
+				return nil, err
+			}
+			return l, b.Cache.store(comp, l, sel)
+		}
+	}
 	var sc *scanned
 	if h.Reuse != nil {
 		// learn the diffID first: the registry may have the layer
-		if sc, err = b.scan(ctx, entries); err != nil {
+		if sc, err = b.scan(ctx, entries, known); err != nil {
 			return nil, err
-		}
-		if l := b.Cache.lookup(b.Cache.contentRecord(sc.diffID, comp), comp); l != nil {
-			b.contentHits.Add(1)
-			return l, b.Cache.store(comp, l, sel)
 		}
 		if rb, ok := h.Reuse(ctx, sc.diffID, comp.Key()); ok {
 			b.registryHits.Add(1)
 			return sc.remote(comp, rb), nil
 		}
 	}
-	// one pass when nothing but the cache can have it: the chunks it has
-	// are copied, not compressed
-	l, sc, err := b.write(ctx, comp, entries, sc, h)
+	l, err := b.write(ctx, comp, entries, sc, known, h)
 	if err != nil {
 		return nil, err
 	}
-	content := b.Cache.contentRecord(sc.diffID, comp)
-	if h.Reuse == nil {
-		if c := b.Cache.lookup(content, comp); c != nil {
-			b.contentHits.Add(1)
-			return c, b.Cache.store(comp, c, sel)
-		}
-	}
-	if err := b.Cache.store(comp, l, sel, content); err != nil {
-		return nil, err
-	}
-	return l, nil
+	// known holds every file's sum now
+	return l, b.Cache.store(comp, l, sel, b.Cache.contentRecord(b.contentKey(comp, entries, known)))
 }
 
 // scanned is what streaming a layer's tar tells: its diffID and size, and
@@ -77,9 +77,10 @@ type scanned struct {
 	found  notes
 }
 
-// scan streams entries' tar into a hash, compressing nothing.
-func (b *Builder) scan(ctx context.Context, entries []Entry) (*scanned, error) {
-	sc := &scanned{found: notes{files: []FileDigest{}}}
+// scan streams entries' tar into a hash, compressing nothing; known are
+// the host files' sums, those not hashed yet filled in.
+func (b *Builder) scan(ctx context.Context, entries []Entry, known sums) (*scanned, error) {
+	sc := &scanned{found: notes{files: []FileDigest{}, sums: known}}
 	h := sha256.New()
 	w := &countingWriter{w: h}
 	if err := b.writeTar(ctx, w, entries, &sc.found); err != nil {
@@ -115,12 +116,14 @@ type RemoteBlob struct {
 
 // notes collects what one build finds in the contents it reads, for the
 // layer and its cache record; cut, when set, is told where entries and
-// incompressible data begin.
+// incompressible data begin; sums, by entry, are the host files' SHA-256,
+// given or filled in as they are read.
 type notes struct {
 	secrets []SecretFinding
 	elf     []ELFFile
 	files   []FileDigest // never nil once built: a cache record without it is a miss
 	cut     *chunker
+	sums    sums
 }
 
 // sawHead records what the first bytes of entry e's content tell.
@@ -185,11 +188,12 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // write makes the blob of a layer into the cache (and the tee),
 // compressing only the chunks the cache lacks; sc is the scan, if one was
-// made, else what this pass saw.
-func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, sc *scanned, h Hooks) (l *Layer, _ *scanned, err error) {
+// made, else what this pass saw; known are the host files' sums, those not
+// hashed yet filled in.
+func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, sc *scanned, known sums, h Hooks) (l *Layer, err error) {
 	tmp, err := b.Cache.tempFile("layer-*")
 	if err != nil {
-		return nil, nil, fmt.Errorf("creating layer file in cache: %w", err)
+		return nil, fmt.Errorf("creating layer file in cache: %w", err)
 	}
 	stored := false
 	defer func() {
@@ -205,16 +209,16 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, 
 		sinks = append(sinks, &dropOnError{w: h.Tee})
 	}
 	out := &countingWriter{w: io.MultiWriter(sinks...)}
-	mw, err := b.writeMembers(ctx, comp, entries, sc, out, h.Progress)
+	mw, err := b.writeMembers(ctx, comp, entries, sc, known, out, h.Progress)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if sc == nil {
 		sc = mw.scanned
 	}
 	b.compressed.Add(mw.compressed)
 	if err := fileBuf.Flush(); err != nil {
-		return nil, nil, fmt.Errorf("writing layer to cache: %w", err)
+		return nil, fmt.Errorf("writing layer to cache: %w", err)
 	}
 	l = &Layer{
 		digest: hashOf(digest), diffID: sc.diffID, size: out.n, uncompressedSize: sc.size,
@@ -225,9 +229,9 @@ func (b *Builder) write(ctx context.Context, comp Compression, entries []Entry, 
 		// else the same bytes are stored already (for another selector):
 		// keep that file, whose mtime the other selector's record checks
 		if err := os.Rename(tmp.Name(), l.path); err != nil {
-			return nil, nil, fmt.Errorf("storing layer in cache: %w", err)
+			return nil, fmt.Errorf("storing layer in cache: %w", err)
 		}
 		stored = true
 	}
-	return l, sc, b.Cache.storeChunks(comp, l.digest, mw.written)
+	return l, b.Cache.storeChunks(comp, l.digest, mw.written)
 }

@@ -70,14 +70,26 @@ type record struct {
 }
 
 // selectorRecord is where the record of a selector (the layer's entries'
-// metadata) is kept; contentRecord, that of a tar stream (its diffID), for
-// a checkout whose files are the same bytes with new mtimes.
+// metadata) is kept; contentRecord, that of its bytes (Builder.contentKey),
+// for a checkout whose files are the same bytes with new mtimes.
 func (c *Cache) selectorRecord(selector string) string {
 	return filepath.Join(c.dir, "layers", selector+".json")
 }
 
-func (c *Cache) contentRecord(diffID v1.Hash, comp Compression) string {
-	return filepath.Join(c.dir, "content", diffID.Hex+"-"+comp.keyHash()+".json")
+func (c *Cache) contentRecord(contentKey string) string {
+	return filepath.Join(c.dir, "content", contentKey+".json")
+}
+
+// hasContent reports whether any content record is kept: without one no
+// content key can hit, and hashing the files for it first would be waste.
+func (c *Cache) hasContent() bool {
+	d, err := os.Open(filepath.Join(c.dir, "content"))
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(1)
+	return len(names) > 0
 }
 
 // lookup returns the layer recorded in file rec, or nil on a miss. A

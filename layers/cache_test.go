@@ -359,11 +359,10 @@ func TestCacheDamagedBlob(t *testing.T) {
 			entries := mustWalk(t, cacheSpec(src))
 			l1 := mustBuild(t, b, entries)
 			d1, id1 := digestOf(t, l1)
-			comp, _ := b.Compression.Normalize()
 			rec := filepath.Join(cache.Dir(), "layers", b.Selector(entries)+".json")
 			// the record by content too: a damaged record is a miss only
 			// when both are damaged
-			content := cache.contentRecord(mustHash(t, id1), comp)
+			content := cache.contentRecord(contentKeyOf(t, b, entries))
 			for _, r := range []string{rec, content} {
 				if _, err := os.Stat(r); err != nil {
 					t.Fatalf("no cache record: %v", err)

@@ -282,3 +282,17 @@ func mustHash(t testing.TB, s string) v1.Hash {
 	}
 	return h
 }
+
+// contentKeyOf is the content key b gives entries.
+func contentKeyOf(t *testing.T, b *Builder, entries []Entry) string {
+	t.Helper()
+	comp, err := b.Compression.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	known, err := b.sourceSums(context.Background(), entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.contentKey(comp, entries, known)
+}

@@ -37,6 +37,7 @@ type memberWriter struct {
 	compressed int64
 	// scanned is what this pass saw (the scan's diffID if there was one)
 	scanned *scanned
+	known   sums // the host files' sums, filled in as they are read
 }
 
 type chunkSpan struct {
@@ -49,8 +50,8 @@ type chunkSpan struct {
 // scan made first) the stream's diffID is known and not hashed again;
 // every source is checked against its walk as it is read, so one that
 // changed since fails the build.
-func (b *Builder) writeMembers(ctx context.Context, comp Compression, entries []Entry, sc *scanned, out io.Writer, progress func(int64)) (*memberWriter, error) {
-	mw := &memberWriter{b: b, comp: comp, out: out, scanned: sc, pool: make(chan []byte, 4)}
+func (b *Builder) writeMembers(ctx context.Context, comp Compression, entries []Entry, sc *scanned, known sums, out io.Writer, progress func(int64)) (*memberWriter, error) {
+	mw := &memberWriter{b: b, comp: comp, out: out, scanned: sc, known: known, pool: make(chan []byte, 4)}
 	workers := runtime.GOMAXPROCS(0)
 	g, gctx := errgroup.WithContext(ctx)
 	queue := make(chan *member, workers) // in order, for the writer
@@ -99,7 +100,7 @@ func (mw *memberWriter) produce(ctx context.Context, entries []Entry, queue, job
 			return ctx.Err()
 		}
 	}
-	found := &notes{cut: ch, files: []FileDigest{}}
+	found := &notes{cut: ch, files: []FileDigest{}, sums: mw.known}
 	var w io.Writer = ch
 	if progress != nil {
 		w = &countingWriter{w: ch, report: progress}

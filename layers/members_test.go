@@ -1,6 +1,7 @@
 package layers
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -9,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -84,8 +86,18 @@ func TestFreshCheckoutIsAHitByContent(t *testing.T) {
 	b := &Builder{Cache: cache, MTime: testMTime}
 	entries := mustWalk(t, spec(checkout))
 	l2 := mustBuild(t, b, entries)
-	if st := b.Stats(); st.Misses != 1 || st.ContentHits != 1 || st.Compressed != 0 {
-		t.Errorf("fresh checkout: stats %+v, want a selector miss found by content, nothing compressed", st)
+	// each file is read once, to hash it: no tar is written
+	files := int64(0)
+	for _, e := range entries {
+		if e.Source != "" && e.Type == tar.TypeReg {
+			files++
+		}
+	}
+	if st := b.Stats(); st.Misses != 1 || st.ContentHits != 1 || st.Compressed != 0 || st.FilesRead != files {
+		t.Errorf("fresh checkout: stats %+v, want a selector miss found by content, %d files read, nothing compressed", st, files)
+	}
+	if !reflect.DeepEqual(l2.Files(), l1.Files()) {
+		t.Error("fresh checkout: the file list differs from the build's")
 	}
 	if mustDigest(t, l2) != mustDigest(t, l1) || !l2.Cached() {
 		t.Errorf("fresh checkout gave %s (cached %v), want %s", mustDigest(t, l2), l2.Cached(), mustDigest(t, l1))
@@ -172,3 +184,32 @@ func TestIncompressibleIsStored(t *testing.T) {
 
 func mustDigest(t testing.TB, l *Layer) string { d, _ := digestOf(t, l); return d }
 func mustDiffID(t testing.TB, l *Layer) string { _, id := digestOf(t, l); return id }
+
+// TestFreshCheckoutPrecompressed: the content key of a ".gz" sibling is
+// its source's sum, whether the build hashed the files first or as it
+// wrote them (a cold cache), so a checkout of a precompressed tree is found
+// by content too, with the same file list.
+func TestFreshCheckoutPrecompressed(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string]file{"index.html": {data: "<html>hello</html>"}, "app.js": {data: "console.log(1)"}, "logo.png": {data: "\x89PNG"}})
+	spec := func(dir string) Spec { return Spec{Sources: []Source{{From: dir, To: "/www"}}, Precompress: true} }
+	cache := newCache(t)
+	cold := &Builder{Cache: cache, MTime: testMTime}
+	l1 := mustBuild(t, cold, mustWalk(t, spec(src)))
+	if st := cold.Stats(); st.FilesRead != 5 { // 3 files and 2 gzips of them, each read once
+		t.Errorf("cold build read %d files, want 5", st.FilesRead)
+	}
+	for i := range 2 {
+		checkout := t.TempDir()
+		copyTree(t, src, checkout)
+		setMTimes(t, checkout, time.Now().Add(time.Duration(i+1)*time.Hour))
+		b := &Builder{Cache: cache, MTime: testMTime}
+		l := mustBuild(t, b, mustWalk(t, spec(checkout)))
+		if st := b.Stats(); st.ContentHits != 1 || st.Compressed != 0 {
+			t.Fatalf("checkout %d: stats %+v, want a content hit", i, st)
+		}
+		if mustDigest(t, l) != mustDigest(t, l1) || !reflect.DeepEqual(l.Files(), l1.Files()) {
+			t.Errorf("checkout %d: a different layer or file list", i)
+		}
+	}
+}
