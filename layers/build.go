@@ -190,7 +190,7 @@ func (b *Builder) copyFile(w io.Writer, e *Entry, found *notes, beforeData func(
 	if err != nil {
 		return err
 	}
-	m, err := io.Copy(w, r)
+	m, err := io.CopyBuffer(w, r, found.copyBuffer())
 	n += m
 	if err != nil {
 		return fmt.Errorf("reading layer source %s: %w", e.Source, err)

@@ -124,6 +124,16 @@ type notes struct {
 	files   []FileDigest // never nil once built: a cache record without it is a miss
 	cut     *chunker
 	sums    sums
+	buf     []byte // for copying the files of this pass
+}
+
+// copyBuffer is the pass's buffer for copying files (io.Copy would make
+// one per file: 32 KiB of garbage each).
+func (n *notes) copyBuffer() []byte {
+	if n.buf == nil {
+		n.buf = make([]byte, 64<<10)
+	}
+	return n.buf
 }
 
 // sawHead records what the first bytes of entry e's content tell.

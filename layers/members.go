@@ -38,6 +38,7 @@ type memberWriter struct {
 	// scanned is what this pass saw (the scan's diffID if there was one)
 	scanned *scanned
 	known   sums // the host files' sums, filled in as they are read
+	copyBuf []byte
 }
 
 type chunkSpan struct {
@@ -203,7 +204,10 @@ func (mw *memberWriter) copyFrom(at *chunkLoc) error {
 		return fmt.Errorf("reading a cached chunk: %w", err)
 	}
 	defer f.Close()
-	n, err := io.Copy(mw.out, io.NewSectionReader(f, at.Offset, at.Length))
+	if mw.copyBuf == nil {
+		mw.copyBuf = make([]byte, 64<<10)
+	}
+	n, err := io.CopyBuffer(mw.out, io.NewSectionReader(f, at.Offset, at.Length), mw.copyBuf)
 	if err == nil && n != at.Length {
 		err = fmt.Errorf("%s is shorter than its record says", f.Name())
 	}
