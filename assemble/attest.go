@@ -31,11 +31,12 @@ type AttestOptions struct {
 // provenance: its name, targets, sources and files, and the packages its
 // installer reported in pb.installed. An installer layer (Python wheels,
 // Debian packages) sets pb.installed while it makes its entries, with
-// purls from attest.PyPI or attest.Deb and each artifact's SHA-256.
-func (pb *platformBuild) noteLayer(ls spec.LayerSpec, l *layers.Layer) {
+// purls from attest.PyPI or attest.Deb and each artifact's SHA-256. part
+// names the part of a split layer.
+func (pb *platformBuild) noteLayer(ls spec.LayerSpec, part string, l *layers.Layer) {
 	d, _ := l.Digest()
 	diff, _ := l.DiffID()
-	al := attest.Layer{Name: ls.Name, Digest: d, DiffID: diff, Files: l.Files(), Packages: pb.installed}
+	al := attest.Layer{Name: ls.Name + part, Digest: d, DiffID: diff, Files: l.Files(), Packages: pb.installed}
 	pb.installed = nil
 	if ls.Python != nil {
 		if ls.Python.Target != "" {

@@ -90,9 +90,10 @@ type imageBuild struct {
 	layerType types.MediaType
 	builder   *layers.Builder
 	sinks     sinkRoles
-	// content has a layer for each of s.Layers built once for every
-	// platform, nil for one built per platform; entries has its entries.
-	content []*layers.Layer
+	// content has the layers (one, or its parts when split) of each of
+	// s.Layers built once for every platform, nil for one built per
+	// platform; entries has its entries.
+	content [][]*layers.Layer
 	entries [][]layers.Entry
 	upper   map[string]layers.Entry // every entry of the shared layers, by name
 	// perPlatform is set when some layer is built per platform.
@@ -119,11 +120,11 @@ func (e *Engine) buildImage(ctx context.Context, s spec.ImageSpec, roles sinkRol
 		if err != nil {
 			return nil, fmt.Errorf("layer %s: %w", ls.Name, err)
 		}
-		l, entries, err := e.buildLayer(ctx, ib, ls.Name, entries, ib.upper, "")
+		parts, err := e.buildLayers(ctx, ib, ls, entries, ib.upper, "")
 		if err != nil {
 			return nil, fmt.Errorf("layer %s: %w", ls.Name, err)
 		}
-		ib.content, ib.entries = append(ib.content, l), append(ib.entries, entries)
+		ib.content, ib.entries = append(ib.content, parts), append(ib.entries, entries)
 	}
 	built := &Built{Spec: s, BaseRef: ib.base.ref, BaseDigest: ib.base.digest, BaseIndexes: map[string]string{}}
 	var children []manifests.Child
@@ -232,13 +233,37 @@ func escapePattern(p string) string {
 	return strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`).Replace(p)
 }
 
+// buildLayers builds the layer ls of entries: one layer, or the parts its
+// split: asks for, in order.
+func (e *Engine) buildLayers(ctx context.Context, ib *imageBuild, ls spec.LayerSpec, entries []layers.Entry, upper map[string]layers.Entry, what string) ([]*layers.Layer, error) {
+	parts := layers.Split(entries, ls.Split)
+	var out []*layers.Layer
+	for k, part := range parts {
+		name := ls.Name + partOf(k, len(parts))
+		l, err := e.buildLayer(ctx, ib, name, part, upper, what)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// partOf names part k of n of a split layer ("" when there is one).
+func partOf(k, n int) string {
+	if n == 1 {
+		return ""
+	}
+	return fmt.Sprintf(" (part %d of %d)", k+1, n)
+}
+
 // buildLayer checks the gates on a new layer's entries (upper: the entries
 // of the new layers below it, which it then joins) and builds it,
 // streaming it to the sinks that take layers while they are built. what
 // names the platform for a per-platform layer.
-func (e *Engine) buildLayer(ctx context.Context, ib *imageBuild, name string, entries []layers.Entry, upper map[string]layers.Entry, what string) (*layers.Layer, []layers.Entry, error) {
+func (e *Engine) buildLayer(ctx context.Context, ib *imageBuild, name string, entries []layers.Entry, upper map[string]layers.Entry, what string) (*layers.Layer, error) {
 	if err := ib.gates.entries(name, entries, upper); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var total int64
 	for _, en := range entries {
@@ -254,7 +279,7 @@ func (e *Engine) buildLayer(ctx context.Context, ib *imageBuild, name string, en
 	if err != nil {
 		task.Done("failed")
 		stream.finish(nil)
-		return nil, nil, err
+		return nil, err
 	}
 	d, _ := l.Digest()
 	stream.finish(&d)
@@ -271,7 +296,7 @@ func (e *Engine) buildLayer(ctx context.Context, ib *imageBuild, name string, en
 	}
 	task.Done(fmt.Sprintf("%s %s (%s compressed, %d entries)", verb, progress.Short(d.Hex), progress.Size(size), len(entries)))
 	e.log.Debug("layer", "image", ib.s.Name, "layer", name, "platform", what, "digest", d, "size", size, "entries", len(entries), "cached", l.Cached())
-	return l.WithMediaType(ib.layerType), entries, nil
+	return l.WithMediaType(ib.layerType), nil
 }
 
 // qualified is a registry reference written out in full, as puller and

@@ -38,9 +38,9 @@ func (e *Engine) addContent(ctx context.Context, pb *platformBuild) error {
 	}
 	plat := manifests.PlatformString(pb.p.platform)
 	for i, ls := range pb.s.Layers {
-		l := pb.content[i]
+		parts := pb.content[i]
 		switch {
-		case l == nil:
+		case parts == nil:
 			entries, ok, err := e.platformEntries(ctx, pb, ls)
 			if err != nil {
 				return fmt.Errorf("layer %s: %w", ls.Name, err)
@@ -48,7 +48,7 @@ func (e *Engine) addContent(ctx context.Context, pb *platformBuild) error {
 			if !ok {
 				continue
 			}
-			if l, _, err = e.buildLayer(ctx, pb.imageBuild, ls.Name, entries, pb.upper, plat); err != nil {
+			if parts, err = e.buildLayers(ctx, pb.imageBuild, ls, entries, pb.upper, plat); err != nil {
 				return fmt.Errorf("layer %s: %w", ls.Name, err)
 			}
 		case pb.perPlatform:
@@ -61,12 +61,15 @@ func (e *Engine) addContent(ctx context.Context, pb *platformBuild) error {
 				pb.upper[en.Name] = en
 			}
 		}
-		if err := pb.gates.arch(ls.Name, l, pb.p.platform); err != nil {
-			return err
+		for k, l := range parts {
+			part := partOf(k, len(parts))
+			if err := pb.gates.arch(ls.Name+part, l, pb.p.platform); err != nil {
+				return err
+			}
+			pb.add(e, l)
+			pb.noteLayer(ls, part, l)
+			pb.patch.History = append(pb.patch.History, manifests.History{CreatedBy: "gantry: " + ls.Description() + part, Comment: pb.s.Compression.HistoryComment()})
 		}
-		pb.add(e, l)
-		pb.noteLayer(ls, l)
-		pb.patch.History = append(pb.patch.History, manifests.History{CreatedBy: "gantry: " + ls.Description(), Comment: pb.s.Compression.HistoryComment()})
 	}
 	return nil
 }
@@ -167,7 +170,7 @@ func (e *Engine) addUser(ctx context.Context, pb *platformBuild) error {
 		return fmt.Errorf("user layer: %w", err)
 	}
 	pb.add(e, l.WithMediaType(pb.layerType))
-	pb.noteLayer(spec.LayerSpec{Name: "user " + u.Name}, l)
+	pb.noteLayer(spec.LayerSpec{Name: "user " + u.Name}, "", l)
 	pb.patch.User = fmt.Sprintf("%d:%d", u.UID, u.GID)
 	pb.patch.History = append(pb.patch.History, manifests.History{CreatedBy: fmt.Sprintf("gantry: user %s (%d) group %s (%d)", u.Name, u.UID, u.Group, u.GID), Comment: pb.s.Compression.HistoryComment()})
 	return nil

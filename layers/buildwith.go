@@ -35,10 +35,10 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 	}
 	b.misses.Add(1)
 	// The files are hashed first when their content key may find the
-	// layer (the cache has content records) or a scan follows anyway;
-	// else (a cold cache) they are hashed as the tar is written.
+	// layer (the cache held content records when opened) or a scan
+	// follows anyway; else (a cold cache) as the tar is written.
 	known := make(sums, len(entries))
-	if h.Reuse != nil || b.Cache.hasContent() {
+	if h.Reuse != nil || b.Cache.hadContent {
 		if known, err = b.sourceSums(ctx, entries); err != nil {
 			return nil, err
 		}

@@ -18,7 +18,12 @@ import (
 // map a layer's selector (a hash of its entries' metadata and options) to
 // them. Every file appears by rename, so concurrent builds sharing a cache
 // never see a half-written entry.
-type Cache struct{ dir string }
+type Cache struct {
+	dir string
+	// hadContent: the cache held content records when it was opened (a
+	// cold cache's run skips the content-key pass, which cannot hit)
+	hadContent bool
+}
 
 // DefaultCacheDir is $XDG_CACHE_HOME/gantry (or the platform's equivalent).
 func DefaultCacheDir() (string, error) {
@@ -38,6 +43,7 @@ func OpenCache(dir string) (*Cache, error) {
 	}
 	c := &Cache{dir: dir}
 	c.sweep()
+	c.hadContent = c.hasContent()
 	return c, nil
 }
 
@@ -80,8 +86,7 @@ func (c *Cache) contentRecord(contentKey string) string {
 	return filepath.Join(c.dir, "content", contentKey+".json")
 }
 
-// hasContent reports whether any content record is kept: without one no
-// content key can hit, and hashing the files for it first would be waste.
+// hasContent reports whether any content record is kept.
 func (c *Cache) hasContent() bool {
 	d, err := os.Open(filepath.Join(c.dir, "content"))
 	if err != nil {

@@ -273,6 +273,7 @@ func TestCacheMiss(t *testing.T) {
 			tt.change(t, src)
 			entries := mustWalk(t, cacheSpec(src))
 			compressed := b.Stats().Compressed
+			b.Cache = reopen(t, cache) // the next run
 			l := mustBuild(t, b, entries)
 			if b.Stats().Misses != 2 || b.Stats().Hits != 0 {
 				t.Fatalf("change was a selector hit (stats %+v)", b.Stats())

@@ -77,6 +77,16 @@ func newCache(t testing.TB) *Cache {
 	return c
 }
 
+// reopen opens c's directory again, as the next run does.
+func reopen(t testing.TB, c *Cache) *Cache {
+	t.Helper()
+	c2, err := OpenCache(c.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c2
+}
+
 func mustWalk(t testing.TB, s Spec) []Entry {
 	t.Helper()
 	entries, err := Walk(s)

@@ -83,7 +83,7 @@ func TestFreshCheckoutIsAHitByContent(t *testing.T) {
 	checkout := t.TempDir()
 	copyTree(t, src, checkout)
 	setMTimes(t, checkout, time.Now().Add(time.Hour))
-	b := &Builder{Cache: cache, MTime: testMTime}
+	b := &Builder{Cache: reopen(t, cache), MTime: testMTime}
 	entries := mustWalk(t, spec(checkout))
 	l2 := mustBuild(t, b, entries)
 	// each file is read once, to hash it: no tar is written
@@ -203,7 +203,7 @@ func TestFreshCheckoutPrecompressed(t *testing.T) {
 		checkout := t.TempDir()
 		copyTree(t, src, checkout)
 		setMTimes(t, checkout, time.Now().Add(time.Duration(i+1)*time.Hour))
-		b := &Builder{Cache: cache, MTime: testMTime}
+		b := &Builder{Cache: reopen(t, cache), MTime: testMTime}
 		l := mustBuild(t, b, mustWalk(t, spec(checkout)))
 		if st := b.Stats(); st.ContentHits != 1 || st.Compressed != 0 {
 			t.Fatalf("checkout %d: stats %+v, want a content hit", i, st)

@@ -95,6 +95,9 @@ type LayerConfig struct {
 	Include     []string     `yaml:"include"`
 	Exclude     []string     `yaml:"exclude"`
 	Precompress bool         `yaml:"precompress"`
+	// Split cuts a big layer into layers of about this size (e.g. 64MB),
+	// by path, so that a change rebuilds and uploads only its part.
+	Split string `yaml:"split"`
 	// Platforms limits the layer to these platforms (default: every one).
 	Platforms []string `yaml:"platforms"`
 	// Python installs the wheels a hash-pinned lock lists, for each

@@ -75,6 +75,9 @@ type LayerSpec struct {
 	// Debian, when set, makes this a layer of Debian packages installed
 	// per platform.
 	Debian *DebianSpec
+	// Split, when over 0, cuts the layer into layers of about this many
+	// bytes (layers.Split).
+	Split int64
 }
 
 // PythonSpec is a layer of Python packages: the lock's requirements, where

@@ -148,6 +148,31 @@ images:
         to: /srv
         fileMode: "999" #!
 `, "images[0].layers[0].fileMode", []string{`"999"`, "octal"}},
+		{"split too small", `images:
+  - name: web
+    base: nginx
+    layers:
+      - from: site
+        to: /srv
+        split: 100KB #!
+`, "images[0].layers[0].split", []string{"100KB", "1MiB"}},
+		{"split not a size", `images:
+  - name: web
+    base: nginx
+    layers:
+      - from: site
+        to: /srv
+        split: big #!
+`, "images[0].layers[0].split", []string{`"big"`, "200MB"}},
+		{"split of packages", `images:
+  - name: api
+    base: python:3.13-slim
+    layers:
+      - python:
+          requirements: requirements.txt
+          wheels: [wheels]
+        split: 64MB #!
+`, "images[0].layers[0].split", []string{"python:"}},
 		{"zero dirMode", `images:
   - name: web
     base: nginx

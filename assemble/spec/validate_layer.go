@@ -18,6 +18,19 @@ func (v validator) layer(p string, lc LayerConfig) (LayerSpec, error) {
 	ls := LayerSpec{Name: lc.Name}
 	ls.Include, ls.Exclude, ls.Precompress = lc.Include, lc.Exclude, lc.Precompress
 	ls.FollowSymlinks, ls.SecretFiles, ls.AllowSecretFiles = lc.FollowSymlinks, true, lc.AllowSecretFiles
+	if lc.Split != "" {
+		if lc.Debian != nil || lc.Python != nil {
+			return ls, v.errorf(p, "split", "applies to layers of files (from: or files:), not to python: or debian:")
+		}
+		n, err := ParseSize(lc.Split)
+		if err == nil && n < 1<<20 {
+			err = fmt.Errorf("%s is under 1MiB: parts that small cost more in layers than they save", lc.Split)
+		}
+		if err != nil {
+			return ls, v.errorf(p, "split", "%v", err)
+		}
+		ls.Split = n
+	}
 	if lc.Debian != nil {
 		return v.debianLayer(p, lc, ls)
 	}

@@ -22,7 +22,7 @@ type appendFlags struct {
 	base, owner, user, workdir, name          string
 	layers, env, labels, ports, volumes, owns []string
 	annotations                               []string
-	fileMode, dirMode                         string
+	fileMode, dirMode, split                  string
 	precompress                               bool
 	pyLock                                    string
 	pyWheels                                  []string
@@ -91,6 +91,7 @@ unless --platform picks some.`,
 	f.StringVar(&af.fileMode, "file-mode", "", "octal mode of every regular file of every --layer, e.g. 0444 (default: 0755 if executable, else 0644)")
 	f.StringVar(&af.dirMode, "dir-mode", "", "octal mode of every directory of every --layer, e.g. 0555 (default 0755)")
 	f.BoolVar(&af.precompress, "precompress", false, "add a deterministic x.gz beside each text file of every --layer (nginx gzip_static)")
+	f.StringVar(&af.split, "split", "", "cut every --layer over twice this size into layers of about this size (e.g. 64MB), by path, so that a change rebuilds and uploads only its part")
 	f.StringVar(&af.pyLock, "python-requirements", "", "install the Python packages this hash-pinned lock lists, per platform, as the first layer")
 	f.StringArrayVar(&af.pyWheels, "python-wheels", nil, "wheel directory or PEP 503/691 index URL for --python-requirements (repeatable, tried in order)")
 	f.StringArrayVar(&af.aptInstall, "apt-install", nil, "install this Debian package (NAME or NAME=VERSION) and what it depends on, per platform, as the first layer (repeatable)")
@@ -167,7 +168,7 @@ func (af *appendFlags) layerConfigs() ([]spec.LayerConfig, error) {
 			return nil, usagef("--layer %q: want SRC:DEST with DEST absolute, e.g. ./out:/usr/share/nginx/html", l)
 		}
 		out = append(out, spec.LayerConfig{Name: l[i+1:], From: l[:i], To: l[i+1:], Owner: af.owner,
-			FileMode: af.fileMode, DirMode: af.dirMode, Precompress: af.precompress})
+			FileMode: af.fileMode, DirMode: af.dirMode, Precompress: af.precompress, Split: af.split})
 	}
 	return out, nil
 }
@@ -305,6 +306,8 @@ func (l flagLocator) layerFlag(i int, rest string) string {
 		return "--file-mode"
 	case "dirMode":
 		return "--dir-mode"
+	case "split":
+		return "--split"
 	}
 	if i < len(l.af.layers) {
 		return fmt.Sprintf("--layer %q", l.af.layers[i])

@@ -169,6 +169,7 @@ func TestExitCodesAndErrors(t *testing.T) {
 		{"unreachable registry", []string{"append", "--base", "127.0.0.1:1/library/nginx:alpine", "--cache-dir", dir}, exitRegistry, []string{"base 127.0.0.1:1/library/nginx:alpine", "connection refused", "is the registry running"}},
 		{"bad layer flag", []string{"append", "--base", "oci:" + nginxBase, "--layer", "nothing-here"}, exitUsage, []string{"--layer \"nothing-here\": want SRC:DEST"}},
 		{"bad user", []string{"append", "--base", "oci:" + nginxBase, "--user", "App User:1001"}, exitUsage, []string{"not a valid POSIX name"}},
+		{"split too small", []string{"append", "--base", "oci:" + nginxBase, "--layer", dir + ":/srv", "--split", "64KB"}, exitUsage, []string{"--split: 64KB is under 1MiB"}},
 		{"tar needs one platform", []string{"append", "--base", "oci:" + nginxBase, "--allow-root", "-o", "tar:" + filepath.Join(dir, "x.tar"), "--cache-dir", dir}, exitUsage, []string{"holds one platform", "--platform"}},
 		{"layout base missing", []string{"build", "-f", goodish, "--cache-dir", dir}, exitBuild, []string{"nope-layout"}},
 	}
