@@ -2,7 +2,8 @@ package layers
 
 import (
 	"archive/tar"
-	"hash/fnv"
+	"crypto/sha256"
+	"encoding/binary"
 )
 
 // MaxParts is the most layers Split cuts one layer's entries into.
@@ -12,14 +13,14 @@ const MaxParts = 16
 // each to be a layer of its own, as jib splits an application by how often
 // its parts change: a change to one file then rebuilds, uploads and pulls
 // only the part it is in. As content-defined chunking does, a part ends
-// before an entry whose name hashes to 0 modulo the number of entries of
-// mean size that make target, once it holds target/4, or wherever it
-// reaches 4×target: the cuts stay where they are when files change, come
-// or go, except next to the change. Parents need no care (layers apply in
-// order, and a directory sorts before what it holds), but a hard link and
-// the file it links to stay in one part: Docker's overlay2 extracts a
-// layer by itself. Below 2×target, or with target ≤ 0, there is one part;
-// there are never more than MaxParts.
+// before an entry whose name's hash falls under its share of target (see
+// partCut), once the part holds target/4, or wherever it reaches
+// 4×target: the cuts stay where they are when files
+// change, come or go, except next to the change. Parents need no care
+// (layers apply in order, and a directory sorts before what it holds),
+// but a hard link and the file it links to stay in one part: Docker's
+// overlay2 extracts a layer by itself. Below 2×target, or with target ≤
+// 0, there is one part; there are never more than MaxParts.
 func Split(entries []Entry, target int64) [][]Entry {
 	size := func(i int) int64 { return max(entries[i].Size, int64(len(entries[i].Data))) + 512 }
 	var total int64
@@ -30,16 +31,13 @@ func Split(entries []Entry, target int64) [][]Entry {
 		return [][]Entry{entries}
 	}
 	target = max(target, total/MaxParts)
-	every := uint32(1) // the power of two nearest the entries in target
-	for perPart := int64(len(entries)) * target / total; int64(every)*4 <= perPart*3 && every < 1<<30; every *= 2 {
-	}
 	lastLink := lastLinks(entries)
 	var out [][]Entry
 	start, hold := 0, -1 // hold: no cut at or before this index
 	cur := size(0)
 	for i := 1; i < len(entries); i++ {
 		hold = max(hold, lastLink[i-1])
-		if i > hold && len(out) < MaxParts-1 && (cur >= 4*target || cur >= target/4 && partCut(entries[i].Name, every)) {
+		if i > hold && len(out) < MaxParts-1 && (cur >= 4*target || cur >= target/4 && partCut(entries[i].Name, size(i), cur, target)) {
 			out = append(out, entries[start:i])
 			start, cur = i, 0
 		}
@@ -66,9 +64,17 @@ func lastLinks(entries []Entry) []int {
 	return last
 }
 
-// partCut reports whether a part ends before the entry named name.
-func partCut(name string, every uint32) bool {
-	h := fnv.New32a()
-	h.Write([]byte("part\x00" + name)) // other cuts than the chunker's
-	return h.Sum32()%every == 0
+// partCut reports whether a part of about target bytes, holding cur
+// bytes, ends before the entry named name, of size bytes: with odds
+// size/target, halved below target and doubled above it (FastCDC's
+// normalised chunking), so that parts keep near target.
+func partCut(name string, size, cur, target int64) bool {
+	odds := float64(size) / float64(target)
+	if cur < target {
+		odds /= 2
+	} else {
+		odds *= 2
+	}
+	sum := sha256.Sum256([]byte("part\x00" + name)) // FNV's top bits are not uniform for like names
+	return float64(binary.BigEndian.Uint64(sum[:8])) < odds*(1<<64)
 }
