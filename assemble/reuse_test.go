@@ -13,6 +13,7 @@ import (
 	"github.com/gantry-dev/gantry/assemble/registrytest"
 	"github.com/gantry-dev/gantry/assemble/sink"
 	"github.com/gantry-dev/gantry/assemble/spec"
+	"github.com/gantry-dev/gantry/layers"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
@@ -24,6 +25,7 @@ type reuseRig struct {
 	bases   map[string]string
 	cache   string // the first build's cache
 	digests map[string]string
+	stats   layers.Stats // of the last push
 }
 
 func newReuseRig(t *testing.T) *reuseRig {
@@ -57,7 +59,8 @@ func (rig *reuseRig) push(t *testing.T, dir string, specs []spec.ImageSpec, dest
 			t.Errorf("%s: %s, the first build gave %s", r.Name, r.Digest, want)
 		}
 	}
-	if st := e.LayerStats(); len(rig.digests) > 0 && st.Compressed != 0 {
+	rig.stats = e.LayerStats()
+	if st := rig.stats; len(rig.digests) > 0 && st.Compressed != 0 {
 		t.Errorf("compressed %d bytes; stats %+v", st.Compressed, st)
 	}
 	return res
@@ -75,9 +78,16 @@ func TestFreshRunnerReusesRegistry(t *testing.T) {
 	rig := newReuseRig(t)
 	host := rig.reg.Host
 	t.Run("same tag", func(t *testing.T) {
-		rig.push(t, t.TempDir(), loadExample(t, rig.bases), sink.Destinations{Prefix: host + "/taskflow"})
+		dir := t.TempDir()
+		rig.push(t, dir, loadExample(t, rig.bases), sink.Destinations{Prefix: host + "/taskflow"})
 		if n := rig.uploads(); n != 0 {
 			t.Errorf("%d blob uploads; requests %q", n, rig.reg.Requests())
+		}
+		// the runner's next build: the cache remembers what the registry
+		// had, so no file is read (the registry is asked again)
+		rig.push(t, dir, loadExample(t, rig.bases), sink.Destinations{Prefix: host + "/taskflow"})
+		if st := rig.stats; st.FilesRead != 0 || st.Misses != 0 || rig.uploads() != 0 {
+			t.Errorf("the same runner again: %+v, %d uploads", st, rig.uploads())
 		}
 	})
 	t.Run("cache-from another tag", func(t *testing.T) {

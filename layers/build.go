@@ -107,6 +107,9 @@ func (b *Builder) WriteTar(ctx context.Context, w io.Writer, entries []Entry) er
 }
 
 func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry, found *notes) error {
+	if found.sums == nil {
+		found.sums = make(sums, len(entries))
+	}
 	tw := tar.NewWriter(w)
 	mtime := b.MTime.UTC().Truncate(time.Second)
 	for i := range entries {
@@ -159,11 +162,12 @@ func (b *Builder) writeEntry(tw *tar.Writer, e *Entry, mtime time.Time, found *n
 			return fmt.Errorf("writing %s to layer: %w", e.Name, err)
 		}
 	case e.Type == tar.TypeReg && e.Source != "":
-		w, sum := found.sums.hashing(tw, i)
+		w, done := found.hashing(tw, i)
 		if err := b.copyFile(w, e, found, func(head []byte) error { return found.data(e, e.Size, head) }); err != nil {
 			return err
 		}
-		found.sawFile(e.Name, sum())
+		done()
+		found.sawSource(e.Name, i)
 	case e.Type == tar.TypeReg:
 		found.sawFile(e.Name, emptySHA256[:])
 	}
@@ -267,11 +271,11 @@ func (b *Builder) gzipFile(e *Entry, found *notes, i int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, sum := found.sums.hashing(zw, i)
+	w, done := found.hashing(zw, i)
 	if err := b.copyFile(w, e, found, nil); err != nil {
 		return nil, err
 	}
-	sum()
+	done()
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("precompressing %s: %w", e.Source, err)
 	}

@@ -33,16 +33,31 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 		// what the build that wrote it found.
 		return l, checkSecretFindings(entries, l.secrets)
 	}
+	l, err := b.remoteHit(ctx, sel, comp, entries, h)
+	if err != nil || l != nil {
+		if l != nil {
+			b.hits.Add(1)
+		}
+		return l, err
+	}
 	b.misses.Add(1)
 	// The files are hashed first when their content key may find the
-	// layer (the cache held content records when opened) or a scan
-	// follows anyway; else (a cold cache) as the tar is written.
+	// layer (the cache held content records when opened); else (a cold
+	// cache) as the tar is written or scanned.
 	known := make(sums, len(entries))
-	if h.Reuse != nil || b.Cache.hadContent {
+	var content string
+	if b.Cache.hadContent {
 		if known, err = b.sourceSums(ctx, entries); err != nil {
 			return nil, err
 		}
-		if l := b.Cache.lookup(b.Cache.contentRecord(b.contentKey(comp, entries, known)), comp); l != nil {
+		content = b.Cache.contentRecord(b.contentKey(comp, entries, known))
+		l := b.Cache.lookup(content, comp)
+		if l == nil {
+			if l, err = b.remoteHit(ctx, content, comp, entries, h); err != nil {
+				return nil, err
+			}
+		}
+		if l != nil {
 			b.contentHits.Add(1)
 			if err := checkSecretFindings(entries, l.secrets); err != nil {
 				return nil, err
@@ -58,15 +73,39 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 		}
 		if rb, ok := h.Reuse(ctx, sc.diffID, comp.Key()); ok {
 			b.registryHits.Add(1)
-			return sc.remote(comp, rb), nil
+			l := sc.remote(comp, rb)
+			// remembered: the next build here asks the registry again, and
+			// reads no file
+			return l, b.Cache.store(comp, l, sel, b.Cache.contentRecord(b.contentKey(comp, entries, known)))
 		}
 	}
-	l, err := b.write(ctx, comp, entries, sc, known, h)
-	if err != nil {
+	if l, err = b.write(ctx, comp, entries, sc, known, h); err != nil {
 		return nil, err
 	}
 	// known holds every file's sum now
 	return l, b.Cache.store(comp, l, sel, b.Cache.contentRecord(b.contentKey(comp, entries, known)))
+}
+
+// remoteHit is the layer the record rec says a registry had, if the
+// registry (h.Reuse) still has it, or nil.
+func (b *Builder) remoteHit(ctx context.Context, rec string, comp Compression, entries []Entry, h Hooks) (*Layer, error) {
+	if h.Reuse == nil {
+		return nil, nil
+	}
+	r := b.Cache.lookupRemote(rec, comp)
+	if r == nil {
+		return nil, nil
+	}
+	rb, ok := h.Reuse(ctx, r.DiffID, comp.Key())
+	if !ok || rb.Digest != r.Digest {
+		return nil, nil
+	}
+	if err := checkSecretFindings(entries, r.Secrets); err != nil {
+		return nil, err
+	}
+	b.registryHits.Add(1)
+	sc := &scanned{diffID: r.DiffID, size: r.UncompressedSize, found: notes{secrets: r.Secrets, elf: r.ELF, files: r.Files}}
+	return sc.remote(comp, rb), nil
 }
 
 // scanned is what streaming a layer's tar tells: its diffID and size, and
@@ -80,12 +119,14 @@ type scanned struct {
 // scan streams entries' tar into a hash, compressing nothing; known are
 // the host files' sums, those not hashed yet filled in.
 func (b *Builder) scan(ctx context.Context, entries []Entry, known sums) (*scanned, error) {
-	sc := &scanned{found: notes{files: []FileDigest{}, sums: known}}
+	sc := &scanned{found: notes{files: []FileDigest{}, sums: known, worker: startSums(known)}}
+	defer sc.found.finishSums()
 	h := sha256.New()
 	w := &countingWriter{w: h}
 	if err := b.writeTar(ctx, w, entries, &sc.found); err != nil {
 		return nil, err
 	}
+	sc.found.finishSums()
 	sc.diffID, sc.size = hashOf(h), w.n
 	sc.sortNotes()
 	return sc, nil
@@ -125,6 +166,10 @@ type notes struct {
 	cut     *chunker
 	sums    sums
 	buf     []byte // for copying the files of this pass
+	// worker, when set, hashes the host files on another core; pending
+	// are the files (index in files, entry) whose sums it owes
+	worker  *sumWorker
+	pending [][2]int
 }
 
 // copyBuffer is the pass's buffer for copying files (io.Copy would make

@@ -73,6 +73,9 @@ type record struct {
 	// Files are the layer's regular files and their SHA-256, for the SBOM
 	// on a hit; a record without them (an older gantry's) is a miss.
 	Files []FileDigest `json:"files"`
+	// Remote marks a layer a registry had (its blob is not in the cache):
+	// a hit on it holds only once the registry shows it has it still.
+	Remote bool `json:"remote,omitempty"`
 }
 
 // selectorRecord is where the record of a selector (the layer's entries'
@@ -105,7 +108,7 @@ func (c *Cache) lookup(rec string, comp Compression) *Layer {
 		return nil
 	}
 	var r record
-	if json.Unmarshal(b, &r) != nil || r.Compression != comp.Key() || r.Files == nil {
+	if json.Unmarshal(b, &r) != nil || r.Compression != comp.Key() || r.Files == nil || r.Remote {
 		return nil
 	}
 	fi, err := os.Stat(c.blobPath(r.Digest))
@@ -134,17 +137,35 @@ func (c *Cache) hasBlob(h v1.Hash, size int64) bool {
 	return err == nil
 }
 
-// store records l in each of the record files recs.
-func (c *Cache) store(comp Compression, l *Layer, recs ...string) error {
-	fi, err := os.Stat(l.path)
+// lookupRemote returns the record in file rec of a layer a registry had,
+// or nil.
+func (c *Cache) lookupRemote(rec string, comp Compression) *record {
+	b, err := os.ReadFile(rec)
 	if err != nil {
-		return fmt.Errorf("caching layer %s: %w", l.digest, err)
+		return nil
 	}
-	b, err := json.Marshal(record{
+	var r record
+	if json.Unmarshal(b, &r) != nil || r.Compression != comp.Key() || r.Files == nil || !r.Remote {
+		return nil
+	}
+	return &r
+}
+
+// store records l in each of the record files recs: its blob in the
+// cache, or (l.Remote) in a registry.
+func (c *Cache) store(comp Compression, l *Layer, recs ...string) error {
+	r := record{
 		Digest: l.digest, DiffID: l.diffID, Size: l.size, UncompressedSize: l.uncompressedSize,
-		Compression: comp.Key(), BlobModTime: fi.ModTime().UnixNano(),
-		Secrets: l.secrets, ELF: l.elf, Files: l.files,
-	})
+		Compression: comp.Key(), Secrets: l.secrets, ELF: l.elf, Files: l.files, Remote: l.Remote(),
+	}
+	if !r.Remote {
+		fi, err := os.Stat(l.path)
+		if err != nil {
+			return fmt.Errorf("caching layer %s: %w", l.digest, err)
+		}
+		r.BlobModTime = fi.ModTime().UnixNano()
+	}
+	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}

@@ -28,23 +28,6 @@ import (
 // an entry has no host source).
 type sums [][sha256.Size]byte
 
-// hashing returns the writer to copy entry i's host file to (w, or w and
-// a hash when its sum is not known yet) and a function that returns the
-// sum once the copy is done, recording it (when s has room for it).
-func (s sums) hashing(w io.Writer, i int) (io.Writer, func() []byte) {
-	if i < len(s) && s[i] != ([sha256.Size]byte{}) {
-		return w, func() []byte { return s[i][:] }
-	}
-	h := sha256.New()
-	return io.MultiWriter(w, h), func() []byte {
-		sum := h.Sum(nil)
-		if i < len(s) {
-			copy(s[i][:], sum)
-		}
-		return sum
-	}
-}
-
 // sourceSums hashes the host files of entries on GOMAXPROCS workers, each
 // file checked against its walk before and after it is read.
 func (b *Builder) sourceSums(ctx context.Context, entries []Entry) (sums, error) {

@@ -145,6 +145,30 @@ func TestRegistryReuse(t *testing.T) {
 	if blobs, _ := os.ReadDir(filepath.Join(cache.Dir(), "blobs", "sha256")); len(blobs) != 0 {
 		t.Errorf("%d blobs stored for a layer the registry has", len(blobs))
 	}
+
+	// The next build here (the same runner) is a selector hit once the
+	// registry shows it still has the blob: no file is read.
+	b2 := &Builder{Cache: reopen(t, cache), MTime: testMTime}
+	l2, err := b2.BuildWith(context.Background(), entries, hooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := b2.Stats(); st.Hits != 1 || st.RegistryHits != 1 || st.FilesRead != 0 || len(asked) != 2 || !l2.Remote() || !reflect.DeepEqual(l2.Files(), made.Files()) {
+		t.Errorf("the next build: stats %+v, asked %d times, remote %v", st, len(asked), l2.Remote())
+	}
+	// Once the registry has lost the blob, that record is a miss and the
+	// layer is built (and cached, the next build's hit).
+	b3 := &Builder{Cache: reopen(t, cache), MTime: testMTime}
+	l3, err := b3.BuildWith(context.Background(), entries, Hooks{Reuse: func(context.Context, v1.Hash, string) (*RemoteBlob, bool) { return nil, false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := b3.Stats(); st.Misses != 1 || l3.Remote() || mustDigest(t, l3) != mustDigest(t, made) {
+		t.Errorf("registry gone: stats %+v, remote %v", st, l3.Remote())
+	}
+	if l4 := mustBuild(t, &Builder{Cache: reopen(t, cache), MTime: testMTime}, entries); !l4.Cached() || l4.Remote() {
+		t.Error("the layer built after the registry lost it is not a local hit")
+	}
 }
 
 // TestIncompressibleIsStored: an already-compressed file's data is a
