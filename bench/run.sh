@@ -16,6 +16,7 @@
 #                                Go 1.19, whose SHA-256 does not use the CPU's SHA extensions,
 #                                so the registry's own hashing takes a core from the tools)
 #   RESULTS=bench/RESULTS.md     where the Markdown goes
+#   SPLIT=32MB                   the part size of the one-file run with --split
 #   KEEP=1                       keep BENCH_DIR afterwards (default: remove the bulky parts)
 #   BENCH_NICE=-10               run the timed commands and the registry at this nice
 #                                level (and, with autogroup scheduling, this session's
@@ -33,6 +34,7 @@ CRANE_VERSION=${CRANE_VERSION:-v0.22.1}
 RESULTS=${RESULTS:-$REPO/bench/RESULTS.md}
 KEEP=${KEEP:-0}
 REGISTRY=${REGISTRY:-distribution}
+SPLIT=${SPLIT:-32MB}
 BENCH_NICE=${BENCH_NICE:-0}
 NICE=()
 [ "$BENCH_NICE" = 0 ] || NICE=(nice -n "$BENCH_NICE")
@@ -326,6 +328,19 @@ bench_workload() {
 		change_one_file "$changed" "$i"
 		for t in $TOOLS; do "run_$t" "$w" onefile "$i" "$last"; done
 	done
+	if [ "$w" = big ]; then # one layer cut into parts: a change uploads its part only
+		local split=$WORK/gantry-$w-split m
+		say "W-$w: gantry --split $SPLIT: a build (untimed), then one file changed ×$reps"
+		"$BIN/gantry" append --base "$BASE" --layer "$SRC:$HTML" --owner 1001:1001 --push "$REG/bench/$w-gantry-split:latest" \
+			--cache-dir "$split" -q "${GANTRY_FLAGS[@]}" --split "$SPLIT" >>"$LOGS/$w-gantry.log" 2>&1
+		m=$(mark)
+		for i in $(seq "$reps"); do
+			change_one_file "$changed" "split$i"
+			gantry_at "$w" onefilesplit "$i" "$SRC" "$split" "$REG/bench/$w-gantry-split:latest" --split "$SPLIT"
+		done
+		meta "check_${w}_split" "W-$w gantry --split $SPLIT: $("$BIN/crane" manifest --insecure --platform linux/amd64 "$REG/bench/$w-gantry-split:latest" | jq '.layers | length') layers (2 from the base); $(uploads_since "$m") blob upload requests in $reps one-file runs (the changed part, and per platform a config, an SBOM and a provenance)"
+		rm -rf "$split"
+	fi
 	ci_scenarios "$w" "$reps" "$last"
 	drop_state "$w" "$last"
 	rm -f "$WORK/layer-$w.tar"

@@ -146,10 +146,10 @@ var (
 		"cold": "cold", "nochange": "no change", "onefile": "one file changed",
 		"freshcheckout": "fresh checkout (new mtimes), warm cache", "freshrunner": "fresh runner (empty cache), image in the registry",
 		"cachefrom": "fresh runner, new tag, --cache-from :latest", "colduser": "cold with --user (distinct base layers per platform)",
-		"wrongcreds": "wrong password: time to exit 3",
+		"wrongcreds": "wrong password: time to exit 3", "onefilesplit": "one file changed, the layer cut into parts (--split)",
 	}
 	tools     = []string{"gantry", "crane", "buildah"}
-	scenarios = []string{"cold", "nochange", "onefile", "freshcheckout", "freshrunner", "cachefrom", "colduser", "wrongcreds"}
+	scenarios = []string{"cold", "nochange", "onefile", "onefilesplit", "freshcheckout", "freshrunner", "cachefrom", "colduser", "wrongcreds"}
 )
 
 func fmtSec(s float64) string {
@@ -272,7 +272,7 @@ func report(args []string) error {
 				psc, gsc string
 				want     float64
 			}{
-				{"cold", "cold", 4}, {"nochange", "nochange", 20}, {"onefile", "onefile", 8},
+				{"cold", "cold", 4}, {"nochange", "nochange", 20}, {"onefile", "onefile", 8}, {"onefile", "onefilesplit", 8},
 				{"nochange", "freshcheckout", 10}, {"nochange", "freshrunner", 5}, {"nochange", "cachefrom", 5}, {"cold", "colduser", 4},
 			} {
 				r, ok := cross(w, "crane", t.psc, t.gsc)
@@ -354,6 +354,9 @@ const methodText = `- **Workloads** (bench/gen, fixed seed): W-small is a 2 MB s
 - **cold**: a new destination repository, an empty gantry cache, fresh buildah storage. **no change**: the same repository and cache/storage,
   nothing changed. **one file changed**: a line appended to one JavaScript file before each run
   (W-big: app/main.js, 180 kB; W-small: assets/js/main.js, 310 kB). All tools run interleaved, iteration by iteration.
+  **one file changed, the layer cut into parts** (gantry, W-big): the same edit after an untimed build with ` + "`--split 32MB`" + `
+  (run.sh's SPLIT), which cuts the layer into layers of about that size by path (as jib splits by how often files change):
+  only the part holding the edited file is rebuilt and uploaded.
 - **gantry where CI runs** (gantry only; the targets compare with crane's no-change or cold run of the same run): **fresh checkout** — a copy of the tree moved back to its path
   (` + "`cp -r`" + `: same bytes, new mtimes) with the last build's cache; **fresh runner** — an empty cache, the image already at
   the destination tag; **--cache-from** — an empty cache, a new tag, ` + "`--cache-from :latest`" + `; **cold with --user** — a new repository,
