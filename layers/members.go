@@ -30,7 +30,7 @@ type memberWriter struct {
 	comp Compression
 	out  io.Writer
 	off  int64
-	// where each chunk compressed now landed in the blob
+	// where each chunk landed in the blob
 	written []chunkSpan
 	pool    chan []byte
 	// compressed counts the uncompressed bytes compressed
@@ -39,6 +39,8 @@ type memberWriter struct {
 	scanned *scanned
 	known   sums // the host files' sums, filled in as they are read
 	copyBuf []byte
+	// cached is where the cache has chunks compressed already
+	cached map[chunkKey]chunkLoc
 }
 
 type chunkSpan struct {
@@ -52,7 +54,7 @@ type chunkSpan struct {
 // every source is checked against its walk as it is read, so one that
 // changed since fails the build.
 func (b *Builder) writeMembers(ctx context.Context, comp Compression, entries []Entry, sc *scanned, known sums, out io.Writer, progress func(int64)) (*memberWriter, error) {
-	mw := &memberWriter{b: b, comp: comp, out: out, scanned: sc, known: known, pool: make(chan []byte, 4)}
+	mw := &memberWriter{b: b, comp: comp, out: out, scanned: sc, known: known, pool: make(chan []byte, 4), cached: b.Cache.chunkIndex(comp)}
 	workers := runtime.GOMAXPROCS(0)
 	g, gctx := errgroup.WithContext(ctx)
 	queue := make(chan *member, workers) // in order, for the writer
@@ -124,8 +126,9 @@ func (mw *memberWriter) produce(ctx context.Context, entries []Entry, queue, job
 // member is a chunk as the writer gets it: to compress, or where the cache
 // has it compressed.
 func (mw *memberWriter) member(c chunk, data []byte) *member {
-	m := &member{c: c, data: data, done: make(chan struct{}), at: mw.b.Cache.chunkAt(c, mw.comp)}
-	if m.at != nil {
+	m := &member{c: c, data: data, done: make(chan struct{})}
+	if at, ok := mw.cached[chunkKey{c.Hash, c.Stored}]; ok {
+		m.at = &at
 		mw.release(m.data)
 		m.data = nil
 		close(m.done)
@@ -184,6 +187,7 @@ func (mw *memberWriter) drain(queue <-chan *member) error {
 			if err := mw.copyFrom(m.at); err != nil {
 				return err
 			}
+			mw.written = append(mw.written, chunkSpan{c: m.c, off: mw.off - m.at.Length, len: m.at.Length})
 			continue
 		}
 		if _, err := mw.out.Write(m.data); err != nil {
