@@ -328,6 +328,8 @@ bench_workload() {
 		change_one_file "$changed" "$i"
 		for t in $TOOLS; do "run_$t" "$w" onefile "$i" "$last"; done
 	done
+	ci_scenarios "$w" "$reps" "$last"
+	# after the CI scenarios, which need the tree as it was last pushed
 	if [ "$w" = big ]; then # one layer cut into parts: a change uploads its part only
 		local split=$WORK/gantry-$w-split m
 		say "W-$w: gantry --split $SPLIT: a build (untimed), then one file changed ×$reps"
@@ -338,10 +340,9 @@ bench_workload() {
 			change_one_file "$changed" "split$i"
 			gantry_at "$w" onefilesplit "$i" "$SRC" "$split" "$REG/bench/$w-gantry-split:latest" --split "$SPLIT"
 		done
-		meta "check_${w}_split" "W-$w gantry --split $SPLIT: $("$BIN/crane" manifest --insecure --platform linux/amd64 "$REG/bench/$w-gantry-split:latest" | jq '.layers | length') layers (2 from the base); $(uploads_since "$m") blob upload requests in $reps one-file runs (the changed part, and per platform a config, an SBOM and a provenance)"
+		meta "check_${w}_split" "W-$w gantry --split $SPLIT: $("$BIN/crane" manifest --insecure --platform linux/amd64 "$REG/bench/$w-gantry-split:latest" | jq '.layers | length') layers (2 from the base); $(uploads_since "$m") blob upload requests (PATCH and PUT) in $reps one-file runs: per run, the changed part and, per platform, a config, an SBOM and a provenance"
 		rm -rf "$split"
 	fi
-	ci_scenarios "$w" "$reps" "$last"
 	drop_state "$w" "$last"
 	rm -f "$WORK/layer-$w.tar"
 	rm -rf "$SRC"

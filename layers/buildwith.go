@@ -13,12 +13,12 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// BuildWith is Build with hooks. On a selector miss it first hashes the
-// host files (on every core) for the content key: a layer the cache has
-// with the same bytes (a fresh checkout) is neither tarred nor compressed.
-// Else, when a registry may have it (h.Reuse), the tar is streamed once
-// without compressing to learn its diffID, and a layer the registry has is
-// not compressed either. Otherwise only the chunks the cache lacks are
+// BuildWith is Build with hooks. A layer is looked up by its selector (the
+// files' stat), in the cache or as a layer the registry had; then, if the
+// cache held content records, by its content key (the files' hashes, on
+// every core), so a fresh checkout is neither tarred nor compressed; then,
+// when a registry may have it (h.Reuse), by the diffID a scan of the tar
+// gives, compressing nothing. Otherwise only the chunks the cache lacks are
 // compressed.
 func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Layer, error) {
 	// A zero Compression means the defaults (not gzip level 0, which stores).
@@ -41,29 +41,9 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 		return l, err
 	}
 	b.misses.Add(1)
-	// The files are hashed first when their content key may find the
-	// layer (the cache held content records when opened); else (a cold
-	// cache) as the tar is written or scanned.
-	known := make(sums, len(entries))
-	var content string
-	if b.Cache.hadContent {
-		if known, err = b.sourceSums(ctx, entries); err != nil {
-			return nil, err
-		}
-		content = b.Cache.contentRecord(b.contentKey(comp, entries, known))
-		l := b.Cache.lookup(content, comp)
-		if l == nil {
-			if l, err = b.remoteHit(ctx, content, comp, entries, h); err != nil {
-				return nil, err
-			}
-		}
-		if l != nil {
-			b.contentHits.Add(1)
-			if err := checkSecretFindings(entries, l.secrets); err != nil {
-				return nil, err
-			}
-			return l, b.Cache.store(comp, l, sel)
-		}
+	l, known, err := b.byContent(ctx, comp, entries, sel, h)
+	if err != nil || l != nil {
+		return l, err
 	}
 	var sc *scanned
 	if h.Reuse != nil {
@@ -84,6 +64,32 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 	}
 	// known holds every file's sum now
 	return l, b.Cache.store(comp, l, sel, b.Cache.contentRecord(b.contentKey(comp, entries, known)))
+}
+
+// byContent looks the layer up by its content key when the cache held
+// content records when it was opened (else, a cold cache, the files are
+// hashed as the tar is written or scanned), recording a hit under the
+// selector record sel. It returns the files' sums it learnt.
+func (b *Builder) byContent(ctx context.Context, comp Compression, entries []Entry, sel string, h Hooks) (*Layer, sums, error) {
+	if !b.Cache.hadContent {
+		return nil, make(sums, len(entries)), nil
+	}
+	known, err := b.sourceSums(ctx, entries)
+	if err != nil {
+		return nil, nil, err
+	}
+	content := b.Cache.contentRecord(b.contentKey(comp, entries, known))
+	l := b.Cache.lookup(content, comp)
+	if l == nil {
+		if l, err = b.remoteHit(ctx, content, comp, entries, h); err != nil || l == nil {
+			return nil, known, err
+		}
+	}
+	b.contentHits.Add(1)
+	if err := checkSecretFindings(entries, l.secrets); err != nil {
+		return nil, nil, err
+	}
+	return l, known, b.Cache.store(comp, l, sel)
 }
 
 // remoteHit is the layer the record rec says a registry had, if the

@@ -18,18 +18,9 @@ func (v validator) layer(p string, lc LayerConfig) (LayerSpec, error) {
 	ls := LayerSpec{Name: lc.Name}
 	ls.Include, ls.Exclude, ls.Precompress = lc.Include, lc.Exclude, lc.Precompress
 	ls.FollowSymlinks, ls.SecretFiles, ls.AllowSecretFiles = lc.FollowSymlinks, true, lc.AllowSecretFiles
-	if lc.Split != "" {
-		if lc.Debian != nil || lc.Python != nil {
-			return ls, v.errorf(p, "split", "applies to layers of files (from: or files:), not to python: or debian:")
-		}
-		n, err := ParseSize(lc.Split)
-		if err == nil && n < 1<<20 {
-			err = fmt.Errorf("%s is under 1MiB: parts that small cost more in layers than they save", lc.Split)
-		}
-		if err != nil {
-			return ls, v.errorf(p, "split", "%v", err)
-		}
-		ls.Split = n
+	var err error
+	if ls.Split, err = v.split(p, lc); err != nil {
+		return ls, err
 	}
 	if lc.Debian != nil {
 		return v.debianLayer(p, lc, ls)
@@ -63,6 +54,24 @@ func (v validator) layer(p string, lc LayerConfig) (LayerSpec, error) {
 		ls.Name = ls.Sources[0].To
 	}
 	return ls, nil
+}
+
+// split parses split:, the part size of a layer of files.
+func (v validator) split(p string, lc LayerConfig) (int64, error) {
+	if lc.Split == "" {
+		return 0, nil
+	}
+	if lc.Debian != nil || lc.Python != nil {
+		return 0, v.errorf(p, "split", "applies to layers of files (from: or files:), not to python: or debian:")
+	}
+	n, err := ParseSize(lc.Split)
+	if err == nil && n < 1<<20 {
+		err = fmt.Errorf("%s is under 1MiB: parts that small cost more in layers than they save", lc.Split)
+	}
+	if err != nil {
+		return 0, v.errorf(p, "split", "%v", err)
+	}
+	return n, nil
 }
 
 // owned parses what every kind of layer has: owner, modes, platforms.
