@@ -15,6 +15,7 @@ import (
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/gantry-dev/gantry/layers"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -147,8 +148,8 @@ func TestFreshCheckoutReusesCache(t *testing.T) {
 	}
 }
 
-// pushedLayers lists the layer digests of every platform image at ref.
-func pushedLayers(t *testing.T, ref string) []string {
+// pushedImages returns the images the index at ref lists.
+func pushedImages(t *testing.T, ref string) []v1.Image {
 	t.Helper()
 	r, err := name.ParseReference(ref)
 	if err != nil {
@@ -162,12 +163,22 @@ func pushedLayers(t *testing.T, ref string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
+	var out []v1.Image
 	for _, d := range im.Manifests {
 		img, err := idx.Image(d.Digest)
 		if err != nil {
 			t.Fatal(err)
 		}
+		out = append(out, img)
+	}
+	return out
+}
+
+// pushedLayers lists the layer digests of every platform image at ref.
+func pushedLayers(t *testing.T, ref string) []string {
+	t.Helper()
+	var out []string
+	for _, img := range pushedImages(t, ref) {
 		m, err := img.Manifest()
 		if err != nil {
 			t.Fatal(err)

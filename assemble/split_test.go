@@ -14,8 +14,6 @@ import (
 	"github.com/gantry-dev/gantry/assemble/registrytest"
 	"github.com/gantry-dev/gantry/assemble/sink"
 	"github.com/gantry-dev/gantry/assemble/spec"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // TestSplitLayerRebuildsOnePart: a layer with split: becomes parts, each
@@ -111,26 +109,10 @@ func TestSplitLayerRebuildsOnePart(t *testing.T) {
 	}
 }
 
-// createdBy lists the history of the amd64 image at ref.
+// createdBy lists the history of the first image at ref.
 func createdBy(t *testing.T, ref string) []string {
 	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := remote.Index(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := idx.Image(im.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
+	cf, err := pushedImages(t, ref)[0].ConfigFile()
 	if err != nil {
 		t.Fatal(err)
 	}

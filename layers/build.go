@@ -181,15 +181,11 @@ var errChanged = errors.New("changed while the layer was being built; rebuild wh
 // that was walked (size, mtime, ctime or inode changed) or changes while it
 // is read.
 func (b *Builder) copyFile(w io.Writer, e *Entry, found *notes, beforeData func(head []byte) error) error {
-	f, err := os.Open(e.Source)
+	f, err := b.openSource(e)
 	if err != nil {
-		return fmt.Errorf("layer source %s: %w", e.Source, unwrapPathError(err))
-	}
-	defer f.Close()
-	b.filesRead.Add(1)
-	if err := sameFile(f, e); err != nil {
 		return err
 	}
+	defer f.Close()
 	r, n, err := headOf(w, e, f, found, beforeData)
 	if err != nil {
 		return err
@@ -245,6 +241,20 @@ func before(f func([]byte) error, head []byte) error {
 		return nil
 	}
 	return f(head)
+}
+
+// openSource opens e's source, checked against its walk.
+func (b *Builder) openSource(e *Entry) (*os.File, error) {
+	f, err := os.Open(e.Source)
+	if err != nil {
+		return nil, fmt.Errorf("layer source %s: %w", e.Source, unwrapPathError(err))
+	}
+	b.filesRead.Add(1)
+	if err := sameFile(f, e); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func sameFile(f *os.File, e *Entry) error {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"runtime"
 	"sync/atomic"
 
@@ -61,15 +60,11 @@ func (b *Builder) sourceSums(ctx context.Context, entries []Entry) (sums, error)
 }
 
 func (b *Builder) hashSource(h hash.Hash, buf []byte, e *Entry, sum *[sha256.Size]byte) error {
-	f, err := os.Open(e.Source)
+	f, err := b.openSource(e)
 	if err != nil {
-		return fmt.Errorf("layer source %s: %w", e.Source, unwrapPathError(err))
-	}
-	defer f.Close()
-	b.filesRead.Add(1)
-	if err := sameFile(f, e); err != nil {
 		return err
 	}
+	defer f.Close()
 	h.Reset()
 	n, err := io.CopyBuffer(h, io.LimitReader(f, e.Size+1), buf)
 	if err != nil {

@@ -3,7 +3,6 @@ package layers
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"hash"
 	"io"
 )
 
@@ -93,10 +92,8 @@ func (n *notes) hashing(w io.Writer, i int) (io.Writer, func()) {
 		return io.MultiWriter(w, p), func() { n.worker.jobs <- sumJob{i: i} }
 	}
 	h := sha256.New()
-	return io.MultiWriter(w, h), func() { sumInto(h, &n.sums[i]) }
+	return io.MultiWriter(w, h), func() { h.Sum(n.sums[i][:0]) }
 }
-
-func sumInto(h hash.Hash, s *[sha256.Size]byte) { h.Sum(s[:0]) }
 
 // sawSource lists entry i, named name, with its host file's sum: now, or
 // when the worker is finished (finishSums).
