@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -73,8 +74,9 @@ func (e *Engine) attach(ctx context.Context, pb *platformBuild, img v1.Image) ([
 		Layers:  pb.made,
 		Created: e.epoch, Tool: attest.Tool{Name: "gantry", Version: e.attest.Version},
 	}
+	var sbom []byte
 	if !s.NoSBOM {
-		if ai.Base.OS, ai.Base.Packages, err = attest.ReadOS(ctx, pb.fs); err != nil {
+		if sbom, err = e.sbom(ctx, pb, ai); err != nil {
 			return nil, err
 		}
 	}
@@ -82,7 +84,39 @@ func (e *Engine) attach(ctx context.Context, pb *platformBuild, img v1.Image) ([
 	if err != nil {
 		return nil, err
 	}
-	return attest.Attach(ai, in, !s.NoSBOM, !s.NoProvenance)
+	return attest.Attach(ai, in, sbom, !s.NoProvenance)
+}
+
+// sbomFormat names what attest.SBOM writes: change it with the document,
+// so that no SBOM recorded by an earlier gantry is reused.
+const sbomFormat = "spdx-2.3/gantry-1"
+
+// sbom is the SBOM of the platform image ai, from the cache when a build
+// of the same image made it: the image digest names the layers (and so
+// their files) and the base platform digest the base's packages, so a
+// rebuild with nothing changed neither reads the base's package database
+// nor encodes the document again.
+func (e *Engine) sbom(ctx context.Context, pb *platformBuild, ai attest.Image) ([]byte, error) {
+	keyed := ai
+	keyed.Layers = nil
+	for _, l := range ai.Layers {
+		l.Files = nil // the diffID names them
+		keyed.Layers = append(keyed.Layers, l)
+	}
+	b, err := json.Marshal(struct {
+		Format string
+		Image  attest.Image
+	}{sbomFormat, keyed})
+	if err != nil {
+		return nil, err
+	}
+	key := sha256.Sum256(b)
+	return e.cache.Memo("sbom-"+hex.EncodeToString(key[:]), func() ([]byte, error) {
+		if ai.Base.OS, ai.Base.Packages, err = attest.ReadOS(ctx, pb.fs); err != nil {
+			return nil, err
+		}
+		return attest.SBOM(ai)
+	})
 }
 
 // inputs are the files and the run the provenance names.

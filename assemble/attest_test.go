@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"io"
 	"log"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -300,5 +302,68 @@ func TestSBOMReadsBaseOnce(t *testing.T) {
 		if i == 1 && whole != 0 {
 			t.Errorf("rebuild downloaded %d base blobs: %q", whole, reg.Requests())
 		}
+	}
+}
+
+// TestSBOMRecordedForRebuilds: a rebuild with nothing changed takes each
+// platform's SBOM from the cache, byte for byte; a changed layer, or a
+// damaged recorded document, makes it anew.
+func TestSBOMRecordedForRebuilds(t *testing.T) {
+	cache := t.TempDir()
+	specs := loadExample(t, map[string]string{"taskflow-frontend": "oci:" + nginxBase + ":alpine", "taskflow-backend": "oci:" + pythonBase + ":3.13-slim"})[:1]
+	sboms := func() []string {
+		t.Helper()
+		out := t.TempDir() + "/out"
+		e := newTestEngine(t, cache)
+		if _, err := e.Run(context.Background(), specs, sink.Layout(out, sink.Destinations{})); err != nil {
+			t.Fatal(err)
+		}
+		idx, err := layout.ImageIndexFromPath(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		im, _ := idx.IndexManifest()
+		var docs []string
+		for _, d := range im.Manifests {
+			if d.ArtifactType != attest.SPDXMediaType {
+				continue
+			}
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, _ := img.Manifest()
+			docs = append(docs, m.Layers[0].Digest.String())
+		}
+		slices.Sort(docs)
+		if len(docs) != 2 {
+			t.Fatalf("%d SBOMs, want one per platform", len(docs))
+		}
+		return docs
+	}
+	first := sboms()
+	memo, _ := filepath.Glob(filepath.Join(cache, "memo", "sbom-*"))
+	if len(memo) != 2 {
+		t.Fatalf("%d SBOMs recorded, want 2", len(memo))
+	}
+	if again := sboms(); !slices.Equal(again, first) {
+		t.Errorf("the rebuild's SBOMs %v, the build's %v", again, first)
+	}
+	// the record is what a rebuild takes: one pointing at another
+	// document gives that one
+	planted := []byte(`{"planted":true}`)
+	ph, _, _ := v1.SHA256(bytes.NewReader(planted))
+	os.WriteFile(filepath.Join(cache, "blobs", ph.Algorithm, ph.Hex), planted, 0o644)
+	recorded, _ := os.ReadFile(memo[0])
+	os.WriteFile(memo[0], []byte(ph.String()), 0o644)
+	if again := sboms(); !slices.Contains(again, ph.String()) {
+		t.Errorf("SBOMs %v: the recorded document %s was not taken", again, ph)
+	}
+	// a damaged recorded document is made again, the same
+	os.WriteFile(memo[0], recorded, 0o644)
+	h, _ := v1.NewHash(string(recorded))
+	os.WriteFile(filepath.Join(cache, "blobs", h.Algorithm, h.Hex), []byte("{}"), 0o644)
+	if again := sboms(); !slices.Equal(again, first) {
+		t.Errorf("after damage, SBOMs %v, want %v", again, first)
 	}
 }

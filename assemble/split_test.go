@@ -1,11 +1,14 @@
 package assemble_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,33 +26,7 @@ import (
 func TestSplitLayerRebuildsOnePart(t *testing.T) {
 	reg := registrytest.New(t)
 	registrytest.PushLayout(t, nginxBase, reg.Host+"/library/nginx:alpine")
-	dir := t.TempDir()
-	site := filepath.Join(dir, "site")
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := range 300 { // 300 × 16 KiB of noise: ~5 MB
-		p := filepath.Join(site, fmt.Sprintf("d%d/f%03d.bin", i%7, i))
-		body := make([]byte, 16<<10)
-		for j := range body {
-			body[j] = byte(r.Uint32())
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, body, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	yaml := "images:\n  - name: site\n    base: nginx\n    allowRoot: true\n    layers:\n      - from: site\n        to: /srv\n        split: 1MiB\n"
-	if err := os.WriteFile(filepath.Join(dir, "gantry.yaml"), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	load := func() []spec.ImageSpec {
-		specs, err := spec.Load(filepath.Join(dir, "gantry.yaml"), noEnv, spec.Options{Bases: map[string]string{"site": reg.Host + "/library/nginx:alpine"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return specs
-	}
+	site, load := splitSite(t, reg.Host+"/library/nginx:alpine")
 	dest := sink.Destinations{Ref: reg.Host + "/app/site:latest"}
 	cache := t.TempDir()
 	e := newTestEngine(t, cache)
@@ -106,6 +83,80 @@ func TestSplitLayerRebuildsOnePart(t *testing.T) {
 	}
 	if res[0].Digest != res2[0].Digest {
 		t.Errorf("the rebuild gave %s, a cold build %s", res[0].Digest, res2[0].Digest)
+	}
+}
+
+// splitSite writes a gantry.yaml whose one layer, 300 files of 16 KiB of
+// noise (~5 MB), is split at 1MiB, on base; it returns the files'
+// directory and a loader of the spec.
+func splitSite(t *testing.T, base string) (string, func() []spec.ImageSpec) {
+	t.Helper()
+	dir := t.TempDir()
+	site := filepath.Join(dir, "site")
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 300 {
+		p := filepath.Join(site, fmt.Sprintf("d%d/f%03d.bin", i%7, i))
+		body := make([]byte, 16<<10)
+		for j := range body {
+			body[j] = byte(r.Uint32())
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yaml := "images:\n  - name: site\n    base: nginx\n    allowRoot: true\n    layers:\n      - from: site\n        to: /srv\n        split: 1MiB\n"
+	if err := os.WriteFile(filepath.Join(dir, "gantry.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return site, func() []spec.ImageSpec {
+		specs, err := spec.Load(filepath.Join(dir, "gantry.yaml"), noEnv, spec.Options{Bases: map[string]string{"site": base}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return specs
+	}
+}
+
+// TestSplitOnRealRegistry: an image whose layer is split, pushed to a
+// real registry, passes crane validate (every layer's digest and diffID),
+// and crane export (the layers applied in order) gives every file.
+func TestSplitOnRealRegistry(t *testing.T) {
+	host := registrytest.RealRegistry(t)
+	crane := registrytest.LookPath(t, "crane")
+	_, load := splitSite(t, "oci:"+nginxBase+":alpine")
+	e := newTestEngine(t, "")
+	res, err := e.Run(context.Background(), load(), e.RegistrySink(sink.Destinations{Ref: host + "/split/site:v1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range res[0].Platforms {
+		ref := host + "/split/site@" + p.Digest
+		out, err := exec.Command(crane, "validate", "--insecure", "--remote", ref).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "PASS") {
+			t.Errorf("crane validate %s: %v\n%s", p.Platform, err, out)
+		}
+		exp := exec.Command(crane, "export", "--insecure", ref, "-")
+		tarOut, err := exp.Output()
+		if err != nil {
+			t.Fatalf("crane export %s: %v", p.Platform, err)
+		}
+		files := 0
+		tr := tar.NewReader(bytes.NewReader(tarOut))
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				break
+			}
+			if strings.HasPrefix(h.Name, "srv/") && h.Typeflag == tar.TypeReg {
+				files++
+			}
+		}
+		if files != 300 {
+			t.Errorf("%s: crane export holds %d files under /srv, want 300", p.Platform, files)
+		}
 	}
 }
 

@@ -36,7 +36,7 @@ func DefaultCacheDir() (string, error) {
 
 // OpenCache creates (if needed) and opens the cache at dir.
 func OpenCache(dir string) (*Cache, error) {
-	for _, sub := range []string{"blobs/sha256", "layers", "content", "chunks", "base", "tmp"} {
+	for _, sub := range []string{"blobs/sha256", "layers", "content", "chunks", "base", "memo", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("creating cache directory: %w", err)
 		}
@@ -230,4 +230,33 @@ func (c *Cache) Blob(h v1.Hash, fetch func() ([]byte, error)) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// Memo returns the document recorded under key (made by what the key
+// names, e.g. an image's SBOM), or makes, records and returns it. The
+// record names the document's digest, and the document is a verified
+// blob: a damaged one is made again.
+func (c *Cache) Memo(key string, make func() ([]byte, error)) ([]byte, error) {
+	rec := filepath.Join(c.dir, "memo", key)
+	if b, err := os.ReadFile(rec); err == nil {
+		if h, err := v1.NewHash(string(b)); err == nil {
+			if doc, err := os.ReadFile(c.blobPath(h)); err == nil {
+				if got, _, err := v1.SHA256(bytes.NewReader(doc)); err == nil && got == h {
+					return doc, nil
+				}
+			}
+		}
+	}
+	doc, err := make()
+	if err != nil {
+		return nil, err
+	}
+	h, _, err := v1.SHA256(bytes.NewReader(doc))
+	if err != nil {
+		return nil, err
+	}
+	if err := c.writeFile(c.blobPath(h), doc); err != nil {
+		return nil, err
+	}
+	return doc, c.writeFile(rec, []byte(h.String()))
 }

@@ -86,18 +86,15 @@ func (a artifactCore) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) 
 	return nil, fmt.Errorf("artifact has no blob %s", h)
 }
 
-// Attach makes the SBOM and the provenance of img, and their artifact
-// manifests referring to it. Either can be left out.
-func Attach(img Image, in Inputs, sbom, provenance bool) ([]*Artifact, error) {
+// Attach makes the artifact manifests referring to img: of sbom (the
+// document SBOM made for img; nil leaves it out) and of img's provenance,
+// if asked.
+func Attach(img Image, in Inputs, sbom []byte, provenance bool) ([]*Artifact, error) {
 	subject := v1.Descriptor{MediaType: types.MediaType(img.MediaType), Size: img.Size, Digest: img.Digest}
 	created := map[string]string{"org.opencontainers.image.created": img.Created.UTC().Format("2006-01-02T15:04:05Z")}
 	var out []*Artifact
-	if sbom {
-		doc, err := SBOM(img)
-		if err != nil {
-			return nil, err
-		}
-		a, err := NewArtifact(subject, SPDXMediaType, doc, "sbom.spdx.json", created)
+	if sbom != nil {
+		a, err := NewArtifact(subject, SPDXMediaType, sbom, "sbom.spdx.json", created)
 		if err != nil {
 			return nil, err
 		}

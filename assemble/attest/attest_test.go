@@ -255,7 +255,11 @@ func TestProvenance(t *testing.T) {
 
 func TestAttach(t *testing.T) {
 	img := testImage()
-	arts, err := Attach(img, Inputs{}, true, true)
+	doc, err := SBOM(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arts, err := Attach(img, Inputs{}, doc, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +285,7 @@ func TestAttach(t *testing.T) {
 			t.Fatalf("%s: layers %v %v", a.ArtifactType, ls, err)
 		}
 	}
-	only, _ := Attach(img, Inputs{}, false, true)
+	only, _ := Attach(img, Inputs{}, nil, true)
 	if len(only) != 1 || only[0].ArtifactType != InTotoMediaType || only[0].Digest != arts[1].Digest {
 		t.Errorf("provenance alone: %+v", only)
 	}
