@@ -72,7 +72,7 @@ func (b *Builder) selector(comp Compression, entries []Entry) string {
 	return b.key("gantry-layer-v3", comp, entries, func(h hash.Hash, i int) {
 		e := &entries[i]
 		var num [8]byte
-		for _, v := range []int64{e.SourceMTime.UnixNano(), e.host.ctime, int64(e.host.id.dev), int64(e.host.id.ino)} {
+		for _, v := range [...]int64{e.SourceMTime.UnixNano(), e.host.ctime, int64(e.host.id.dev), int64(e.host.id.ino)} {
 			binary.BigEndian.PutUint64(num[:], uint64(v))
 			h.Write(num[:])
 		}

@@ -15,12 +15,12 @@ const MaxParts = 16
 // only the part it is in. As content-defined chunking does, a part ends
 // before an entry whose name's hash falls under its share of target (see
 // partCut), once the part holds target/4, or wherever it reaches
-// 4×target: the cuts stay where they are when files
-// change, come or go, except next to the change. Parents need no care
-// (layers apply in order, and a directory sorts before what it holds),
-// but a hard link and the file it links to stay in one part: Docker's
-// overlay2 extracts a layer by itself. Below 2×target, or with target ≤
-// 0, there is one part; there are never more than MaxParts.
+// 4×target: the cuts stay where they are when files change, come or go,
+// except next to the change. Parents need no care (layers apply in order,
+// and a directory sorts before what it holds), but a hard link and the
+// file it links to stay in one part: Docker's overlay2 extracts a layer by
+// itself. Below 2×target, or with target ≤ 0, there is one part; there
+// are never more than MaxParts.
 func Split(entries []Entry, target int64) [][]Entry {
 	size := func(i int) int64 { return max(entries[i].Size, int64(len(entries[i].Data))) + 512 }
 	var total int64
