@@ -27,23 +27,22 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 		return nil, err
 	}
 	sel := b.Cache.selectorRecord(b.selector(comp, entries))
-	if l := b.Cache.lookup(sel, comp); l != nil {
+	if l, err := b.recorded(ctx, sel, comp, entries, h); l != nil {
 		b.hits.Add(1)
-		// Gates on content apply on a hit as on a miss: the record holds
-		// what the build that wrote it found.
-		return l, checkSecretFindings(entries, l.secrets)
-	}
-	l, err := b.remoteHit(ctx, sel, comp, entries, h)
-	if err != nil || l != nil {
-		if l != nil {
-			b.hits.Add(1)
-		}
 		return l, err
 	}
 	b.misses.Add(1)
-	l, known, err := b.byContent(ctx, comp, entries, sel, h)
+	l, known, content, err := b.byContent(ctx, comp, entries, sel, h)
 	if err != nil || l != nil {
 		return l, err
+	}
+	// store records l under sel and its content key (known holds every
+	// file's sum once the tar is scanned or written)
+	store := func(l *Layer) (*Layer, error) {
+		if content == "" {
+			content = b.Cache.contentRecord(b.contentKey(comp, entries, known))
+		}
+		return l, b.Cache.store(comp, l, sel, content)
 	}
 	var sc *scanned
 	if h.Reuse != nil {
@@ -53,65 +52,61 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 		}
 		if rb, ok := h.Reuse(ctx, sc.diffID, comp.Key()); ok {
 			b.registryHits.Add(1)
-			l := sc.remote(comp, rb)
 			// remembered: the next build here asks the registry again, and
 			// reads no file
-			return l, b.Cache.store(comp, l, sel, b.Cache.contentRecord(b.contentKey(comp, entries, known)))
+			return store(sc.remote(comp, rb))
 		}
 	}
 	if l, err = b.write(ctx, comp, entries, sc, known, h); err != nil {
 		return nil, err
 	}
-	// known holds every file's sum now
-	return l, b.Cache.store(comp, l, sel, b.Cache.contentRecord(b.contentKey(comp, entries, known)))
+	return store(l)
 }
 
 // byContent looks the layer up by its content key when the cache held
 // content records when it was opened (else, a cold cache, the files are
 // hashed as the tar is written or scanned), recording a hit under the
-// selector record sel. It returns the files' sums it learnt.
-func (b *Builder) byContent(ctx context.Context, comp Compression, entries []Entry, sel string, h Hooks) (*Layer, sums, error) {
+// selector record sel. It returns the files' sums it learnt and the
+// content record, if it named one.
+func (b *Builder) byContent(ctx context.Context, comp Compression, entries []Entry, sel string, h Hooks) (*Layer, sums, string, error) {
 	if !b.Cache.hadContent {
-		return nil, make(sums, len(entries)), nil
+		return nil, make(sums, len(entries)), "", nil
 	}
 	known, err := b.sourceSums(ctx, entries)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	content := b.Cache.contentRecord(b.contentKey(comp, entries, known))
-	l := b.Cache.lookup(content, comp)
+	l, err := b.recorded(ctx, content, comp, entries, h)
 	if l == nil {
-		if l, err = b.remoteHit(ctx, content, comp, entries, h); err != nil || l == nil {
-			return nil, known, err
-		}
+		return nil, known, content, nil
 	}
 	b.contentHits.Add(1)
-	if err := checkSecretFindings(entries, l.secrets); err != nil {
-		return nil, nil, err
+	if err != nil {
+		return nil, nil, "", err
 	}
-	return l, known, b.Cache.store(comp, l, sel)
+	return l, known, content, b.Cache.store(comp, l, sel)
 }
 
-// remoteHit is the layer the record rec says a registry had, if the
-// registry (h.Reuse) still has it, or nil.
-func (b *Builder) remoteHit(ctx context.Context, rec string, comp Compression, entries []Entry, h Hooks) (*Layer, error) {
-	if h.Reuse == nil {
+// recorded is the layer the record rec names: in the cache, or in the
+// registry when h.Reuse shows it still has the blob; nil on a miss. Gates
+// on content apply on a hit as on a miss (the record holds what the build
+// that wrote it found): a refused hit is the layer and the gate's error.
+func (b *Builder) recorded(ctx context.Context, rec string, comp Compression, entries []Entry, h Hooks) (*Layer, error) {
+	l, r := b.Cache.lookup(rec, comp)
+	if r != nil && h.Reuse != nil {
+		if rb, ok := h.Reuse(ctx, r.DiffID, comp.Key()); ok && rb.Digest == r.Digest {
+			sc := &scanned{diffID: r.DiffID, size: r.UncompressedSize, found: notes{secrets: r.Secrets, elf: r.ELF, files: r.Files}}
+			l = sc.remote(comp, rb)
+		}
+	}
+	if l == nil {
 		return nil, nil
 	}
-	r := b.Cache.lookupRemote(rec, comp)
-	if r == nil {
-		return nil, nil
+	if l.Remote() {
+		b.registryHits.Add(1)
 	}
-	rb, ok := h.Reuse(ctx, r.DiffID, comp.Key())
-	if !ok || rb.Digest != r.Digest {
-		return nil, nil
-	}
-	if err := checkSecretFindings(entries, r.Secrets); err != nil {
-		return nil, err
-	}
-	b.registryHits.Add(1)
-	sc := &scanned{diffID: r.DiffID, size: r.UncompressedSize, found: notes{secrets: r.Secrets, elf: r.ELF, files: r.Files}}
-	return sc.remote(comp, rb), nil
+	return l, checkSecretFindings(entries, l.secrets)
 }
 
 // scanned is what streaming a layer's tar tells: its diffID and size, and

@@ -100,26 +100,30 @@ func (c *Cache) hasContent() bool {
 	return len(names) > 0
 }
 
-// lookup returns the layer recorded in file rec, or nil on a miss. A
-// record whose blob is missing, of the wrong size or rewritten is a miss.
-func (c *Cache) lookup(rec string, comp Compression) *Layer {
+// lookup reads the record in file rec: the layer it names in the cache,
+// or (remote) the record of a layer a registry had, or neither on a miss.
+// A record whose blob is missing, of the wrong size or rewritten is a miss.
+func (c *Cache) lookup(rec string, comp Compression) (l *Layer, remote *record) {
 	b, err := os.ReadFile(rec)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	var r record
-	if json.Unmarshal(b, &r) != nil || r.Compression != comp.Key() || r.Files == nil || r.Remote {
-		return nil
+	if json.Unmarshal(b, &r) != nil || r.Compression != comp.Key() || r.Files == nil {
+		return nil, nil
+	}
+	if r.Remote {
+		return nil, &r
 	}
 	fi, err := os.Stat(c.blobPath(r.Digest))
 	if err != nil || fi.Size() != r.Size || fi.ModTime().UnixNano() != r.BlobModTime {
-		return nil
+		return nil, nil
 	}
 	return &Layer{
 		digest: r.Digest, diffID: r.DiffID, size: r.Size, uncompressedSize: r.UncompressedSize,
 		path: c.blobPath(r.Digest), compression: comp.Algorithm, cached: true,
 		secrets: r.Secrets, elf: r.ELF, files: r.Files,
-	}
+	}, nil
 }
 
 // hasBlob reports whether the blob of digest h is stored intact: of the
@@ -135,20 +139,6 @@ func (c *Cache) hasBlob(h v1.Hash, size int64) bool {
 	}
 	_, err = io.Copy(io.Discard, &verifier{rc: f, h: sha256.New(), want: h, size: size, name: f.Name()})
 	return err == nil
-}
-
-// lookupRemote returns the record in file rec of a layer a registry had,
-// or nil.
-func (c *Cache) lookupRemote(rec string, comp Compression) *record {
-	b, err := os.ReadFile(rec)
-	if err != nil {
-		return nil
-	}
-	var r record
-	if json.Unmarshal(b, &r) != nil || r.Compression != comp.Key() || r.Files == nil || !r.Remote {
-		return nil
-	}
-	return &r
 }
 
 // store records l in each of the record files recs: its blob in the
@@ -209,11 +199,8 @@ func (c *Cache) readFile(name string) ([]byte, error) {
 // verifies and stores it. It is for small blobs such as base configs, so a
 // rebuild need not download them again.
 func (c *Cache) Blob(h v1.Hash, fetch func() ([]byte, error)) ([]byte, error) {
-	p := c.blobPath(h)
-	if b, err := os.ReadFile(p); err == nil {
-		if got, _, err := v1.SHA256(bytes.NewReader(b)); err == nil && got == h {
-			return b, nil
-		}
+	if b, ok := c.readBlob(h); ok {
+		return b, nil
 	}
 	b, err := fetch()
 	if err != nil {
@@ -226,10 +213,20 @@ func (c *Cache) Blob(h v1.Hash, fetch func() ([]byte, error)) ([]byte, error) {
 	if got != h {
 		return nil, fmt.Errorf("blob %s has digest %s", h, got)
 	}
-	if err := c.writeFile(p, b); err != nil {
+	if err := c.writeFile(c.blobPath(h), b); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// readBlob reads the small blob h, if the cache has it intact.
+func (c *Cache) readBlob(h v1.Hash) ([]byte, bool) {
+	b, err := os.ReadFile(c.blobPath(h))
+	if err != nil {
+		return nil, false
+	}
+	got, _, err := v1.SHA256(bytes.NewReader(b))
+	return b, err == nil && got == h
 }
 
 // Memo returns the document recorded under key (made by what the key
@@ -240,10 +237,8 @@ func (c *Cache) Memo(key string, make func() ([]byte, error)) ([]byte, error) {
 	rec := filepath.Join(c.dir, "memo", key)
 	if b, err := os.ReadFile(rec); err == nil {
 		if h, err := v1.NewHash(string(b)); err == nil {
-			if doc, err := os.ReadFile(c.blobPath(h)); err == nil {
-				if got, _, err := v1.SHA256(bytes.NewReader(doc)); err == nil && got == h {
-					return doc, nil
-				}
+			if doc, ok := c.readBlob(h); ok {
+				return doc, nil
 			}
 		}
 	}
