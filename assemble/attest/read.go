@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // ErrNoSBOM is the error of an image that has no SBOM attached.
@@ -33,7 +34,7 @@ func ReadSBOM(ctx context.Context, ref name.Reference, platform *v1.Platform, op
 	if err != nil {
 		return nil, err
 	}
-	digest, plat, err := pickPlatform(desc, platform)
+	digest, plat, err := pickPlatform(desc.MediaType, desc.Digest, desc.ImageIndex, platform)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
@@ -55,13 +56,14 @@ func ReadSBOM(ctx context.Context, ref name.Reference, platform *v1.Platform, op
 	return nil, fmt.Errorf("%s (%s, %s): %w; build it with gantry, whose SBOM is on unless sbom: false", ref, plat, digest, ErrNoSBOM)
 }
 
-// pickPlatform is the manifest of ref for platform: an index's child, or a
+// pickPlatform is the manifest for platform want of the manifest or index
+// of media type mt and digest dig (index reads it): an index's child, or a
 // single manifest (whatever platform is asked).
-func pickPlatform(desc *remote.Descriptor, want *v1.Platform) (v1.Hash, string, error) {
-	if !desc.MediaType.IsIndex() {
-		return desc.Digest, "its platform", nil
+func pickPlatform(mt types.MediaType, dig v1.Hash, index func() (v1.ImageIndex, error), want *v1.Platform) (v1.Hash, string, error) {
+	if !mt.IsIndex() {
+		return dig, "its platform", nil
 	}
-	idx, err := desc.ImageIndex()
+	idx, err := index()
 	if err != nil {
 		return v1.Hash{}, "", err
 	}

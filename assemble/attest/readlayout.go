@@ -26,7 +26,7 @@ func ReadSBOMLayout(dir, name string, platform *v1.Platform) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oci:%s: %w", dir, err)
 	}
-	digest, plat, err := layoutPlatform(idx, d, platform)
+	digest, plat, err := pickPlatform(d.MediaType, d.Digest, func() (v1.ImageIndex, error) { return idx.ImageIndex(d.Digest) }, platform)
 	if err != nil {
 		return nil, fmt.Errorf("oci:%s:%s: %w", dir, d.Annotations[refNameAnnotation], err)
 	}
@@ -46,23 +46,6 @@ func ReadSBOMLayout(dir, name string, platform *v1.Platform) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("oci:%s:%s (%s, %s): %w; build it with gantry, whose SBOM is on unless sbom: false", dir, d.Annotations[refNameAnnotation], plat, digest, ErrNoSBOM)
-}
-
-// layoutPlatform is the manifest of entry d for platform: an index's
-// child, or d itself.
-func layoutPlatform(idx v1.ImageIndex, d v1.Descriptor, platform *v1.Platform) (v1.Hash, string, error) {
-	if !d.MediaType.IsIndex() {
-		return d.Digest, "its platform", nil
-	}
-	child, err := idx.ImageIndex(d.Digest)
-	if err != nil {
-		return v1.Hash{}, "", err
-	}
-	cm, err := child.IndexManifest()
-	if err != nil {
-		return v1.Hash{}, "", err
-	}
-	return pickFrom(cm, platform)
 }
 
 // named is the layout's entry named name, or its only named entry.
