@@ -218,10 +218,17 @@ run_buildah() {
 }
 # gantry where CI runs: gantry_at W SCEN ITER SRC CACHE DEST [FLAGS...]
 gantry_at() {
-	local w=$1 sc=$2 i=$3 src=$4 cache=$5 dest=$6
-	shift 6
-	timed "$w" gantry "$sc" "$i" -- "$BIN/gantry" append --base "$BASE" --layer "$src:$HTML" --owner 1001:1001 \
-		--push "$dest" --cache-dir "$cache" -q "${GANTRY_FLAGS[@]}" "$@"
+	local w=$1 sc=$2 i=$3
+	shift 3
+	gantry_argv "$@"
+	timed "$w" gantry "$sc" "$i" -- "${ARGV[@]}"
+}
+# gantry_argv SRC CACHE DEST [FLAGS...]: the command line of every gantry run, in ARGV
+gantry_argv() {
+	local src=$1 cache=$2 dest=$3
+	shift 3
+	ARGV=("$BIN/gantry" append --base "$BASE" --layer "$src:$HTML" --owner 1001:1001 \
+		--push "$dest" --cache-dir "$cache" -q "${GANTRY_FLAGS[@]}" "$@")
 }
 # the registry's access log counts blob uploads
 mark() { wc -l <"$LOGS/registry.log"; }
@@ -333,8 +340,8 @@ bench_workload() {
 	if [ "$w" = big ]; then # one layer cut into parts: a change uploads its part only
 		local split=$WORK/gantry-$w-split m
 		say "W-$w: gantry --split $SPLIT: a build (untimed), then one file changed ×$reps"
-		"$BIN/gantry" append --base "$BASE" --layer "$SRC:$HTML" --owner 1001:1001 --push "$REG/bench/$w-gantry-split:latest" \
-			--cache-dir "$split" -q "${GANTRY_FLAGS[@]}" --split "$SPLIT" >>"$LOGS/$w-gantry.log" 2>&1
+		gantry_argv "$SRC" "$split" "$REG/bench/$w-gantry-split:latest" --split "$SPLIT"
+		"${ARGV[@]}" >>"$LOGS/$w-gantry.log" 2>&1
 		m=$(mark)
 		for i in $(seq "$reps"); do
 			change_one_file "$changed" "split$i"
