@@ -142,8 +142,9 @@ func (b *Builder) writeEntry(tw *tar.Writer, e *Entry, mtime time.Time, found *n
 	} else if data != nil {
 		found.sawHead(e, data)
 	}
+	var sum [sha256.Size]byte
 	if data != nil {
-		sum := sha256.Sum256(data)
+		sum = sha256.Sum256(data)
 		found.sawFile(e.Name, sum[:])
 	}
 	h := e.header(mtime)
@@ -161,12 +162,16 @@ func (b *Builder) writeEntry(tw *tar.Writer, e *Entry, mtime time.Time, found *n
 		if _, err := tw.Write(data); err != nil {
 			return fmt.Errorf("writing %s to layer: %w", e.Name, err)
 		}
+		found.summed(&sum)
 	case e.Type == tar.TypeReg && e.Source != "":
 		w, done := found.hashing(tw, i)
 		if err := b.copyFile(w, e, found, func(head []byte) error { return found.data(e, e.Size, head) }); err != nil {
 			return err
 		}
-		done()
+		if err := done(); err != nil {
+			return fmt.Errorf("layer source %s: %w", e.Source, err)
+		}
+		found.summed(&found.sums[i])
 		found.sawSource(e.Name, i)
 	case e.Type == tar.TypeReg:
 		found.sawFile(e.Name, emptySHA256[:])
@@ -285,7 +290,9 @@ func (b *Builder) gzipFile(e *Entry, found *notes, i int) ([]byte, error) {
 	if err := b.copyFile(w, e, found, nil); err != nil {
 		return nil, err
 	}
-	done()
+	if err := done(); err != nil {
+		return nil, fmt.Errorf("layer source %s: %w", e.Source, err)
+	}
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("precompressing %s: %w", e.Source, err)
 	}

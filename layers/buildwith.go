@@ -209,7 +209,14 @@ func (n *notes) data(e *Entry, size int64, head []byte) error {
 	if n.cut == nil {
 		return nil
 	}
-	return n.cut.data(size >= storeAbove && incompressible(e.Name, head, e.Gzip))
+	return n.cut.data(size >= storeAbove && incompressible(e.Name, head, e.Gzip), size)
+}
+
+// summed gives the chunker the SHA-256 of the data just written.
+func (n *notes) summed(sum *[sha256.Size]byte) {
+	if n.cut != nil {
+		n.cut.sum(sum)
+	}
 }
 
 // dropOnError passes writes on until the first error, then swallows them.

@@ -2,6 +2,8 @@ package layers
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
+	"errors"
 	"hash"
 	"hash/fnv"
 )
@@ -25,9 +27,20 @@ const (
 	storeAbove = 4 << 10
 )
 
+// A chunk's identity names its uncompressed bytes without hashing all of
+// them again: a file's data that lies wholly inside the chunk stands in as
+// its SHA-256, which the file list needs anyway, and only the rest (tar
+// headers, padding, the parts of files that cross a cut) is hashed. The
+// identity is the hash of (chunkDomain, the hash of that rest, the
+// chunk's length, and where each summed file's data lies with its sum):
+// two chunks with one identity have the same bytes. Whether a file is
+// summed depends only on where it lies in the stream, so every build names
+// a chunk alike.
+const chunkDomain = "gantry-chunk-v2\n"
+
 // chunk is one independently compressed part of a layer's tar stream.
 type chunk struct {
-	Hash   [sha256.Size]byte // of its uncompressed bytes
+	Hash   [sha256.Size]byte // its identity (see chunkDomain)
 	Len    int64
 	Stored bool // incompressible data: stored, not deflated
 }
@@ -47,7 +60,16 @@ type chunker struct {
 	noTotal bool
 	// every is this layer's cut interval, in entries
 	every uint32
+	// skip is how much of the current file's data is still to come
+	// unhashed; segs lists the chunk's summed data (offset, length, sum);
+	// owed says the last one's sum is still to come.
+	skip int64
+	segs []byte
+	owed bool
 }
+
+// errSumOwed is a chunk cut while a file's sum was still owed: a bug.
+var errSumOwed = errors.New("a layer chunk ended before the sum of its file's data was given")
 
 // newChunker cuts the tar of entries: every is the power of two nearest
 // the number of entries of mean size that make targetChunk, so that it
@@ -75,7 +97,13 @@ func (c *chunker) Write(p []byte) (int, error) {
 		if !c.noTotal {
 			c.total.Write(part)
 		}
-		c.cur.Write(part)
+		rest := part
+		if c.skip > 0 {
+			k := min(c.skip, int64(len(rest)))
+			c.skip -= k
+			rest = rest[k:]
+		}
+		c.cur.Write(rest)
 		if c.emit != nil {
 			if c.buf == nil {
 				c.buf = c.newBuffer()
@@ -114,18 +142,37 @@ func (c *chunker) entry(name string) error {
 	return nil
 }
 
-// data is called before an entry's data: incompressible data goes into a
-// stored chunk (with the incompressible data that follows), other data
-// ends one.
-func (c *chunker) data(incompressible bool) error {
-	if incompressible == c.stored {
-		return nil
+// data is called before an entry's size bytes of data: incompressible
+// data goes into a stored chunk (with the incompressible data that
+// follows), other data ends one. Data that fits in the chunk is not
+// hashed: its sum, which must be given (sum) before the next entry, stands
+// for it.
+func (c *chunker) data(incompressible bool, size int64) error {
+	if c.owed {
+		return errSumOwed
 	}
-	if err := c.cut(); err != nil {
-		return err
+	if incompressible != c.stored {
+		if err := c.cut(); err != nil {
+			return err
+		}
+		c.stored = incompressible
 	}
-	c.stored = incompressible
+	// strictly less: a chunk that the data fills up to maxChunk would be
+	// cut before the sum is given
+	if size > 0 && c.curLen+size < maxChunk {
+		c.skip, c.owed = size, true
+		c.segs = binary.BigEndian.AppendUint64(c.segs, uint64(c.curLen))
+		c.segs = binary.BigEndian.AppendUint64(c.segs, uint64(size))
+	}
 	return nil
+}
+
+// sum gives the SHA-256 of the data announced last, once it is written.
+func (c *chunker) sum(s *[sha256.Size]byte) {
+	if c.owed {
+		c.segs = append(c.segs, s[:]...)
+		c.owed = false
+	}
 }
 
 func (c *chunker) nameCut(name string) bool {
@@ -140,9 +187,19 @@ func (c *chunker) cut() error {
 		c.stored = false
 		return nil
 	}
+	if c.owed || c.skip > 0 {
+		return errSumOwed
+	}
 	ch := chunk{Len: c.curLen, Stored: c.stored}
-	c.cur.Sum(ch.Hash[:0])
+	var rest [sha256.Size]byte
+	id := sha256.New()
+	id.Write([]byte(chunkDomain))
+	id.Write(c.cur.Sum(rest[:0]))
+	id.Write(binary.BigEndian.AppendUint64(nil, uint64(c.curLen)))
+	id.Write(c.segs)
+	id.Sum(ch.Hash[:0])
 	c.cur.Reset()
+	c.segs = c.segs[:0]
 	c.curLen, c.stored = 0, false
 	if c.emit == nil {
 		return nil

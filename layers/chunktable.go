@@ -24,7 +24,7 @@ const (
 	// tablesRead is how many of the newest tables a build consults;
 	// tablesKept, how many the cache keeps.
 	tablesRead, tablesKept = 64, 128
-	tableMagic             = "gantry-chunks-v1\n"
+	tableMagic             = "gantry-chunks-v2\n"    // v2: identities by chunkDomain
 	tableRecord            = sha256.Size + 1 + 8 + 8 // hash, stored, offset, length
 )
 

@@ -3,6 +3,7 @@ package layers
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 )
 
@@ -81,18 +82,28 @@ func (p pieces) Write(b []byte) (int, error) {
 }
 
 // hashing returns the writer to copy entry i's host file into (w, and a
-// hash when its sum is not known yet) and done, to call after the copy:
-// it records the sum in n.sums (now, or when the worker is finished).
-func (n *notes) hashing(w io.Writer, i int) (io.Writer, func()) {
-	if n.sums[i] != ([sha256.Size]byte{}) {
-		return w, func() {}
+// hash when its sum is wanted) and done, to call after the copy: it
+// records the sum in n.sums (now, or when the worker is finished). A pass
+// that cuts chunks hashes every file it writes, since the chunks'
+// identities stand on the sums of the bytes written: a sum known from an
+// earlier read must come out the same, or the file changed in between.
+func (n *notes) hashing(w io.Writer, i int) (io.Writer, func() error) {
+	known := n.sums[i]
+	if known != ([sha256.Size]byte{}) && n.cut == nil {
+		return w, func() error { return nil }
 	}
 	if n.worker != nil {
 		p := pieces{w: n.worker, i: i}
-		return io.MultiWriter(w, p), func() { n.worker.jobs <- sumJob{i: i} }
+		return io.MultiWriter(w, p), func() error { n.worker.jobs <- sumJob{i: i}; return nil }
 	}
 	h := sha256.New()
-	return io.MultiWriter(w, h), func() { h.Sum(n.sums[i][:0]) }
+	return io.MultiWriter(w, h), func() error {
+		h.Sum(n.sums[i][:0])
+		if known != ([sha256.Size]byte{}) && known != n.sums[i] {
+			return fmt.Errorf("%w (its content differs from an earlier read)", errChanged)
+		}
+		return nil
+	}
 }
 
 // sawSource lists entry i, named name, with its host file's sum: now, or
