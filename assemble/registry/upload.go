@@ -183,42 +183,58 @@ func resolve(base *url.URL, loc string) (string, error) {
 
 // Finish ends the stream: built is the layer's digest, or nil when the
 // layer failed to build (or came from the cache, and nothing was
-// streamed). A whole stream is kept for Commit; anything else is cancelled.
-// It returns only when the session's request has.
+// streamed). A whole stream is kept for Commit, which waits for the
+// registry's answer to it: a registry that syncs the blob to disk before
+// it answers does so while the build goes on. Anything else is cancelled.
 func (u *Upload) Finish(built *v1.Hash) {
 	if !u.begun {
 		return
 	}
-	if u.pw != nil {
-		if built == nil {
-			u.pw.CloseWithError(fmt.Errorf("the layer failed to build"))
-		} else {
-			u.pw.Close()
-		}
-		<-u.done
-	}
-	if err := u.failed(); err != nil || built == nil {
-		u.us.c.log.Debug("streaming upload dropped; the layer is uploaded after the build", "repo", u.repo.String(), "error", err)
-		u.us.cancel(u)
+	if u.pw != nil && built != nil {
+		u.pw.Close()
+		u.mu.Lock()
+		u.dig = *built
+		u.mu.Unlock()
+		us := u.us
+		us.mu.Lock()
+		us.pending[u.repo.String()] = append(us.pending[u.repo.String()], u)
+		us.mu.Unlock()
 		return
 	}
-	u.mu.Lock()
-	u.dig = *built
-	u.mu.Unlock()
-	us := u.us
-	us.mu.Lock()
-	us.pending[u.repo.String()] = append(us.pending[u.repo.String()], u)
-	us.mu.Unlock()
+	if u.pw != nil {
+		u.pw.CloseWithError(fmt.Errorf("the layer failed to build"))
+	}
+	u.us.drop(u)
 }
 
-// Commit turns the sessions streamed for repo into blobs. A failure is not
-// an error: the pusher uploads what is missing.
+// drop cancels u's session once its request has returned.
+func (us *Uploads) drop(u *Upload) {
+	u.wait()
+	us.c.log.Debug("streaming upload dropped; the layer is uploaded after the build", "repo", u.repo.String(), "error", u.failed())
+	us.cancel(u)
+}
+
+// wait returns once u's PATCH has (at once if it never started).
+func (u *Upload) wait() {
+	if u.done != nil {
+		<-u.done
+	}
+}
+
+// Commit turns the sessions streamed for repo into blobs, once their
+// streams are answered. A failure is not an error: the pusher uploads what
+// is missing.
 func (us *Uploads) Commit(ctx context.Context, repo name.Repository) {
 	us.mu.Lock()
 	ups := us.pending[repo.String()]
 	delete(us.pending, repo.String())
 	us.mu.Unlock()
 	for _, u := range ups {
+		u.wait()
+		if u.failed() != nil {
+			us.drop(u)
+			continue
+		}
 		client, err := us.client(ctx, repo)
 		if err == nil {
 			err = u.put(ctx, client)
@@ -265,6 +281,7 @@ func (us *Uploads) Abort() error {
 	us.pending = map[string][]*Upload{}
 	us.mu.Unlock()
 	for _, u := range ups {
+		u.wait()
 		us.cancel(u)
 	}
 	us.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -127,11 +128,16 @@ func TestUploadPatchFailsPartway(t *testing.T) {
 }
 
 // A whole stream is committed at the location the PATCH answered with.
+// Finish does not wait for that answer (a registry may sync the blob to
+// disk first): Commit does.
 func TestUploadCommitsAtLatestLocation(t *testing.T) {
 	noLeaks(t)
 	var got bytes.Buffer
+	received, release := make(chan struct{}), make(chan struct{})
 	s := &sessionServer{patch: func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(&got, r.Body)
+		close(received)
+		<-release
 		w.Header().Set("Location", "/v2/web/blobs/uploads/u1?_state=patched")
 		w.WriteHeader(http.StatusAccepted)
 	}}
@@ -142,11 +148,20 @@ func TestUploadCommitsAtLatestLocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("b", 64)}
-	u.Finish(&d)
+	finished := make(chan struct{})
+	go func() { u.Finish(&d); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(10 * time.Second):
+		t.Error("Finish waited for the registry's answer to the PATCH")
+	}
+	<-received
+	close(release)
+	<-finished
+	us.Commit(context.Background(), repo)
 	if !bytes.Equal(got.Bytes(), want) {
 		t.Errorf("the registry got %d bytes, want %d", got.Len(), len(want))
 	}
-	us.Commit(context.Background(), repo)
 	puts := s.called("PUT")
 	if us.Committed() != 1 || len(puts) != 1 || !strings.Contains(puts[0], "_state=patched") || !strings.Contains(puts[0], "digest=sha256%3A"+d.Hex) {
 		t.Errorf("committed %d; PUTs %q", us.Committed(), puts)
