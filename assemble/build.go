@@ -275,7 +275,7 @@ func (e *Engine) buildLayer(ctx context.Context, ib *imageBuild, name string, en
 	}
 	task := e.progress.Task(label, total)
 	stream := openStreams(ctx, ib.sinks.streamers, ib.s)
-	l, err := ib.builder.BuildWith(ctx, entries, layers.Hooks{Progress: task.Add, Tee: stream.writer(), Reuse: reuse(ctx, ib.sinks.reusers, ib.s)})
+	l, err := ib.builder.BuildWith(ctx, entries, reuseHooks(ib.sinks.reusers, ib.s, layers.Hooks{Progress: task.Add, Tee: stream.writer()}))
 	if err != nil {
 		task.Done("failed")
 		stream.finish(nil)

@@ -165,7 +165,7 @@ func (e *Engine) addUser(ctx context.Context, pb *platformBuild) error {
 	if err := pb.gates.userEntries(entries, pb.upper); err != nil {
 		return err
 	}
-	l, err := pb.builder.BuildWith(ctx, entries, layers.Hooks{Reuse: reuse(ctx, pb.sinks.reusers, pb.s)})
+	l, err := pb.builder.BuildWith(ctx, entries, reuseHooks(pb.sinks.reusers, pb.s, layers.Hooks{}))
 	if err != nil {
 		return fmt.Errorf("user layer: %w", err)
 	}

@@ -148,6 +148,21 @@ func TestFreshCheckoutReusesCache(t *testing.T) {
 	}
 }
 
+// TestRebuildReadsNoRegistryCache: a rebuild whose layers the cache has
+// does not read the images at the destination tags to find layers by
+// content: the registry cache is read only on a miss.
+func TestRebuildReadsNoRegistryCache(t *testing.T) {
+	rig := newReuseRig(t)
+	rig.push(t, rig.cache, loadExample(t, rig.bases), sink.Destinations{Prefix: rig.reg.Host + "/taskflow"})
+	if st := rig.stats; st.Misses != 0 || st.Hits == 0 {
+		t.Fatalf("the rebuild missed the cache: %+v", st)
+	}
+	gets := rig.reg.Count("GET", "/taskflow/", "/manifests/") + rig.reg.Count("GET", "/taskflow/", "/blobs/")
+	if gets != 0 || rig.uploads() != 0 {
+		t.Errorf("%d reads of the destination images, %d uploads; requests %q", gets, rig.uploads(), rig.reg.Requests())
+	}
+}
+
 // pushedImages returns the images the index at ref lists.
 func pushedImages(t *testing.T, ref string) []v1.Image {
 	t.Helper()

@@ -3,6 +3,7 @@ package assemble
 import (
 	"context"
 	"io"
+	"sync"
 
 	"github.com/gantry-dev/gantry/assemble/spec"
 	"github.com/gantry-dev/gantry/layers"
@@ -74,19 +75,29 @@ func fetchIndex(sources []IndexSource) func(context.Context, v1.Hash) ([]byte, b
 	}
 }
 
-// reuse is the builder's hook asking each reuser that knows layers for s
-// in turn, or nil when none does.
-func reuse(ctx context.Context, reusers []LayerReuser, s spec.ImageSpec) func(context.Context, v1.Hash, string) (*layers.RemoteBlob, bool) {
-	var some []LayerReuser
-	for _, r := range reusers {
-		if r.Reusable(ctx, s) {
-			some = append(some, r)
-		}
+// reuse is the builder's hooks asking each reuser that knows layers for s
+// in turn. What the reusers know is read only when the builder first asks
+// (a layer the cache has, the usual rebuild, reads nothing from them).
+func reuse(reusers []LayerReuser, s spec.ImageSpec) (reusable func(context.Context) bool, find func(context.Context, v1.Hash, string) (*layers.RemoteBlob, bool)) {
+	if len(reusers) == 0 {
+		return nil, nil
 	}
-	if len(some) == 0 {
-		return nil
+	var (
+		once sync.Once
+		some []LayerReuser
+	)
+	reusable = func(ctx context.Context) bool {
+		once.Do(func() {
+			for _, r := range reusers {
+				if r.Reusable(ctx, s) {
+					some = append(some, r)
+				}
+			}
+		})
+		return len(some) > 0
 	}
-	return func(ctx context.Context, diffID v1.Hash, comp string) (*layers.RemoteBlob, bool) {
+	find = func(ctx context.Context, diffID v1.Hash, comp string) (*layers.RemoteBlob, bool) {
+		reusable(ctx)
 		for _, r := range some {
 			if rb, ok := r.ReuseLayer(ctx, s, diffID, comp); ok {
 				return rb, true
@@ -94,6 +105,13 @@ func reuse(ctx context.Context, reusers []LayerReuser, s spec.ImageSpec) func(co
 		}
 		return nil, false
 	}
+	return reusable, find
+}
+
+// reuseHooks are the builder's hooks for image s, with progress and tee.
+func reuseHooks(reusers []LayerReuser, s spec.ImageSpec, h layers.Hooks) layers.Hooks {
+	h.Reusable, h.Reuse = reuse(reusers, s)
+	return h
 }
 
 // LayerStream takes one layer's compressed bytes. A stream whose Write

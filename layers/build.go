@@ -95,6 +95,10 @@ type Hooks struct {
 	// Reuse asks whether a registry already has a layer of this content
 	// (diffID) compressed as compression (a Compression.Key) says.
 	Reuse func(ctx context.Context, diffID v1.Hash, compression string) (*RemoteBlob, bool)
+	// Reusable, when set, says whether Reuse may find anything at all: a
+	// miss learns its diffID first (a scan of the tar) only if so. It is
+	// asked only on a miss.
+	Reusable func(ctx context.Context) bool
 }
 
 func hashOf(h hash.Hash) v1.Hash {

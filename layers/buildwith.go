@@ -45,7 +45,7 @@ func (b *Builder) BuildWith(ctx context.Context, entries []Entry, h Hooks) (*Lay
 		return l, b.Cache.store(comp, l, sel, content)
 	}
 	var sc *scanned
-	if h.Reuse != nil {
+	if h.Reuse != nil && (h.Reusable == nil || h.Reusable(ctx)) {
 		// learn the diffID first: the registry may have the layer
 		if sc, err = b.scan(ctx, entries, known); err != nil {
 			return nil, err
