@@ -58,7 +58,8 @@ type Options struct {
 }
 
 // Client is how gantry reaches registries. It is safe for concurrent use
-// and holds no per-run state.
+// and holds no per-run state but registries' answers to pings, for a
+// minute (pingCache).
 type Client struct {
 	keychain  authn.Keychain
 	transport http.RoundTripper

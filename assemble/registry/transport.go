@@ -248,8 +248,8 @@ func filterQuery(u string, mark bool) string {
 }
 
 // newTransport is the HTTP transport for every registry request: tuned
-// buffers, the system roots plus CACert, the idle timeout, retries, and
-// debug logging. A base transport given in o is used as it is: the idle
+// buffers, the system roots plus CACert, the idle timeout, retries, debug
+// logging, and pings answered once (pingCache). A base transport given in o is used as it is: the idle
 // timeout is then its own business.
 func newTransport(o Options) (rt, base http.RoundTripper, err error) {
 	log := o.Logger
@@ -292,7 +292,7 @@ func newTransport(o Options) (rt, base http.RoundTripper, err error) {
 	if _, ok := o.Progress.(progress.Nop); !ok {
 		rt = &progressTransport{next: rt, progress: o.Progress}
 	}
-	return &blobTransport{next: rt}, base, nil
+	return newPingCache(&blobTransport{next: rt}), base, nil
 }
 
 // Credentials are a user name and password (or token) for one registry,
