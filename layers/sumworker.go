@@ -92,7 +92,7 @@ func (n *notes) hashing(w io.Writer, i int) (io.Writer, func() error) {
 	if known != ([sha256.Size]byte{}) && n.cut == nil {
 		return w, func() error { return nil }
 	}
-	if n.worker != nil {
+	if n.worker != nil && n.cut == nil { // chunk identities need the sum at once
 		p := pieces{w: n.worker, i: i}
 		return io.MultiWriter(w, p), func() error { n.worker.jobs <- sumJob{i: i}; return nil }
 	}
