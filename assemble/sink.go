@@ -75,18 +75,19 @@ func fetchIndex(sources []IndexSource) func(context.Context, v1.Hash) ([]byte, b
 	}
 }
 
-// reuse is the builder's hooks asking each reuser that knows layers for s
-// in turn. What the reusers know is read only when the builder first asks
-// (a layer the cache has, the usual rebuild, reads nothing from them).
-func reuse(reusers []LayerReuser, s spec.ImageSpec) (reusable func(context.Context) bool, find func(context.Context, v1.Hash, string) (*layers.RemoteBlob, bool)) {
+// reuseHooks adds to h the builder's hooks asking each reuser that knows
+// layers for s in turn. What the reusers know is read only when the
+// builder first asks (a layer the cache has, the usual rebuild, reads
+// nothing from them).
+func reuseHooks(reusers []LayerReuser, s spec.ImageSpec, h layers.Hooks) layers.Hooks {
 	if len(reusers) == 0 {
-		return nil, nil
+		return h
 	}
 	var (
 		once sync.Once
 		some []LayerReuser
 	)
-	reusable = func(ctx context.Context) bool {
+	h.Reusable = func(ctx context.Context) bool {
 		once.Do(func() {
 			for _, r := range reusers {
 				if r.Reusable(ctx, s) {
@@ -96,8 +97,8 @@ func reuse(reusers []LayerReuser, s spec.ImageSpec) (reusable func(context.Conte
 		})
 		return len(some) > 0
 	}
-	find = func(ctx context.Context, diffID v1.Hash, comp string) (*layers.RemoteBlob, bool) {
-		reusable(ctx)
+	h.Reuse = func(ctx context.Context, diffID v1.Hash, comp string) (*layers.RemoteBlob, bool) {
+		h.Reusable(ctx)
 		for _, r := range some {
 			if rb, ok := r.ReuseLayer(ctx, s, diffID, comp); ok {
 				return rb, true
@@ -105,12 +106,6 @@ func reuse(reusers []LayerReuser, s spec.ImageSpec) (reusable func(context.Conte
 		}
 		return nil, false
 	}
-	return reusable, find
-}
-
-// reuseHooks are the builder's hooks for image s, with progress and tee.
-func reuseHooks(reusers []LayerReuser, s spec.ImageSpec, h layers.Hooks) layers.Hooks {
-	h.Reusable, h.Reuse = reuse(reusers, s)
 	return h
 }
 
