@@ -130,21 +130,14 @@ func TestKnownSumMustMatch(t *testing.T) {
 	src := bigTree(t)
 	b := &Builder{Cache: newCache(t), MTime: testMTime}
 	entries := mustWalk(t, Spec{Sources: []Source{{From: src, To: "/app"}}})
-	comp, err := b.Compression.Normalize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	known, err := b.sourceSums(context.Background(), entries)
-	if err != nil {
-		t.Fatal(err)
-	}
+	comp, known := sumsOf(t, b, entries)
 	for i := range entries {
 		if entries[i].Source != "" && entries[i].Size > 0 {
 			known[i][0] ^= 1
 			break
 		}
 	}
-	_, err = b.writeMembers(context.Background(), comp, entries, nil, known, io.Discard, nil)
+	_, err := b.writeMembers(context.Background(), comp, entries, nil, known, io.Discard, nil)
 	if !errors.Is(err, errChanged) {
 		t.Errorf("a wrong known sum: %v, want errChanged", err)
 	}

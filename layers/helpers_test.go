@@ -296,6 +296,13 @@ func mustHash(t testing.TB, s string) v1.Hash {
 // contentKeyOf is the content key b gives entries.
 func contentKeyOf(t *testing.T, b *Builder, entries []Entry) string {
 	t.Helper()
+	comp, known := sumsOf(t, b, entries)
+	return b.contentKey(comp, entries, known)
+}
+
+// sumsOf is b's compression, normalized, and the sums of entries' files.
+func sumsOf(t *testing.T, b *Builder, entries []Entry) (Compression, sums) {
+	t.Helper()
 	comp, err := b.Compression.Normalize()
 	if err != nil {
 		t.Fatal(err)
@@ -304,5 +311,5 @@ func contentKeyOf(t *testing.T, b *Builder, entries []Entry) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b.contentKey(comp, entries, known)
+	return comp, known
 }

@@ -17,6 +17,8 @@ import (
 // check, the base, the registry cache and the push, so pingCache answers
 // repeats of a ping from the first answer for a while: 6 of W-small's 26
 // requests on a local registry, and as many round trips to a remote one.
+// Only the answers a ping is for are kept: 200, a 401 challenge, and an
+// https attempt's TLS record error (a plain-HTTP registry).
 type pingCache struct {
 	next http.RoundTripper
 	now  func() time.Time
@@ -63,6 +65,8 @@ func (p *pingCache) RoundTrip(req *http.Request) (*http.Response, error) {
 		a = pingAnswer{err: err}
 	case err != nil:
 		return nil, err
+	case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized:
+		return resp, nil // a failure, asked again next time
 	default:
 		body, rerr := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -51,7 +52,10 @@ func TestPingOncePerRun(t *testing.T) {
 
 // countingRT answers pings: https with a TLS record error (a plain-HTTP
 // registry), http with a 401 challenge.
-type countingRT struct{ https, http atomic.Int64 }
+type countingRT struct {
+	https, http atomic.Int64
+	status      int // of the http pings (default 401)
+}
 
 func (c *countingRT) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme == "https" {
@@ -60,7 +64,7 @@ func (c *countingRT) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	c.http.Add(1)
 	h := http.Header{"Www-Authenticate": {`Bearer realm="http://auth/token",service="reg"`}}
-	return &http.Response{StatusCode: http.StatusUnauthorized, Header: h, Body: io.NopCloser(strings.NewReader("{}")), Request: req}, nil
+	return &http.Response{StatusCode: cmp.Or(c.status, http.StatusUnauthorized), Header: h, Body: io.NopCloser(strings.NewReader("{}")), Request: req}, nil
 }
 
 // The ping answers stand for pingTTL, then the registry is asked again;
@@ -102,6 +106,17 @@ func TestPingCache(t *testing.T) {
 	}
 	if next.http.Load() != 4 {
 		t.Errorf("%d requests went out, want the 2 that are not bare pings too", next.http.Load()-2)
+	}
+	// a failing answer is not kept
+	now = now.Add(pingTTL)
+	next.status = http.StatusServiceUnavailable
+	for range 2 {
+		if resp, err := ping("http"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("ping of a failing registry: %v %v", resp, err)
+		}
+	}
+	if next.http.Load() != 6 {
+		t.Errorf("a 503 was answered from the cache: %d pings sent, want 6", next.http.Load())
 	}
 }
 
