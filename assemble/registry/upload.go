@@ -21,7 +21,9 @@ import (
 // other. A session is committed (PUT ?digest=) only by Commit, after every
 // gate has passed; Abort cancels the rest, so a failed run leaves no blob
 // behind. Any failure here only costs the overlap: the pusher then uploads
-// as usual.
+// as usual. A session's PATCH runs on its own goroutine from its first
+// Write until Commit or Abort (one of which every run calls) has waited
+// for its answer.
 type Uploads struct {
 	c *Client
 
