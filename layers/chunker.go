@@ -77,7 +77,7 @@ var errSumOwed = errors.New("a layer chunk ended before the sum of its file's da
 func newChunker(entries []Entry) *chunker {
 	var total int64
 	for i := range entries {
-		total += max(entries[i].Size, int64(len(entries[i].Data))) + 512
+		total += entries[i].tarSize()
 	}
 	every := uint32(1)
 	if n := int64(len(entries)); n > 0 {

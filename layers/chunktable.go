@@ -28,7 +28,8 @@ const (
 	tableRecord            = sha256.Size + 1 + 8 + 8 // hash, stored, offset, length
 )
 
-// chunkKey is a chunk's identity: its bytes, and whether it is stored.
+// chunkKey is a chunk's identity (see chunkDomain), and whether it is
+// stored.
 type chunkKey struct {
 	hash   [sha256.Size]byte
 	stored bool

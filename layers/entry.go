@@ -39,6 +39,10 @@ type Entry struct {
 
 type fileID struct{ dev, ino uint64 }
 
+// tarSize is about what e takes in the tar stream: a header block and its
+// content (for a file precompressed as it is written, its source's size).
+func (e *Entry) tarSize() int64 { return max(e.Size, int64(len(e.Data))) + 512 }
+
 func (e *Entry) header(mtime time.Time) *tar.Header {
 	h := &tar.Header{
 		Typeflag: e.Type,

@@ -22,7 +22,7 @@ const MaxParts = 16
 // itself. Below 2×target, or with target ≤ 0, there is one part; there
 // are never more than MaxParts.
 func Split(entries []Entry, target int64) [][]Entry {
-	size := func(i int) int64 { return max(entries[i].Size, int64(len(entries[i].Data))) + 512 }
+	size := func(i int) int64 { return entries[i].tarSize() }
 	var total int64
 	for i := range entries {
 		total += size(i)
