@@ -16,6 +16,9 @@
 #                                Go 1.19, whose SHA-256 does not use the CPU's SHA extensions,
 #                                so the registry's own hashing takes a core from the tools)
 #   RESULTS=bench/RESULTS.md     where the Markdown goes
+#   REGISTRY_DIR=$BENCH_DIR/registry  the registry's storage; a directory on tmpfs (e.g.
+#                                /dev/shm/gantry-registry) takes the registry's own disk
+#                                syncs out of every tool's times
 #   SPLIT=32MB                   the part size of the one-file run with --split
 #   KEEP=1                       keep BENCH_DIR afterwards (default: remove the bulky parts)
 #   BENCH_NICE=-10               run the timed commands and the registry at this nice
@@ -34,6 +37,7 @@ CRANE_VERSION=${CRANE_VERSION:-v0.22.1}
 RESULTS=${RESULTS:-$REPO/bench/RESULTS.md}
 KEEP=${KEEP:-0}
 REGISTRY=${REGISTRY:-distribution}
+REGISTRY_DIR=${REGISTRY_DIR:-$BENCH_DIR/registry}
 SPLIT=${SPLIT:-32MB}
 BENCH_NICE=${BENCH_NICE:-0}
 NICE=()
@@ -66,7 +70,7 @@ BIN=$BENCH_DIR/bin
 WORK=$BENCH_DIR/work
 LOGS=$BENCH_DIR/logs
 say "preparing $BENCH_DIR"
-rm -rf "$WORK" "$LOGS" "$BENCH_DIR/registry" "$BENCH_DIR/registry-auth" "$BENCH_DIR/data"
+rm -rf "$WORK" "$LOGS" "$REGISTRY_DIR" "$BENCH_DIR/registry-auth" "$BENCH_DIR/data"
 mkdir -p "$BIN" "$WORK" "$LOGS" "$BENCH_DIR/data"
 RAW=$WORK/results.tsv
 META=$WORK/meta.tsv
@@ -107,12 +111,14 @@ meta gantry "$commit"
 meta go "$(go version | cut -d' ' -f3-)"
 meta crane "$("$BIN/crane" version) (go install from the module proxy)"
 meta buildah "$(buildah --version | cut -d' ' -f3), vfs storage, chroot isolation"
+mkdir -p "$REGISTRY_DIR"
+STORAGE="$(stat -f -c %T "$REGISTRY_DIR")"
 if [ "$REGISTRY" = distribution ]; then
 	REG_CMD=("$BIN/registry" serve)
-	meta registry "distribution $("$BIN/registry" --version | awk '{print $3}') built with $(go version | cut -d' ' -f3) (filesystem storage, plain HTTP on 127.0.0.1)"
+	meta registry "distribution $("$BIN/registry" --version | awk '{print $3}') built with $(go version | cut -d' ' -f3) (filesystem storage on $STORAGE, plain HTTP on 127.0.0.1)"
 else
 	REG_CMD=(docker-registry serve)
-	meta registry "Debian docker-registry $(docker-registry --version | cut -d' ' -f3) built with $(go version /usr/bin/docker-registry 2>/dev/null | cut -d' ' -f2) (filesystem storage, plain HTTP on 127.0.0.1)"
+	meta registry "Debian docker-registry $(docker-registry --version | cut -d' ' -f3) built with $(go version /usr/bin/docker-registry 2>/dev/null | cut -d' ' -f2) (filesystem storage on $STORAGE, plain HTTP on 127.0.0.1)"
 fi
 meta tar "$(tar --version | head -1)"
 runs=
@@ -131,7 +137,7 @@ log:
     disabled: false
 storage:
   filesystem:
-    rootdirectory: $BENCH_DIR/registry
+    rootdirectory: $REGISTRY_DIR
   delete:
     enabled: true
   cache:
@@ -149,7 +155,7 @@ cleanup() {
 		wait "$pid" 2>/dev/null || true
 	done
 	if [ "$KEEP" != 1 ]; then
-		rm -rf "$BENCH_DIR/registry" "$BENCH_DIR/registry-auth" "$BENCH_DIR/data" "$WORK"/gantry-* "$WORK"/buildah-* "$WORK"/*.tar "$WORK"/floor-*
+		rm -rf "$REGISTRY_DIR" "$BENCH_DIR/registry-auth" "$BENCH_DIR/data" "$WORK"/gantry-* "$WORK"/buildah-* "$WORK"/*.tar "$WORK"/floor-*
 	fi
 	[ $rc = 0 ] || printf 'bench: failed (exit %s); logs in %s\n' "$rc" "$LOGS" >&2
 }
@@ -192,6 +198,7 @@ skopeo copy -q --all --dest-tls-verify=false "oci:$REPO/testdata/bases/nginx-alp
 timed() { # timed WORKLOAD TOOL SCENARIO ITER -- CMD... [:: CMD...]
 	local w=$1 tool=$2 sc=$3 i=$4
 	shift 4
+	sync # untimed: what the last step wrote is not flushed during this one
 	"${NICE[@]}" "$H" time -out "$RAW" -registry-pid "$REG_PID" -tag "$w $tool $sc $i" -log "$LOGS/$w-$tool.log" "$@"
 }
 has() { case " $TOOLS " in *" $1 "*) return 0 ;; esac; return 1; }

@@ -367,4 +367,5 @@ const methodText = `- **Workloads** (bench/gen, fixed seed): W-small is a 2 MB s
 - Wall time with the monotonic clock; CPU = user + system time; peak RSS = largest max RSS of any process of the sequence (wait4 rusage);
   registry CPU = the docker-registry process's CPU time during the measurement (it shares the machine's cores with the tool);
   others' load = cores kept busy by every other process during the measurement (from /proc/stat, steal included), the noise.
-  The source trees are in the page cache for every tool (each was just generated).`
+  The source trees are in the page cache for every tool (each was just generated), and ` + "`sync`" + ` runs, untimed, before every
+  measurement, so no run pays to flush what an earlier step wrote (the fresh-checkout copy, a tar, the registry's blobs).`
