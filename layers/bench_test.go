@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 	if benchBaseDir != "" {
 		os.RemoveAll(benchBaseDir)
 	}
+	if manyDir != "" {
+		os.RemoveAll(manyDir)
+	}
 	os.Exit(code)
 }
 

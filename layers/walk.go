@@ -8,8 +8,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
@@ -154,6 +157,9 @@ func addFileSource(s Spec, src Source, to, from string, fi fs.FileInfo, out map[
 			return err
 		}
 	}
+	if xattrsMatter(fi.Mode()) {
+		s.xattrs.check(from)
+	}
 	e, err := entryFor(s, from, name, fi)
 	if err != nil {
 		return err
@@ -178,6 +184,9 @@ func walkDirSource(s Spec, src Source, to, from string, out map[string]Entry) er
 		}
 	}
 	if err := w.walk(from, ""); err != nil {
+		return err
+	}
+	if err := w.settle(); err != nil {
 		return err
 	}
 	if include != nil {
@@ -235,6 +244,18 @@ type dirWalker struct {
 	exclude, include *patternmatcher.PatternMatcher
 	out              map[string]Entry
 	depth            int
+	found            []found // entries whose metadata settle reads
+}
+
+// found is an entry the walk took whose metadata is read afterwards, on
+// several workers (statFound): on a tree of many small files, lstat and
+// listxattr are most of a walk's time.
+type found struct {
+	p, rel, name string
+	d            fs.DirEntry
+	fi           fs.FileInfo
+	xattrs       []string
+	err          error
 }
 
 // walk adds the entries of hostDir, whose path relative to the source is
@@ -295,8 +316,8 @@ func (w *dirWalker) included(p, rel string, d fs.DirEntry) (bool, error) {
 	return ok, nil
 }
 
-// add records the entry of host path p (rel in the source), or, for a
-// symlink followed inside the source, of what it points to.
+// add takes the entry of host path p (rel in the source): into w.found,
+// or, for a symlink followed inside the source, what it points to.
 func (w *dirWalker) add(p, rel string, d fs.DirEntry) error {
 	name, err := MapPath(w.to, rel)
 	if err != nil {
@@ -305,21 +326,77 @@ func (w *dirWalker) add(p, rel string, d fs.DirEntry) error {
 	if name == "" { // the source directory maps onto "/": no entry for "/"
 		return nil
 	}
+	if d.Type()&fs.ModeSymlink == 0 || !w.s.FollowSymlinks {
+		w.found = append(w.found, found{p: p, rel: rel, name: name, d: d})
+		return nil
+	}
 	fi, err := d.Info()
 	if err != nil {
 		return fmt.Errorf("layer source %s: %w", p, unwrapPathError(err))
 	}
-	if fi.Mode()&fs.ModeSymlink != 0 && w.s.FollowSymlinks {
-		followed, err := w.follow(p, rel, name)
-		if err != nil || followed {
-			return err
-		}
+	followed, err := w.follow(p, rel, name)
+	if err != nil || followed {
+		return err
 	}
 	return w.put(p, rel, name, fi)
 }
 
-// put records the entry for host file hostPath as name.
+// settle reads the metadata of the entries the walk found and records
+// them, in the walk's order: the first that fails is the error.
+func (w *dirWalker) settle() error {
+	statFound(w.found, w.s.xattrs != nil)
+	for i := range w.found {
+		f := &w.found[i]
+		if f.err != nil {
+			return fmt.Errorf("layer source %s: %w", f.p, unwrapPathError(f.err))
+		}
+		w.s.xattrs.note(f.p, f.xattrs)
+		if err := w.record(f.p, f.rel, f.name, f.fi); err != nil {
+			return err
+		}
+	}
+	w.found = nil
+	return nil
+}
+
+// statFound reads each entry's metadata (and, if xattrs, its extended
+// attributes) on GOMAXPROCS workers, in batches; it returns when all are
+// read.
+func statFound(fs []found, xattrs bool) {
+	const batch = 64
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), (len(fs)+batch-1)/batch) {
+		wg.Go(func() {
+			buf := make([]byte, 256)
+			for {
+				i := int(next.Add(batch)) - batch
+				if i >= len(fs) {
+					return
+				}
+				for j := i; j < min(i+batch, len(fs)); j++ {
+					f := &fs[j]
+					if f.fi, f.err = f.d.Info(); f.err == nil && xattrs && xattrsMatter(f.fi.Mode()) {
+						f.xattrs, buf = keptXattrs(f.p, buf)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// put records the entry for host file hostPath as name, checking its
+// extended attributes.
 func (w *dirWalker) put(hostPath, rel, name string, fi fs.FileInfo) error {
+	if xattrsMatter(fi.Mode()) {
+		w.s.xattrs.check(hostPath)
+	}
+	return w.record(hostPath, rel, name, fi)
+}
+
+// record records the entry for host file hostPath as name.
+func (w *dirWalker) record(hostPath, rel, name string, fi fs.FileInfo) error {
 	e, err := entryFor(*w.s, hostPath, name, fi)
 	if err != nil {
 		return err

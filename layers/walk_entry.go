@@ -18,9 +18,6 @@ func entryFor(s Spec, hostPath, name string, fi fs.FileInfo) (Entry, error) {
 		e.UID, e.GID = s.Owner.UID, s.Owner.GID
 	}
 	mode := fi.Mode()
-	if mode.IsRegular() || mode.IsDir() {
-		s.xattrs.check(hostPath)
-	}
 	switch {
 	case mode.IsRegular():
 		e.Type = tar.TypeReg

@@ -1,6 +1,7 @@
 package layers
 
 import (
+	"io/fs"
 	"log/slog"
 	"slices"
 	"strings"
@@ -22,19 +23,37 @@ const maxXattrWarnings = 10
 // the file, and is on every file of such systems.
 func ignoredXattr(name string) bool { return name == "security.selinux" }
 
+// check records the extended attributes of hostPath, a regular file or a
+// directory (xattrsMatter).
 func (r *xattrReport) check(hostPath string) {
 	if r == nil {
 		return
 	}
-	var names []string
-	names, r.buf = listXattrs(hostPath, r.buf)
+	var kept []string
+	kept, r.buf = keptXattrs(hostPath, r.buf)
+	r.note(hostPath, kept)
+}
+
+// xattrsMatter reports whether a file of mode m can carry attributes worth
+// a warning: regular files and directories (a symlink's are the host's).
+func xattrsMatter(m fs.FileMode) bool { return m.IsRegular() || m.IsDir() }
+
+// keptXattrs lists the extended attributes of hostPath that a report names
+// (all but ignoredXattr's), growing buf as it needs.
+func keptXattrs(hostPath string, buf []byte) ([]string, []byte) {
+	names, buf := listXattrs(hostPath, buf)
 	kept := names[:0]
 	for _, n := range names {
 		if !ignoredXattr(n) {
 			kept = append(kept, n)
 		}
 	}
-	if len(kept) == 0 {
+	return kept, buf
+}
+
+// note records that hostPath has the extended attributes kept, if any.
+func (r *xattrReport) note(hostPath string, kept []string) {
+	if r == nil || len(kept) == 0 {
 		return
 	}
 	r.count++

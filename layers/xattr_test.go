@@ -74,3 +74,56 @@ func TestWalkXattrs(t *testing.T) {
 		t.Errorf("walk without a logger: %d entries, want %d", len(got), len(entries))
 	}
 }
+
+// TestWalkManyFilesInOrder: a tree large enough that its metadata is read
+// on several workers gives every entry, and names the files with xattrs in
+// the walk's order, the same at every walk.
+func TestWalkManyFilesInOrder(t *testing.T) {
+	src := t.TempDir()
+	files := map[string]file{}
+	for i := range 600 {
+		files[fmt.Sprintf("d%02d/f%03d", i%20, i)] = file{data: "x"}
+	}
+	writeTree(t, src, files)
+	var marked []string // in walk order: d00/f000, d00/f020, ..., d01/f001, ...
+	for d := range 20 {
+		for i := d; i < 600; i += 20 {
+			if i%7 == 3 {
+				rel := fmt.Sprintf("d%02d/f%03d", d, i)
+				if err := syscall.Setxattr(filepath.Join(src, rel), "user.m", []byte("m"), 0); err != nil {
+					t.Skipf("file system of %s has no user xattrs: %v", src, err)
+				}
+				marked = append(marked, rel)
+			}
+		}
+	}
+	var first string
+	for run := range 3 {
+		var logs bytes.Buffer
+		noTime := func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{ReplaceAttr: noTime}))
+		entries := mustWalk(t, Spec{Sources: []Source{{From: src, To: "/app"}}, Log: log})
+		if len(entries) != 1+20+600 {
+			t.Fatalf("walk %d: %d entries, want %d", run, len(entries), 1+20+600)
+		}
+		out := logs.String()
+		for i, rel := range marked {
+			if named := strings.Contains(out, filepath.Join(src, rel)+" (user.m)"); named != (i < maxXattrWarnings) {
+				t.Errorf("walk %d: %s (file %d with xattrs) named: %v", run, rel, i, named)
+			}
+		}
+		if !strings.Contains(out, fmt.Sprintf("files=%d", len(marked)-maxXattrWarnings)) {
+			t.Errorf("walk %d: no count of the %d files not named:\n%s", run, len(marked)-maxXattrWarnings, out)
+		}
+		if run == 0 {
+			first = out
+		} else if out != first {
+			t.Errorf("walk %d warned otherwise than walk 0:\n%s\nthen:\n%s", run, first, out)
+		}
+	}
+}
