@@ -16,6 +16,7 @@ import (
 	"github.com/gantry-dev/gantry/layers"
 	"github.com/gantry-dev/gantry/layers/python"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // AttestOptions are what the engine's attestations say of the build
@@ -74,7 +75,7 @@ func (e *Engine) attach(ctx context.Context, pb *platformBuild, img v1.Image) ([
 		Layers:  pb.made,
 		Created: e.epoch, Tool: attest.Tool{Name: "gantry", Version: e.attest.Version},
 	}
-	var sbom []byte
+	var sbom v1.Layer
 	if !s.NoSBOM {
 		if sbom, err = e.sbom(ctx, pb, ai); err != nil {
 			return nil, err
@@ -96,7 +97,7 @@ const sbomFormat = "spdx-2.3/gantry-1"
 // their files) and the base platform digest the base's packages, so a
 // rebuild with nothing changed neither reads the base's package database
 // nor encodes the document again.
-func (e *Engine) sbom(ctx context.Context, pb *platformBuild, ai attest.Image) ([]byte, error) {
+func (e *Engine) sbom(ctx context.Context, pb *platformBuild, ai attest.Image) (v1.Layer, error) {
 	keyed := ai
 	keyed.Layers = nil
 	for _, l := range ai.Layers {
@@ -111,13 +112,28 @@ func (e *Engine) sbom(ctx context.Context, pb *platformBuild, ai attest.Image) (
 		return nil, err
 	}
 	key := sha256.Sum256(b)
-	return e.cache.Memo("sbom-"+hex.EncodeToString(key[:]), func() ([]byte, error) {
+	doc, err := e.cache.Memo("sbom-"+hex.EncodeToString(key[:]), func(w io.Writer) error {
 		if ai.Base.OS, ai.Base.Packages, err = attest.ReadOS(ctx, pb.fs); err != nil {
-			return nil, err
+			return err
 		}
-		return attest.SBOM(ai)
+		return attest.WriteSBOM(w, ai)
 	})
+	if err != nil {
+		return nil, err
+	}
+	return docLayer{doc}, nil
 }
+
+// docLayer is an SBOM recorded in the cache as an artifact's blob: it is
+// read only if a sink writes it (a registry that has it is not sent it).
+type docLayer struct{ doc layers.Doc }
+
+func (d docLayer) Digest() (v1.Hash, error)             { return d.doc.Digest, nil }
+func (d docLayer) DiffID() (v1.Hash, error)             { return d.doc.Digest, nil }
+func (d docLayer) Size() (int64, error)                 { return d.doc.Size, nil }
+func (d docLayer) MediaType() (types.MediaType, error)  { return attest.SPDXMediaType, nil }
+func (d docLayer) Compressed() (io.ReadCloser, error)   { return os.Open(d.doc.Path) }
+func (d docLayer) Uncompressed() (io.ReadCloser, error) { return os.Open(d.doc.Path) }
 
 // inputs are the files and the run the provenance names.
 func (e *Engine) inputs(s spec.ImageSpec) (attest.Inputs, error) {

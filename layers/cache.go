@@ -1,8 +1,10 @@
 package layers
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -229,29 +231,62 @@ func (c *Cache) readBlob(h v1.Hash) ([]byte, bool) {
 	return b, err == nil && got == h
 }
 
+// Doc is a document recorded in the cache (Memo): its blob's path,
+// digest and size.
+type Doc struct {
+	Path   string
+	Digest v1.Hash
+	Size   int64
+}
+
+// memoRecord names a recorded document's blob, and the blob file's mtime
+// when it was written, so that a hit need not read it.
+type memoRecord struct {
+	Digest      v1.Hash `json:"digest"`
+	Size        int64   `json:"size"`
+	BlobModTime int64   `json:"blobModTime"`
+}
+
 // Memo returns the document recorded under key (made by what the key
-// names, e.g. an image's SBOM), or makes, records and returns it. The
-// record names the document's digest, and the document is a verified
-// blob: a damaged one is made again.
-func (c *Cache) Memo(key string, make func() ([]byte, error)) ([]byte, error) {
+// names, e.g. an image's SBOM), or has write make it and records it. A hit
+// reads only the record: a blob that is missing, of another size or
+// rewritten since (its mtime) is made again, as for a layer.
+func (c *Cache) Memo(key string, write func(io.Writer) error) (Doc, error) {
 	rec := filepath.Join(c.dir, "memo", key)
-	if b, err := os.ReadFile(rec); err == nil {
-		if h, err := v1.NewHash(string(b)); err == nil {
-			if doc, ok := c.readBlob(h); ok {
-				return doc, nil
-			}
+	var r memoRecord
+	if b, err := os.ReadFile(rec); err == nil && json.Unmarshal(b, &r) == nil && r.Digest.Hex != "" {
+		p := c.blobPath(r.Digest)
+		if fi, err := os.Stat(p); err == nil && fi.Size() == r.Size && fi.ModTime().UnixNano() == r.BlobModTime {
+			return Doc{Path: p, Digest: r.Digest, Size: r.Size}, nil
 		}
 	}
-	doc, err := make()
+	f, err := c.tempFile("doc-*")
 	if err != nil {
-		return nil, err
+		return Doc{}, fmt.Errorf("writing cache: %w", err)
 	}
-	h, _, err := v1.SHA256(bytes.NewReader(doc))
+	defer os.Remove(f.Name()) // once renamed, a no-op
+	h := sha256.New()
+	cw := &countingWriter{w: io.MultiWriter(f, h)}
+	bw := bufio.NewWriterSize(cw, 1<<16)
+	werr := write(bw)
+	if werr == nil {
+		werr = bw.Flush()
+	}
+	if err := errors.Join(werr, f.Close()); err != nil {
+		return Doc{}, fmt.Errorf("writing cache file for %s: %w", key, err)
+	}
+	d := Doc{Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, Size: cw.n}
+	d.Path = c.blobPath(d.Digest)
+	if err := os.Rename(f.Name(), d.Path); err != nil {
+		return Doc{}, fmt.Errorf("writing cache file %s: %w", d.Path, err)
+	}
+	fi, err := os.Stat(d.Path)
 	if err != nil {
-		return nil, err
+		return Doc{}, fmt.Errorf("writing cache file %s: %w", d.Path, err)
 	}
-	if err := c.writeFile(c.blobPath(h), doc); err != nil {
-		return nil, err
+	b, err := json.Marshal(memoRecord{Digest: d.Digest, Size: d.Size, BlobModTime: fi.ModTime().UnixNano()})
+	if err != nil {
+		return Doc{}, err
 	}
-	return doc, c.writeFile(rec, []byte(h.String()))
+	return d, c.writeFile(rec, b)
 }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 func cacheTree(t *testing.T) string {
@@ -587,5 +590,68 @@ func TestOpenCache(t *testing.T) {
 	os.WriteFile(f, nil, 0o644)
 	if _, err := OpenCache(f); err == nil {
 		t.Error("OpenCache over a file succeeded")
+	}
+}
+
+// TestMemo: a document is made once and then taken from its record without
+// being read; a blob that is missing, rewritten or of another size, or a
+// record of an older gantry, has it made again; a failed write records
+// nothing and leaves no file behind.
+func TestMemo(t *testing.T) {
+	c := newCache(t)
+	made := 0
+	memo := func(key, doc string) Doc {
+		t.Helper()
+		d, err := c.Memo(key, func(w io.Writer) error {
+			made++
+			_, err := io.WriteString(w, doc)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d := memo("k", "the document")
+	want, _, _ := v1.SHA256(strings.NewReader("the document"))
+	if b, _ := os.ReadFile(d.Path); string(b) != "the document" || d.Digest != want || d.Size != 12 || made != 1 {
+		t.Fatalf("made %d: %+v holds %q, want %s", made, d, b, want)
+	}
+	// a hit reads only the record: a blob rewritten in place, same size
+	// and mtime, is what it gives
+	fi, _ := os.Stat(d.Path)
+	os.WriteFile(d.Path, []byte("THE DOCUMENT"), 0o644)
+	os.Chtimes(d.Path, fi.ModTime(), fi.ModTime())
+	if again := memo("k", "the document"); again != d || made != 1 {
+		t.Errorf("hit: made %d, %+v, want %+v", made, again, d)
+	}
+	for _, damage := range []func(){
+		func() { os.WriteFile(d.Path, []byte("{}"), 0o644) },                                     // other size
+		func() { os.Chtimes(d.Path, time.Unix(1, 0), time.Unix(1, 0)) },                          // rewritten since
+		func() { os.Remove(d.Path) },                                                             // missing
+		func() { os.WriteFile(filepath.Join(c.dir, "memo", "k"), []byte(want.String()), 0o644) }, // an older gantry's record
+	} {
+		before := made
+		damage()
+		if again := memo("k", "the document"); again != d || made != before+1 {
+			t.Errorf("after damage: made %d times more, %+v", made-before, again)
+		}
+		if b, _ := os.ReadFile(d.Path); string(b) != "the document" {
+			t.Errorf("after damage the blob holds %q", b)
+		}
+	}
+	// a failed write: the error, no record, no temporary file
+	_, err := c.Memo("failed", func(w io.Writer) error {
+		io.WriteString(w, "half")
+		return errors.New("disk on fire")
+	})
+	if err == nil || !strings.Contains(err.Error(), "disk on fire") || !strings.Contains(err.Error(), "failed") {
+		t.Errorf("failed write: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(c.dir, "memo", "failed")); err == nil {
+		t.Error("a failed write was recorded")
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(c.dir, "tmp")); len(tmp) != 0 {
+		t.Errorf("a failed write left %d files in tmp", len(tmp))
 	}
 }

@@ -32,8 +32,7 @@ type Artifact struct {
 
 // NewArtifact wraps blob (of media type artifactType, named title) in an
 // artifact manifest referring to subject.
-func NewArtifact(subject v1.Descriptor, artifactType string, blob []byte, title string, annotations map[string]string) (*Artifact, error) {
-	layer := static.NewLayer(blob, types.MediaType(artifactType))
+func NewArtifact(subject v1.Descriptor, artifactType string, layer v1.Layer, title string, annotations map[string]string) (*Artifact, error) {
 	ld, err := partial.Descriptor(layer)
 	if err != nil {
 		return nil, err
@@ -87,9 +86,9 @@ func (a artifactCore) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) 
 }
 
 // Attach makes the artifact manifests referring to img: of sbom (the
-// document SBOM made for img; nil leaves it out) and of img's provenance,
-// if asked.
-func Attach(img Image, in Inputs, sbom []byte, provenance bool) ([]*Artifact, error) {
+// document WriteSBOM wrote for img, of media type SPDXMediaType; nil
+// leaves it out) and of img's provenance, if asked.
+func Attach(img Image, in Inputs, sbom v1.Layer, provenance bool) ([]*Artifact, error) {
 	subject := v1.Descriptor{MediaType: types.MediaType(img.MediaType), Size: img.Size, Digest: img.Digest}
 	created := map[string]string{"org.opencontainers.image.created": img.Created.UTC().Format("2006-01-02T15:04:05Z")}
 	var out []*Artifact
@@ -109,7 +108,7 @@ func Attach(img Image, in Inputs, sbom []byte, provenance bool) ([]*Artifact, er
 		for k, v := range created {
 			ann[k] = v
 		}
-		a, err := NewArtifact(subject, InTotoMediaType, doc, "provenance.intoto.json", ann)
+		a, err := NewArtifact(subject, InTotoMediaType, static.NewLayer(doc, InTotoMediaType), "provenance.intoto.json", ann)
 		if err != nil {
 			return nil, err
 		}

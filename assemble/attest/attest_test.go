@@ -14,6 +14,7 @@ import (
 	"github.com/gantry-dev/gantry/assemble/attest/spdxtest"
 	"github.com/gantry-dev/gantry/layers"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 )
 
 // mapFS is a base filesystem in memory.
@@ -143,9 +144,16 @@ func testImage() Image {
 	}
 }
 
+// sbom is WriteSBOM's document of img.
+func sbom(img Image) ([]byte, error) {
+	var b bytes.Buffer
+	err := WriteSBOM(&b, img)
+	return b.Bytes(), err
+}
+
 func TestSBOM(t *testing.T) {
 	img := testImage()
-	doc, err := SBOM(img)
+	doc, err := sbom(img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +161,7 @@ func TestSBOM(t *testing.T) {
 	if err := spdxtest.Validate(schema, doc); err != nil {
 		t.Fatalf("SBOM is not valid SPDX 2.3: %v\n%s", err, doc)
 	}
-	again, _ := SBOM(img)
+	again, _ := sbom(img)
 	if !bytes.Equal(doc, again) {
 		t.Error("two SBOMs of the same image differ")
 	}
@@ -255,11 +263,11 @@ func TestProvenance(t *testing.T) {
 
 func TestAttach(t *testing.T) {
 	img := testImage()
-	doc, err := SBOM(img)
+	doc, err := sbom(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	arts, err := Attach(img, Inputs{}, doc, true)
+	arts, err := Attach(img, Inputs{}, static.NewLayer(doc, SPDXMediaType), true)
 	if err != nil {
 		t.Fatal(err)
 	}
