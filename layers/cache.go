@@ -74,7 +74,7 @@ type record struct {
 	ELF []ELFFile `json:"elf,omitempty"`
 	// Files are the layer's regular files and their SHA-256, for the SBOM
 	// on a hit; a record without them (an older gantry's) is a miss.
-	Files []FileDigest `json:"files"`
+	Files fileList `json:"files"`
 	// Remote marks a layer a registry had (its blob is not in the cache):
 	// a hit on it holds only once the registry shows it has it still.
 	Remote bool `json:"remote,omitempty"`

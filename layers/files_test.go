@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -67,5 +68,43 @@ func TestCacheRecordWithoutFilesIsMiss(t *testing.T) {
 	l := mustBuild(t, b, entries)
 	if l.Cached() || len(l.Files()) != 7 {
 		t.Fatalf("old record: cached=%v, %d files", l.Cached(), len(l.Files()))
+	}
+}
+
+// TestFileListJSON: a record's file list round-trips names with spaces,
+// newlines, quotes and non-ASCII; an empty list stays non-nil (a record
+// without one is an older gantry's, a miss); an older record's array of
+// objects decodes; a damaged list is an error, not a wrong list.
+func TestFileListJSON(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	files := fileList{{Name: "a b/c.txt", SHA256: sum}, {Name: "line\nbreak", SHA256: sum}, {Name: `q"uo\te`, SHA256: sum}, {Name: "ünï/ç.js", SHA256: sum}, {Name: "x", SHA256: ""}}
+	b, err := json.Marshal(struct {
+		Files fileList `json:"files"`
+	}{files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Files fileList `json:"files"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil || !slices.Equal(r.Files, files) {
+		t.Fatalf("round trip of %s: %v %q", b, err, r.Files)
+	}
+	for _, tc := range []struct {
+		json string
+		want fileList
+	}{
+		{`{"files":""}`, fileList{}},
+		{`{"files":[{"name":"old/a","sha256":"` + sum + `"}]}`, fileList{{Name: "old/a", SHA256: sum}}},
+	} {
+		r.Files = nil
+		if err := json.Unmarshal([]byte(tc.json), &r); err != nil || r.Files == nil || !slices.Equal(r.Files, tc.want) {
+			t.Errorf("%s: %v %#v", tc.json, err, r.Files)
+		}
+	}
+	for _, bad := range []string{`{"files":"` + sum + ` a\u0000nospace"}`, `{"files":"` + sum + ` unterminated"}`, `{"files":3}`} {
+		if err := json.Unmarshal([]byte(bad), &r); err == nil {
+			t.Errorf("%s decoded: %q", bad, r.Files)
+		}
 	}
 }
