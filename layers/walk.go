@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -83,17 +84,14 @@ func Walk(s Spec) ([]Entry, error) {
 	if s.Log != nil {
 		s.xattrs = &xattrReport{buf: make([]byte, 256)}
 	}
-	byName := map[string]Entry{}
+	byName := &entrySet{at: map[string]int{}}
 	for _, src := range s.Sources {
 		if err := walkSource(s, src, byName); err != nil {
 			return nil, err
 		}
 	}
 	s.xattrs.warn(s.Log)
-	entries := make([]Entry, 0, len(byName))
-	for _, e := range byName {
-		entries = append(entries, e)
-	}
+	entries := byName.list
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
 	linkHardLinks(entries)
 	return entries, nil
@@ -108,7 +106,41 @@ func Target(p string) (string, error) {
 	return strings.TrimPrefix(path.Clean(p), "/"), nil
 }
 
-func walkSource(s Spec, src Source, out map[string]Entry) error {
+// entrySet is a layer's entries by name: a map of indexes into a list, so
+// that each entry is held once (a map of 100k entries holds them again, in
+// slots up to twice as many).
+type entrySet struct {
+	at   map[string]int
+	list []Entry
+}
+
+func (es *entrySet) get(name string) (Entry, bool) {
+	i, ok := es.at[name]
+	if !ok {
+		return Entry{}, false
+	}
+	return es.list[i], true
+}
+
+// grow makes room for n more entries.
+func (es *entrySet) grow(n int) {
+	if len(es.at) == 0 {
+		es.at = make(map[string]int, n)
+	}
+	es.list = slices.Grow(es.list, n)
+}
+
+// put adds e, or replaces the entry of its name.
+func (es *entrySet) put(e Entry) {
+	if i, ok := es.at[e.Name]; ok {
+		es.list[i] = e
+		return
+	}
+	es.at[e.Name] = len(es.list)
+	es.list = append(es.list, e)
+}
+
+func walkSource(s Spec, src Source, out *entrySet) error {
 	to, err := Target(src.To)
 	if err != nil {
 		return err
@@ -146,7 +178,7 @@ func resolveSource(p string) (from string, fi fs.FileInfo, err error) {
 
 // addFileSource adds a source that is a single file (from is its real
 // path): as to, or under it when src.To ends in "/" or is "/".
-func addFileSource(s Spec, src Source, to, from string, fi fs.FileInfo, out map[string]Entry) error {
+func addFileSource(s Spec, src Source, to, from string, fi fs.FileInfo, out *entrySet) error {
 	base := filepath.Base(src.From)
 	name := to
 	if strings.HasSuffix(src.To, "/") || to == "" {
@@ -171,13 +203,12 @@ func addFileSource(s Spec, src Source, to, from string, fi fs.FileInfo, out map[
 
 // walkDirSource adds the entries of a directory source (from is its real
 // path) under to, as its patterns select them.
-func walkDirSource(s Spec, src Source, to, from string, out map[string]Entry) error {
+func walkDirSource(s Spec, src Source, to, from string, out *entrySet) error {
 	exclude, include, err := sourceMatchers(s, from)
 	if err != nil {
 		return err
 	}
-	local := map[string]Entry{}
-	w := &dirWalker{s: &s, to: to, exclude: exclude, include: include, out: local}
+	w := &dirWalker{s: &s, to: to, exclude: exclude, include: include}
 	if s.FollowSymlinks {
 		if w.root, err = filepath.EvalSymlinks(from); err != nil {
 			return fmt.Errorf("layer source %s: %w", src.From, unwrapPathError(err))
@@ -190,9 +221,10 @@ func walkDirSource(s Spec, src Source, to, from string, out map[string]Entry) er
 		return err
 	}
 	if include != nil {
-		pruneEmptyDirs(local, to)
+		w.out = pruneEmptyDirs(w.out, to)
 	}
-	for _, e := range local {
+	out.grow(len(w.out))
+	for _, e := range w.out {
 		addEntry(s, out, e)
 	}
 	return nil
@@ -242,7 +274,7 @@ type dirWalker struct {
 	to               string
 	root             string // the source's real path, when following symlinks
 	exclude, include *patternmatcher.PatternMatcher
-	out              map[string]Entry
+	out              []Entry // in the walk's order; each name once
 	depth            int
 	found            []found // entries whose metadata settle reads
 }
@@ -261,15 +293,25 @@ type found struct {
 // walk adds the entries of hostDir, whose path relative to the source is
 // prefix ("" for the source itself).
 func (w *dirWalker) walk(hostDir, prefix string) error {
+	// WalkDir names what is under hostDir by joining it, cleaned, with
+	// each name: rel is then the rest of the path, with no allocation
+	under := filepath.Clean(hostDir)
+	if !strings.HasSuffix(under, string(filepath.Separator)) {
+		under += string(filepath.Separator)
+	}
 	return filepath.WalkDir(hostDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("layer source %s: %w", p, unwrapPathError(err))
 		}
-		rel, err := filepath.Rel(hostDir, p)
-		if err != nil {
-			return err
+		rel, ok := strings.CutPrefix(p, under)
+		if !ok {
+			if rel, err = filepath.Rel(hostDir, p); err != nil {
+				return err
+			}
 		}
-		rel = path.Join(prefix, filepath.ToSlash(rel))
+		if rel = filepath.ToSlash(rel); prefix != "" {
+			rel = path.Join(prefix, rel)
+		}
 		if rel != "." {
 			if skip, err := w.skip(p, rel, d); skip || err != nil {
 				return err
@@ -345,6 +387,7 @@ func (w *dirWalker) add(p, rel string, d fs.DirEntry) error {
 // them, in the walk's order: the first that fails is the error.
 func (w *dirWalker) settle() error {
 	statFound(w.found, w.s.xattrs != nil)
+	w.out = slices.Grow(w.out, len(w.found))
 	for i := range w.found {
 		f := &w.found[i]
 		if f.err != nil {
@@ -402,7 +445,7 @@ func (w *dirWalker) record(hostPath, rel, name string, fi fs.FileInfo) error {
 		return err
 	}
 	w.s.markSecret(&e, rel)
-	w.out[name] = e
+	w.out = append(w.out, e)
 	return nil
 }
 
@@ -441,7 +484,10 @@ func MapPath(to, rel string) (string, error) {
 	if path.IsAbs(rel) || rel != path.Clean(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
 		return "", fmt.Errorf("path %q is not inside its source", rel)
 	}
-	name := path.Join(to, rel)
+	name := rel // to and rel are clean: joining them needs no cleaning
+	if to != "" {
+		name = to + "/" + rel
+	}
 	if to != "" && !strings.HasPrefix(name, to+"/") {
 		return "", fmt.Errorf("path %q would land outside its target /%s", rel, to)
 	}
@@ -450,33 +496,31 @@ func MapPath(to, rel string) (string, error) {
 
 // pruneEmptyDirs drops directories that hold no included entry, keeping the
 // target directory itself.
-func pruneEmptyDirs(m map[string]Entry, root string) {
+func pruneEmptyDirs(es []Entry, root string) []Entry {
 	keep := map[string]bool{root: true}
-	for name, e := range m {
+	for _, e := range es {
 		if e.Type == tar.TypeDir {
 			continue
 		}
-		for d := path.Dir(name); d != "." && d != "/" && !keep[d]; d = path.Dir(d) {
+		for d := path.Dir(e.Name); d != "." && d != "/" && !keep[d]; d = path.Dir(d) {
 			keep[d] = true
 		}
 	}
-	for name, e := range m {
-		if e.Type == tar.TypeDir && !keep[name] {
-			delete(m, name)
-		}
-	}
+	return slices.DeleteFunc(es, func(e Entry) bool { return e.Type == tar.TypeDir && !keep[e.Name] })
 }
 
-func addEntry(s Spec, out map[string]Entry, e Entry) {
-	out[e.Name] = e
+// addEntry adds e to out, replacing an earlier source's entry of its name,
+// and its precompressed sibling if s asks for one.
+func addEntry(s Spec, out *entrySet, e Entry) {
+	out.put(e)
 	if s.Precompress && e.Type == tar.TypeReg && compressible[strings.ToLower(path.Ext(e.Name))] {
 		gz := e
 		gz.Name += ".gz"
 		gz.Gzip = true
 		// a sibling generated from an earlier source's file is replaced; a
 		// ".gz" the sources hold themselves is kept
-		if old, exists := out[gz.Name]; !exists || old.Gzip {
-			out[gz.Name] = gz
+		if old, exists := out.get(gz.Name); !exists || old.Gzip {
+			out.put(gz)
 		}
 	}
 }
