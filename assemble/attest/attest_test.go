@@ -3,6 +3,8 @@ package attest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -251,6 +253,10 @@ func TestProvenance(t *testing.T) {
 	swapped := []layers.FileDigest{img.Layers[1].Files[1], img.Layers[1].Files[0]}
 	if TreeDigest(swapped) != tree || TreeDigest(img.Layers[0].Files) == tree {
 		t.Error("TreeDigest depends on order, or not on content")
+	}
+	listed := sha256.Sum256([]byte(hash("2").Hex + "  /a\n" + hash("1").Hex + "  /a b\n" + hash("3").Hex + "  /b\n"))
+	if got := TreeDigest([]layers.FileDigest{{Name: "b", SHA256: hash("3").Hex}, {Name: "a b", SHA256: hash("1").Hex}, {Name: "a", SHA256: hash("2").Hex}}); got != hex.EncodeToString(listed[:]) {
+		t.Errorf("TreeDigest %s, want the SHA-256 of the sorted list, %x", got, listed)
 	}
 	in.BuilderID, in.InvocationID, in.Timestamps = "https://github.com/actions/runner/github-hosted", "https://github.com/acme/app/actions/runs/1/attempts/1", true
 	doc, _ = Provenance(img, in)

@@ -5,7 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -180,16 +181,19 @@ func sourceDigest(l Layer, i int) string {
 }
 
 // TreeDigest is the hex SHA-256 of a layer's files as Go's dirhash lists
-// them: one "SHA256  PATH\n" line per regular file, sorted by path.
+// them: one "SHA256  PATH\n" line per regular file, sorted by path. A
+// layer's list is sorted already, and is then hashed as it is.
 func TreeDigest(files []layers.FileDigest) string {
-	lines := make([]string, 0, len(files))
-	for _, f := range files {
-		lines = append(lines, f.SHA256+"  /"+f.Name+"\n")
+	byName := func(a, b layers.FileDigest) int { return strings.Compare(a.Name, b.Name) }
+	if !slices.IsSortedFunc(files, byName) {
+		files = slices.SortedFunc(slices.Values(files), byName)
 	}
-	sort.Slice(lines, func(i, j int) bool { return lines[i][66:] < lines[j][66:] })
 	h := sha256.New()
-	for _, l := range lines {
-		h.Write([]byte(l))
+	for _, f := range files {
+		io.WriteString(h, f.SHA256)
+		io.WriteString(h, "  /")
+		io.WriteString(h, f.Name)
+		io.WriteString(h, "\n")
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
