@@ -114,6 +114,8 @@ func (b *Builder) writeTar(ctx context.Context, w io.Writer, entries []Entry, fo
 	if found.sums == nil {
 		found.sums = make(sums, len(entries))
 	}
+	found.ahead = b.startReadAhead(entries)
+	defer func() { found.ahead.close(); found.ahead = nil }()
 	tw := tar.NewWriter(w)
 	mtime := b.MTime.UTC().Truncate(time.Second)
 	for i := range entries {
@@ -168,8 +170,12 @@ func (b *Builder) writeEntry(tw *tar.Writer, e *Entry, mtime time.Time, found *n
 		}
 		found.summed(&sum)
 	case e.Type == tar.TypeReg && e.Source != "":
+		beforeData := func(head []byte) error { return found.data(e, e.Size, head) }
+		if found.ahead != nil && aheadOK(e) {
+			return b.writeAhead(tw, e, found, i, beforeData)
+		}
 		w, done := found.hashing(tw, i)
-		if err := b.copyFile(w, e, found, func(head []byte) error { return found.data(e, e.Size, head) }); err != nil {
+		if err := b.copyFile(w, e, found, beforeData); err != nil {
 			return err
 		}
 		if err := done(); err != nil {
@@ -180,6 +186,34 @@ func (b *Builder) writeEntry(tw *tar.Writer, e *Entry, mtime time.Time, found *n
 	case e.Type == tar.TypeReg:
 		found.sawFile(e.Name, emptySHA256[:])
 	}
+	return nil
+}
+
+// writeAhead writes the content of e, entry i, that the pass's read-ahead
+// read and hashed: a sum known from an earlier read must be the same.
+func (b *Builder) writeAhead(tw *tar.Writer, e *Entry, found *notes, i int, beforeData func([]byte) error) error {
+	data, sum, err := found.ahead.next(i)
+	if err != nil {
+		return err
+	}
+	defer found.ahead.release(data)
+	if known := found.sums[i]; known != ([sha256.Size]byte{}) && known != sum {
+		return fmt.Errorf("layer source %s: %w (its content differs from an earlier read)", e.Source, errChanged)
+	}
+	found.sums[i] = sum
+	w, done := found.hashing(tw, i) // a pass that cuts chunks hashes it again
+	r, _, err := headOf(w, e, bytes.NewReader(data), found, beforeData)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyBuffer(w, r, found.copyBuffer()); err != nil {
+		return fmt.Errorf("writing %s to layer: %w", e.Name, err)
+	}
+	if err := done(); err != nil {
+		return fmt.Errorf("layer source %s: %w", e.Source, err)
+	}
+	found.summed(&found.sums[i])
+	found.sawSource(e.Name, i)
 	return nil
 }
 

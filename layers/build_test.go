@@ -318,7 +318,8 @@ func TestBuildHeaders(t *testing.T) {
 }
 
 // TestBuildSourceChanged: a source that differs from what Walk saw fails the
-// build, and leaves nothing in the cache.
+// build, and leaves nothing in the cache; read ahead too (among many small
+// files) or not.
 func TestBuildSourceChanged(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -338,41 +339,76 @@ func TestBuildSourceChanged(t *testing.T) {
 		{"grown, precompressed", true, func(p string) error { return appendFile(p, "more") }, "changed while"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			src := t.TempDir()
-			writeTree(t, src, map[string]file{"a.js": {data: "hello world\n"}, "b.txt": {data: "b"}})
-			setMTimes(t, src, testMTime)
-			spec := Spec{Sources: []Source{{From: src, To: "/x"}}, Precompress: tt.precomp}
-			entries := mustWalk(t, spec)
-			if tt.precomp { // only the .gz sibling reads a.js
-				var gz []Entry
-				for _, e := range entries {
-					if e.Name != "x/a.js" {
-						gz = append(gz, e)
-					}
-				}
-				entries = gz
+		for _, many := range []bool{false, true} {
+			name := tt.name
+			if many {
+				name += ", read ahead"
 			}
-			target := filepath.Join(src, "a.js")
-			if err := tt.change(target); err != nil {
-				t.Fatal(err)
+			t.Run(name, func(t *testing.T) { buildSourceChanged(t, tt.precomp, many, tt.change, tt.want, tt.name == "removed") })
+		}
+	}
+}
+
+func buildSourceChanged(t *testing.T, precomp, many bool, change func(string) error, want string, removed bool) {
+	src := t.TempDir()
+	files := map[string]file{"a.js": {data: "hello world\n"}, "b.txt": {data: "b"}}
+	for i := range 3 * readAheadFiles {
+		files[fmt.Sprintf("%c/f%03d", 'A'+i%3, i)] = file{data: strings.Repeat("x", i)} // before and after a.js
+	}
+	if !many {
+		files = map[string]file{"a.js": files["a.js"], "b.txt": files["b.txt"]}
+	}
+	writeTree(t, src, files)
+	setMTimes(t, src, testMTime)
+	spec := Spec{Sources: []Source{{From: src, To: "/x"}}, Precompress: precomp}
+	entries := mustWalk(t, spec)
+	if precomp { // only the .gz sibling reads a.js
+		var gz []Entry
+		for _, e := range entries {
+			if e.Name != "x/a.js" {
+				gz = append(gz, e)
 			}
-			cache := newCache(t)
-			b := &Builder{Cache: cache, MTime: testMTime}
-			l, err := b.Build(context.Background(), entries)
-			if err == nil {
-				t.Fatalf("built %v from a changed source", l)
-			}
-			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), target) {
-				t.Errorf("error %q, want it to name %s and say %q", err, target, tt.want)
-			}
-			assertCacheEmpty(t, cache)
-			if tt.name != "removed" {
-				// Walking again picks up the change and builds.
-				l := mustBuild(t, b, mustWalk(t, spec))
-				layerTar(t, l, testMTime)
-			}
-		})
+		}
+		entries = gz
+	}
+	target := filepath.Join(src, "a.js")
+	if err := change(target); err != nil {
+		t.Fatal(err)
+	}
+	cache := newCache(t)
+	b := &Builder{Cache: cache, MTime: testMTime}
+	l, err := b.Build(context.Background(), entries)
+	if err == nil {
+		t.Fatalf("built %v from a changed source", l)
+	}
+	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), target) {
+		t.Errorf("error %q, want it to name %s and say %q", err, target, want)
+	}
+	assertCacheEmpty(t, cache)
+	if removed {
+		return
+	}
+	// Walking again picks up the change and builds: every file read once,
+	// each member holding its file's bytes
+	entries = mustWalk(t, spec)
+	b = &Builder{Cache: newCache(t), MTime: testMTime}
+	l = mustBuild(t, b, entries)
+	regular := 0
+	for _, e := range entries {
+		if e.Type == tar.TypeReg {
+			regular++
+		}
+	}
+	if got := b.Stats().FilesRead; got != int64(regular) {
+		t.Errorf("%d files read for %d regular entries", got, regular)
+	}
+	for _, m := range layerTar(t, l, testMTime) {
+		if m.hdr.Typeflag != tar.TypeReg || strings.HasSuffix(m.hdr.Name, ".gz") {
+			continue
+		}
+		if disk, err := os.ReadFile(filepath.Join(src, strings.TrimPrefix(m.hdr.Name, "x/"))); err != nil || string(disk) != string(m.data) {
+			t.Errorf("%s: %d bytes in the layer, the file has %d (%v)", m.hdr.Name, len(m.data), len(disk), err)
+		}
 	}
 }
 

@@ -171,6 +171,7 @@ type notes struct {
 	// are the files (index in files, entry) whose sums it owes
 	worker  *sumWorker
 	pending [][2]int
+	ahead   *readAhead // the small files of this pass, read ahead
 }
 
 // copyBuffer is the pass's buffer for copying files (io.Copy would make
