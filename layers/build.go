@@ -200,17 +200,15 @@ func (b *Builder) writeAhead(tw *tar.Writer, e *Entry, found *notes, i int, befo
 	if known := found.sums[i]; known != ([sha256.Size]byte{}) && known != sum {
 		return fmt.Errorf("layer source %s: %w (its content differs from an earlier read)", e.Source, errChanged)
 	}
+	// the sum is of the very bytes written: even a pass that cuts chunks
+	// (hashing) need not hash them again
 	found.sums[i] = sum
-	w, done := found.hashing(tw, i) // a pass that cuts chunks hashes it again
-	r, _, err := headOf(w, e, bytes.NewReader(data), found, beforeData)
+	r, _, err := headOf(tw, e, bytes.NewReader(data), found, beforeData)
 	if err != nil {
 		return err
 	}
-	if _, err := io.CopyBuffer(w, r, found.copyBuffer()); err != nil {
+	if _, err := io.CopyBuffer(tw, r, found.copyBuffer()); err != nil {
 		return fmt.Errorf("writing %s to layer: %w", e.Name, err)
-	}
-	if err := done(); err != nil {
-		return fmt.Errorf("layer source %s: %w", e.Source, err)
 	}
 	found.summed(&found.sums[i])
 	found.sawSource(e.Name, i)
