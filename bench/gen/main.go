@@ -3,6 +3,7 @@
 //
 //	go run ./bench/gen -workload small -out DIR   # ~2 MB, 30 files: html, js, css, svg
 //	go run ./bench/gen -workload big -out DIR     # ~400 MB, ~9k files: ~60% text, ~40% images
+//	go run ./bench/gen -workload many -out DIR    # ~200 MB, 100k small files: a node_modules
 //
 // Text files (JavaScript, JSON, CSS, HTML, source maps, SVG) are made of
 // tokens drawn from a Zipf-distributed vocabulary, so they compress about as
@@ -33,7 +34,7 @@ type file struct {
 }
 
 func main() {
-	workload := flag.String("workload", "small", "small (~2 MB, 30 files) or big (~400 MB, ~9k files)")
+	workload := flag.String("workload", "small", "small (~2 MB, 30 files), big (~400 MB, ~9k files) or many (~200 MB, 100k files)")
 	out := flag.String("out", "", "directory to write (deleted first)")
 	seed := flag.Uint64("seed", 20260601, "random seed")
 	flag.Parse()
@@ -47,6 +48,8 @@ func main() {
 		files = small(*seed)
 	case "big":
 		files = big(*seed)
+	case "many":
+		files = many(*seed)
 	default:
 		fmt.Fprintf(os.Stderr, "gen: unknown workload %q\n", *workload)
 		os.Exit(2)
@@ -147,6 +150,31 @@ func big(seed uint64) []file {
 	}
 	// A stable entry point the benchmark changes for "one file changed".
 	fs = append(fs, file{path: "index.html", kind: "html", size: 24_000}, file{path: "app/main.js", kind: "js", size: 180_000})
+	for i := range fs {
+		fs[i].seed = seed ^ uint64(i+1)*0x9E3779B97F4A7C15
+	}
+	return fs
+}
+
+// many is a node_modules: 100k small text files (median ~1 kB) in packages
+// of 10-100 files, each with a package.json and lib/, dist/ and src/
+// directories. A build of it is paid in open and stat calls more than in
+// bytes.
+func many(seed uint64) []file {
+	r := rand.New(rand.NewPCG(seed, 0x3A7))
+	const files = 100_000
+	kinds := []struct{ kind, ext string }{{"js", ".js"}, {"js", ".mjs"}, {"json", ".json"}, {"map", ".js.map"}, {"css", ".css"}}
+	var fs []file
+	for p := 0; len(fs) < files; p++ {
+		pkg := fmt.Sprintf("node_modules/%s-%04d", word(r), p)
+		fs = append(fs, file{path: pkg + "/package.json", kind: "json", size: 200 + r.IntN(1800)})
+		for j := 10 + r.IntN(90); j > 0 && len(fs) < files; j-- {
+			k := kinds[r.IntN(len(kinds))]
+			dir := pkg + []string{"", "/lib", "/dist", "/src"}[r.IntN(4)]
+			size := min(max(int(math.Exp(7+1.1*r.NormFloat64())), 16), 512<<10)
+			fs = append(fs, file{path: fmt.Sprintf("%s/%s-%03d%s", dir, word(r), j, k.ext), kind: k.kind, size: size})
+		}
+	}
 	for i := range fs {
 		fs[i].seed = seed ^ uint64(i+1)*0x9E3779B97F4A7C15
 	}
