@@ -29,10 +29,9 @@ var emptySHA256 = sha256.Sum256(nil)
 
 // fileList is how a cache record keeps a layer's files: one JSON string of
 // "<sha256 hex> <name>\x00" items (a name holds no NUL), which decodes into
-// one string that every FileDigest points into. For 220k files that is one
-// object for the garbage collector rather than 440k, and a quarter of the
-// decoding time of an array of objects. An older record's array decodes
-// too.
+// one string that every FileDigest points into: for 220k files, one object
+// for the garbage collector to scan rather than 440k. An older record's
+// array of objects decodes too.
 type fileList []FileDigest
 
 func (fl fileList) MarshalJSON() ([]byte, error) {

@@ -405,20 +405,20 @@ func (w *dirWalker) settle() error {
 // statFound reads each entry's metadata (and, if xattrs, its extended
 // attributes) on GOMAXPROCS workers, in batches; it returns when all are
 // read.
-func statFound(fs []found, xattrs bool) {
+func statFound(fl []found, xattrs bool) {
 	const batch = 64
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), (len(fs)+batch-1)/batch) {
+	for range min(runtime.GOMAXPROCS(0), (len(fl)+batch-1)/batch) {
 		wg.Go(func() {
 			buf := make([]byte, 256)
 			for {
 				i := int(next.Add(batch)) - batch
-				if i >= len(fs) {
+				if i >= len(fl) {
 					return
 				}
-				for j := i; j < min(i+batch, len(fs)); j++ {
-					f := &fs[j]
+				for j := i; j < min(i+batch, len(fl)); j++ {
+					f := &fl[j]
 					if f.fi, f.err = f.d.Info(); f.err == nil && xattrs && xattrsMatter(f.fi.Mode()) {
 						f.xattrs, buf = keptXattrs(f.p, buf)
 					}
@@ -484,14 +484,10 @@ func MapPath(to, rel string) (string, error) {
 	if path.IsAbs(rel) || rel != path.Clean(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
 		return "", fmt.Errorf("path %q is not inside its source", rel)
 	}
-	name := rel // to and rel are clean: joining them needs no cleaning
-	if to != "" {
-		name = to + "/" + rel
+	if to == "" {
+		return rel, nil
 	}
-	if to != "" && !strings.HasPrefix(name, to+"/") {
-		return "", fmt.Errorf("path %q would land outside its target /%s", rel, to)
-	}
-	return name, nil
+	return to + "/" + rel, nil // both clean, rel inside: no cleaning, never outside to
 }
 
 // pruneEmptyDirs drops directories that hold no included entry, keeping the
