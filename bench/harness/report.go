@@ -361,7 +361,7 @@ const methodText = `- **Workloads** (bench/gen, fixed seed): W-small is a 2 MB s
   (` + "`cp -r`" + `: same bytes, new mtimes) with the last build's cache; **fresh runner** — an empty cache, the image already at
   the destination tag; **--cache-from** — an empty cache, a new tag, ` + "`--cache-from :latest`" + `; **cold with --user** — a new repository,
   an empty cache, ` + "`--user appuser:1001:appgroup:1001`" + ` merged into each platform's own /etc/passwd (the base's two platforms have
-  different layers); **wrong password** — a second registry of the same kind with htpasswd auth, ` + "`--registry-password-stdin`" + ` given a
+  different layers), run in the cold loop right after the other tools' cold runs; **wrong password** — a second registry of the same kind with htpasswd auth, ` + "`--registry-password-stdin`" + ` given a
   wrong one: the time until gantry exits 3. Blob uploads are counted from the registry's access log (PATCH/PUT on /blobs/uploads/).
 - **floor**: bench/floor — gantry's own walk + deterministic tar + sha256 + gzip level 1 into a fresh cache directory; no registry.
 - Wall time with the monotonic clock; CPU = user + system time; peak RSS = largest max RSS of any process of the sequence (wait4 rusage);
