@@ -170,22 +170,29 @@ func (b *Builder) writeEntry(tw *tar.Writer, e *Entry, mtime time.Time, found *n
 		}
 		found.summed(&sum)
 	case e.Type == tar.TypeReg && e.Source != "":
-		beforeData := func(head []byte) error { return found.data(e, e.Size, head) }
-		if found.ahead != nil && aheadOK(e) {
-			return b.writeAhead(tw, e, found, i, beforeData)
-		}
-		w, done := found.hashing(tw, i)
-		if err := b.copyFile(w, e, found, beforeData); err != nil {
-			return err
-		}
-		if err := done(); err != nil {
-			return fmt.Errorf("layer source %s: %w", e.Source, err)
-		}
-		found.summed(&found.sums[i])
-		found.sawSource(e.Name, i)
+		return b.writeSource(tw, e, found, i)
 	case e.Type == tar.TypeReg:
 		found.sawFile(e.Name, emptySHA256[:])
 	}
+	return nil
+}
+
+// writeSource writes the content of e, entry i, from its host file: as the
+// pass's read-ahead read it, or copied now.
+func (b *Builder) writeSource(tw *tar.Writer, e *Entry, found *notes, i int) error {
+	beforeData := func(head []byte) error { return found.data(e, e.Size, head) }
+	if found.ahead != nil && aheadOK(e) {
+		return b.writeAhead(tw, e, found, i, beforeData)
+	}
+	w, done := found.hashing(tw, i)
+	if err := b.copyFile(w, e, found, beforeData); err != nil {
+		return err
+	}
+	if err := done(); err != nil {
+		return fmt.Errorf("layer source %s: %w", e.Source, err)
+	}
+	found.summed(&found.sums[i])
+	found.sawSource(e.Name, i)
 	return nil
 }
 

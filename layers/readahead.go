@@ -64,47 +64,55 @@ func (b *Builder) startReadAhead(entries []Entry) *readAhead {
 	// a result leaves ra.results before its job is taken at most once (the
 	// one the pass waits for): jobs has room for every job queued
 	jobs := make(chan *readResult, readAheadFiles+1)
-	ra.wg.Go(func() { // hands out the files in order
-		defer close(jobs)
-		for i := range entries {
-			if !aheadOK(&entries[i]) {
-				continue
-			}
-			r := &readResult{i: i, done: make(chan struct{})}
-			select { // the pass stops it, also when ctx ends
-			case ra.results <- r:
-			case <-ra.stop:
-				return
-			}
-			select {
-			case jobs <- r:
-			case <-ra.stop:
-				return
-			}
-		}
-	})
+	ra.wg.Go(func() { ra.dispatch(entries, jobs) })
 	for range workers {
-		ra.wg.Go(func() {
-			for r := range jobs {
-				select {
-				case <-ra.stop:
-					return
-				default:
-				}
-				var buf []byte
-				select {
-				case buf = <-ra.free:
-				default:
-					buf = make([]byte, readAheadMax)
-				}
-				if r.data, r.err = b.readSmall(&entries[r.i], buf); r.err == nil {
-					r.sum = sha256.Sum256(r.data)
-				}
-				close(r.done)
-			}
-		})
+		ra.wg.Go(func() { ra.work(b, entries, jobs) })
 	}
 	return ra
+}
+
+// dispatch hands out the small files of entries in order, each to
+// ra.results (for the pass) and to jobs (for a worker), until the pass
+// stops it, also when ctx ends.
+func (ra *readAhead) dispatch(entries []Entry, jobs chan<- *readResult) {
+	defer close(jobs)
+	for i := range entries {
+		if !aheadOK(&entries[i]) {
+			continue
+		}
+		r := &readResult{i: i, done: make(chan struct{})}
+		select {
+		case ra.results <- r:
+		case <-ra.stop:
+			return
+		}
+		select {
+		case jobs <- r:
+		case <-ra.stop:
+			return
+		}
+	}
+}
+
+// work reads and hashes the files of jobs into reused buffers.
+func (ra *readAhead) work(b *Builder, entries []Entry, jobs <-chan *readResult) {
+	for r := range jobs {
+		select {
+		case <-ra.stop:
+			return
+		default:
+		}
+		var buf []byte
+		select {
+		case buf = <-ra.free:
+		default:
+			buf = make([]byte, readAheadMax)
+		}
+		if r.data, r.err = b.readSmall(&entries[r.i], buf); r.err == nil {
+			r.sum = sha256.Sum256(r.data)
+		}
+		close(r.done)
+	}
 }
 
 // readSmall reads e's host file whole into buf, as copyFile would: the
