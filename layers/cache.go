@@ -117,8 +117,7 @@ func (c *Cache) lookup(rec string, comp Compression) (l *Layer, remote *record) 
 	if r.Remote {
 		return nil, &r
 	}
-	fi, err := os.Stat(c.blobPath(r.Digest))
-	if err != nil || fi.Size() != r.Size || fi.ModTime().UnixNano() != r.BlobModTime {
+	if !c.blobAsRecorded(r.Digest, r.Size, r.BlobModTime) {
 		return nil, nil
 	}
 	return &Layer{
@@ -126,6 +125,14 @@ func (c *Cache) lookup(rec string, comp Compression) (l *Layer, remote *record) 
 		path: c.blobPath(r.Digest), compression: comp.Algorithm, cached: true,
 		secrets: r.Secrets, elf: r.ELF, files: r.Files,
 	}, nil
+}
+
+// blobAsRecorded reports whether blob h is in the cache as a record saw it
+// written: of size bytes, with the mtime modTime (UnixNano). A blob that is
+// missing, truncated or rewritten since is not.
+func (c *Cache) blobAsRecorded(h v1.Hash, size, modTime int64) bool {
+	fi, err := os.Stat(c.blobPath(h))
+	return err == nil && fi.Size() == size && fi.ModTime().UnixNano() == modTime
 }
 
 // hasBlob reports whether the blob of digest h is stored intact: of the
@@ -254,11 +261,8 @@ type memoRecord struct {
 func (c *Cache) Memo(key string, write func(io.Writer) error) (Doc, error) {
 	rec := filepath.Join(c.dir, "memo", key)
 	var r memoRecord
-	if b, err := os.ReadFile(rec); err == nil && json.Unmarshal(b, &r) == nil && r.Digest.Hex != "" {
-		p := c.blobPath(r.Digest)
-		if fi, err := os.Stat(p); err == nil && fi.Size() == r.Size && fi.ModTime().UnixNano() == r.BlobModTime {
-			return Doc{Path: p, Digest: r.Digest, Size: r.Size}, nil
-		}
+	if b, err := os.ReadFile(rec); err == nil && json.Unmarshal(b, &r) == nil && r.Digest.Hex != "" && c.blobAsRecorded(r.Digest, r.Size, r.BlobModTime) {
+		return Doc{Path: c.blobPath(r.Digest), Digest: r.Digest, Size: r.Size}, nil
 	}
 	f, err := c.tempFile("doc-*")
 	if err != nil {
