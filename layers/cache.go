@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -279,10 +278,14 @@ func (c *Cache) Memo(key string, write func(io.Writer) error) (Doc, error) {
 	if err := errors.Join(werr, f.Close()); err != nil {
 		return Doc{}, fmt.Errorf("writing cache file for %s: %w", key, err)
 	}
-	d := Doc{Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, Size: cw.n}
+	d := Doc{Digest: hashOf(h), Size: cw.n}
 	d.Path = c.blobPath(d.Digest)
-	if err := os.Rename(f.Name(), d.Path); err != nil {
-		return Doc{}, fmt.Errorf("writing cache file %s: %w", d.Path, err)
+	// the same bytes stored already are kept, as for a layer: other
+	// records check that file's mtime
+	if !c.hasBlob(d.Digest, d.Size) {
+		if err := os.Rename(f.Name(), d.Path); err != nil {
+			return Doc{}, fmt.Errorf("writing cache file %s: %w", d.Path, err)
+		}
 	}
 	fi, err := os.Stat(d.Path)
 	if err != nil {

@@ -595,8 +595,9 @@ func TestOpenCache(t *testing.T) {
 
 // TestMemo: a document is made once and then taken from its record without
 // being read; a blob that is missing, rewritten or of another size, or a
-// record of an older gantry, has it made again; a failed write records
-// nothing and leaves no file behind.
+// record of an older gantry, has it made again; the same bytes stored
+// already are kept; a failed write records nothing and leaves no file
+// behind.
 func TestMemo(t *testing.T) {
 	c := newCache(t)
 	made := 0
@@ -639,6 +640,21 @@ func TestMemo(t *testing.T) {
 		if b, _ := os.ReadFile(d.Path); string(b) != "the document" {
 			t.Errorf("after damage the blob holds %q", b)
 		}
+	}
+	// the same bytes stored already are kept with their mtime (another
+	// record may check it), and the new record takes that mtime
+	kept := time.Unix(7, 0)
+	os.Chtimes(d.Path, kept, kept)
+	os.Remove(filepath.Join(c.dir, "memo", "k"))
+	before := made
+	if again := memo("k", "the document"); again != d || made != before+1 {
+		t.Errorf("remade: made %d times more, %+v", made-before, again)
+	}
+	if fi, err := os.Stat(d.Path); err != nil || !fi.ModTime().Equal(kept) {
+		t.Errorf("the stored blob was replaced: %v %v", fi.ModTime(), err)
+	}
+	if again := memo("k", "the document"); again != d || made != before+1 {
+		t.Errorf("after remaking onto a kept blob, no hit: made %d times more", made-before)
 	}
 	// a failed write: the error, no record, no temporary file
 	_, err := c.Memo("failed", func(w io.Writer) error {
