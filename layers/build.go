@@ -204,8 +204,8 @@ func (b *Builder) writeAhead(tw *tar.Writer, e *Entry, found *notes, i int, befo
 		return err
 	}
 	defer found.ahead.release(data)
-	if known := found.sums[i]; known != ([sha256.Size]byte{}) && known != sum {
-		return fmt.Errorf("layer source %s: %w (its content differs from an earlier read)", e.Source, errChanged)
+	if err := sameSum(found.sums[i], sum); err != nil {
+		return fmt.Errorf("layer source %s: %w", e.Source, err)
 	}
 	// the sum is of the very bytes written: even a pass that cuts chunks
 	// (hashing) need not hash them again

@@ -99,11 +99,17 @@ func (n *notes) hashing(w io.Writer, i int) (io.Writer, func() error) {
 	h := sha256.New()
 	return io.MultiWriter(w, h), func() error {
 		h.Sum(n.sums[i][:0])
-		if known != ([sha256.Size]byte{}) && known != n.sums[i] {
-			return fmt.Errorf("%w (its content differs from an earlier read)", errChanged)
-		}
-		return nil
+		return sameSum(known, n.sums[i])
 	}
+}
+
+// sameSum fails if a sum known from an earlier read of a file (zero when
+// there was none) is not got, the sum of what is read now.
+func sameSum(known, got [sha256.Size]byte) error {
+	if known != ([sha256.Size]byte{}) && known != got {
+		return fmt.Errorf("%w (its content differs from an earlier read)", errChanged)
+	}
+	return nil
 }
 
 // sawSource lists entry i, named name, with its host file's sum: now, or
