@@ -189,9 +189,7 @@ func addFileSource(s Spec, src Source, to, from string, fi fs.FileInfo, out *ent
 			return err
 		}
 	}
-	if xattrsMatter(fi.Mode()) {
-		s.xattrs.check(from)
-	}
+	s.xattrs.check(from, fi.Mode())
 	e, err := entryFor(s, from, name, fi)
 	if err != nil {
 		return err
@@ -432,9 +430,7 @@ func statFound(fl []found, xattrs bool) {
 // put records the entry for host file hostPath as name, checking its
 // extended attributes.
 func (w *dirWalker) put(hostPath, rel, name string, fi fs.FileInfo) error {
-	if xattrsMatter(fi.Mode()) {
-		w.s.xattrs.check(hostPath)
-	}
+	w.s.xattrs.check(hostPath, fi.Mode())
 	return w.record(hostPath, rel, name, fi)
 }
 

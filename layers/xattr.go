@@ -23,10 +23,10 @@ const maxXattrWarnings = 10
 // the file, and is on every file of such systems.
 func ignoredXattr(name string) bool { return name == "security.selinux" }
 
-// check records the extended attributes of hostPath, a regular file or a
-// directory (xattrsMatter).
-func (r *xattrReport) check(hostPath string) {
-	if r == nil {
+// check records the extended attributes of hostPath, of mode m, if they
+// matter (xattrsMatter).
+func (r *xattrReport) check(hostPath string, m fs.FileMode) {
+	if r == nil || !xattrsMatter(m) {
 		return
 	}
 	var kept []string
